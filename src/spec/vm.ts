@@ -1,0 +1,277 @@
+/**
+ * The VM definition: one YAML file per VM. Covers every option of the seed's launch script.
+ * Unknown keys are errors (strict objects); cross-field checks are in `vmCrossChecks`.
+ */
+import { z } from 'zod';
+import { IFNAME_RE, IFNAME_RULE, MAC_RE, NAME_RE, NAME_RULE, isMulticastMac } from './names.js';
+import { parseSize } from './units.js';
+
+export const name = z.string({ error: 'must be a name (a string)' }).regex(NAME_RE, { error: NAME_RULE });
+
+/** A size with units ("4G", "512M") → bytes. */
+export const size = (what: string, min = 1) =>
+  z.union([z.string(), z.number()], { error: `${what} must be a size such as 512M or 4G` }).transform((v, ctx) => {
+    const n = parseSize(v);
+    if (n === undefined) {
+      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is not a size (use a number with K, M, G or T, e.g. 4G)` });
+      return z.NEVER;
+    }
+    if (n < min) {
+      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is too small for ${what} (at least ${min} bytes)` });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+const filePath = (what: string) => z.string({ error: `${what} must be a path` }).min(1, { error: `${what} must not be empty` });
+
+/** `string` shorthand → object, for friendlier YAML (`machine: q35`, `display: vnc`). */
+const shorthand = <T extends z.ZodType>(key: string, schema: T) =>
+  z.preprocess((v) => (typeof v === 'string' || typeof v === 'number' ? { [key]: v } : v), schema);
+
+export const ACCELS = ['kvm', 'tcg'] as const;
+
+export const machineSchema = shorthand(
+  'type',
+  z.strictObject({
+    type: z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/, { error: 'must be a QEMU machine type such as q35, pc or microvm' }).default('q35'),
+    /** Accelerators in order of preference; the first one the host can use wins. */
+    accel: z.array(z.enum(ACCELS)).min(1).default(['kvm', 'tcg']),
+    /** KSM: false adds mem-merge=off so this VM's memory is never merged. */
+    memMerge: z.boolean().default(true),
+  }),
+);
+
+export const cpuSchema = shorthand(
+  'count',
+  z.strictObject({
+    /** `host` passes the host CPU through (needs KVM); under TCG it falls back to `max`. */
+    model: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.,=+-]*$/, { error: 'must be a QEMU CPU model such as host, max or Skylake-Server' }).default('host'),
+    count: z.number().int().min(1).max(1024).default(1),
+    sockets: z.number().int().min(1).optional(),
+    cores: z.number().int().min(1).optional(),
+    threads: z.number().int().min(1).optional(),
+  }),
+);
+
+export const DISK_FORMATS = ['raw', 'qcow2', 'vmdk', 'vdi', 'vhdx', 'qed'] as const;
+export const DISK_INTERFACES = ['virtio', 'scsi', 'ide', 'sata', 'nvme'] as const;
+export const CACHE_MODES = ['none', 'writeback', 'writethrough', 'directsync', 'unsafe'] as const;
+export const PREALLOC = ['off', 'metadata', 'falloc', 'full'] as const;
+
+export const diskSchema = z.strictObject({
+  id: name.optional(),
+  /** Image path; relative paths are resolved against the images dir. */
+  file: filePath('file'),
+  format: z.enum(DISK_FORMATS).optional(),
+  interface: z.enum(DISK_INTERFACES).default('virtio'),
+  cache: z.enum(CACHE_MODES).optional(),
+  aio: z.enum(['threads', 'native', 'io_uring']).optional(),
+  discard: z.enum(['ignore', 'unmap']).optional(),
+  readOnly: z.boolean().default(false),
+  index: z.number().int().min(0).max(63).optional(),
+  /** Create the image on first start when it does not exist (never overwrites). */
+  create: z.strictObject({ size: size('size', 512), prealloc: z.enum(PREALLOC).default('off') }).optional(),
+});
+
+export const cdromSchema = shorthand('file', z.strictObject({ id: name.optional(), file: filePath('file') }));
+
+export const BOOT_DEVICES = ['disk', 'cdrom', 'network'] as const;
+export const bootSchema = z.preprocess(
+  (v) => (typeof v === 'string' ? { order: [v] } : Array.isArray(v) ? { order: v } : v),
+  z.strictObject({
+    order: z.array(z.enum(BOOT_DEVICES)).min(1).default(['disk']),
+    /** Boot from this device on the next start only (an install), then from `order`. */
+    once: z.enum(BOOT_DEVICES).optional(),
+    menu: z.boolean().optional(),
+  }),
+);
+
+export const kernelSchema = z
+  .strictObject({
+    /** Direct kernel boot: a kernel image path, or `builtin: test-guest` for kvmctl's tiny guest. */
+    path: filePath('path').optional(),
+    builtin: z.enum(['test-guest']).optional(),
+    initrd: filePath('initrd').optional(),
+    append: z.string().optional(),
+  })
+  .superRefine((k, ctx) => {
+    if (!k.path === !k.builtin) ctx.addIssue({ code: 'custom', message: 'give exactly one of path or builtin', path: ['path'] });
+  });
+
+export const NIC_MODELS = ['virtio', 'e1000', 'e1000e', 'rtl8139', 'vmxnet3'] as const;
+export const portForwardSchema = z.strictObject({
+  proto: z.enum(['tcp', 'udp']).default('tcp'),
+  hostAddr: z.string().optional(),
+  hostPort: z.number().int().min(1).max(65535),
+  guestPort: z.number().int().min(1).max(65535),
+});
+
+export const nicSchema = z
+  .strictObject({
+    id: name.optional(),
+    /** Attach to a kvmctl network (bridge, host-only, macvtap or user) by name. */
+    network: name.optional(),
+    /** Attach to an existing tap interface made by the host's boot config (the seed's tap0). */
+    tap: z.string().regex(IFNAME_RE, { error: IFNAME_RULE }).optional(),
+    /** QEMU user-mode networking (no host setup), with optional port forwards. */
+    user: z.union([z.boolean(), z.strictObject({ forwards: z.array(portForwardSchema).default([]) })]).optional(),
+    model: z.enum(NIC_MODELS).default('virtio'),
+    mac: z.string().regex(MAC_RE, { error: 'is not a MAC address (six hex pairs such as 52:54:00:12:34:56)' }).optional(),
+    vhost: z.enum(['auto', 'on', 'off']).default('auto'),
+  })
+  .superRefine((n, ctx) => nicChecks(n, ctx));
+
+function nicChecks(n: { network?: unknown; tap?: unknown; user?: unknown; mac?: unknown }, ctx: z.RefinementCtx, at: (string | number)[] = []): void {
+    const kinds = [n.network !== undefined, n.tap !== undefined, n.user !== undefined && n.user !== false].filter(Boolean).length;
+    if (kinds !== 1) ctx.addIssue({ code: 'custom', message: 'give exactly one of network, tap or user', path: [...at] });
+    if (typeof n.mac === 'string' && MAC_RE.test(n.mac) && isMulticastMac(n.mac))
+      ctx.addIssue({ code: 'custom', message: `"${n.mac}" is a multicast MAC (first octet is odd); use a unicast one such as 52:54:00:…`, path: [...at, 'mac'] });
+}
+
+const hostPort = z.string().regex(/^[A-Za-z0-9.:[\]-]+:\d{1,5}$/, { error: 'must be HOST:PORT such as 127.0.0.1:10100' });
+
+export const monitorSchema = z.union([
+  z.boolean(),
+  z.strictObject({ socket: filePath('socket') }),
+  z.strictObject({ telnet: hostPort }),
+], { error: 'must be true, false, {socket: PATH} or {telnet: HOST:PORT}' });
+
+export const displaySchema = shorthand(
+  'type',
+  z.strictObject({
+    type: z.enum(['none', 'curses', 'vnc']).default('none'),
+    /** VNC: a unix socket path (default: the VM's runtime dir) or HOST:DISPLAY. */
+    vnc: z.strictObject({ socket: filePath('socket').optional(), listen: z.string().regex(/^[A-Za-z0-9.:[\]-]*:\d+$/).optional() }).optional(),
+  }),
+);
+
+export const SECURITY_MODELS = ['mapped-xattr', 'mapped-file', 'passthrough', 'none'] as const;
+export const shareSchema = z.strictObject({
+  id: name.optional(),
+  path: filePath('path'),
+  tag: z.string().regex(/^[A-Za-z0-9_.-]{1,31}$/, { error: 'must be a mount tag of 1–31 letters, digits, "_", "." or "-"' }),
+  securityModel: z.enum(SECURITY_MODELS).default('mapped-xattr'),
+  readOnly: z.boolean().default(false),
+  driver: z.enum(['9p', 'virtiofs']).default('9p'),
+});
+
+export const runAsSchema = shorthand(
+  'user',
+  z.strictObject({ user: z.string().regex(/^[a-z_][a-z0-9_-]*\$?$/i, { error: 'must be a user name' }), group: z.string().optional() }),
+);
+
+export const autostartSchema = z.preprocess(
+  (v) => (typeof v === 'boolean' ? { enabled: v } : v),
+  z.strictObject({
+    enabled: z.boolean().default(true),
+    /** Lower starts first; VMs with the same order start in parallel. */
+    order: z.number().int().default(0),
+    /** Seconds to wait after this VM started before the next order group. */
+    delay: z.number().min(0).default(0),
+  }),
+);
+
+export const vmSchema = z
+  .strictObject({
+    kind: z.literal('vm').optional(),
+    name,
+    description: z.string().optional(),
+    machine: machineSchema.prefault({}),
+    cpu: cpuSchema.prefault({}),
+    memory: size('memory', 16 * 1024 * 1024).prefault('512M'),
+    /** Entropy for the guest: true = /dev/urandom, or {source: PATH}. */
+    rng: z.union([z.boolean(), z.strictObject({ source: filePath('source') })]).default(true),
+    disks: z.array(diskSchema).default([]),
+    cdroms: z.array(cdromSchema).default([]),
+    boot: bootSchema.optional(),
+    kernel: kernelSchema.optional(),
+    nics: z.array(nicSchema).default([]),
+    monitor: monitorSchema.default(false),
+    qmp: z.strictObject({ socket: filePath('socket') }).optional(),
+    serial: z.enum(['socket', 'none']).default('socket'),
+    display: displaySchema.prefault({}),
+    shares: z.array(shareSchema).default([]),
+    /** Escape hatch: appended verbatim to the QEMU command line. */
+    extraArgs: z.array(z.string()).default([]),
+    autostart: autostartSchema.prefault(false),
+    runAs: runAsSchema.optional(),
+    /** Seconds `stop` waits for an ACPI power-down before it forces the VM off. */
+    stopTimeout: z.number().min(0).max(3600).default(60),
+  })
+  .superRefine(vmCrossChecks);
+
+export type VmInput = z.input<typeof vmSchema>;
+export type VmSpec = z.output<typeof vmSchema>;
+export type NicSpec = VmSpec['nics'][number];
+export type DiskSpec = VmSpec['disks'][number];
+export type ShareSpec = VmSpec['shares'][number];
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+/**
+ * Checks across fields. Tolerant of raw (unvalidated) input, so that a definition with a bad
+ * field still gets its cross-field problems reported in the same run.
+ */
+export function vmCrossIssues(raw: unknown): { path: (string | number)[]; message: string }[] {
+  const out: { path: (string | number)[]; message: string }[] = [];
+  if (!raw || typeof raw !== 'object') return out;
+  const r = raw as any;
+  const arr = (v: unknown): any[] => (Array.isArray(v) ? v.map((x) => (x && typeof x === 'object' ? x : {})) : []);
+  const boot = typeof r.boot === 'string' ? { order: [r.boot] } : Array.isArray(r.boot) ? { order: r.boot } : r.boot;
+  vmCrossChecks(
+    {
+      cpu: typeof r.cpu === 'object' && r.cpu ? { count: r.cpu.count ?? 1, ...r.cpu } : { count: 1 },
+      nics: arr(r.nics),
+      disks: arr(r.disks).map((d) => ({ interface: 'virtio', ...d })),
+      shares: arr(r.shares),
+      boot: boot && typeof boot === 'object' ? { order: Array.isArray(boot.order) ? boot.order : ['disk'], once: boot.once } : undefined,
+      cdroms: arr(r.cdroms),
+      kernel: r.kernel,
+    },
+    { raw: true, addIssue: (i: any) => out.push({ path: i.path ?? [], message: i.message }) } as any,
+  );
+  return out;
+}
+
+function vmCrossChecks(vm: {
+  cpu: { count: number; sockets?: number; cores?: number; threads?: number };
+  nics: { id?: string; mac?: string }[];
+  disks: { id?: string; interface: string; index?: number; file: string; readOnly?: boolean }[];
+  shares: { id?: string; tag: string }[];
+  boot?: { order: string[]; once?: string };
+  cdroms: unknown[];
+  kernel?: unknown;
+}, ctx: z.RefinementCtx): void {
+  const { sockets, cores, threads, count } = vm.cpu;
+  if (sockets || cores || threads) {
+    const prod = (sockets ?? 1) * (cores ?? 1) * (threads ?? 1);
+    if (prod !== count) ctx.addIssue({ code: 'custom', path: ['cpu', 'count'], message: `sockets × cores × threads = ${prod} but count is ${count}` });
+  }
+  vm.nics.forEach((n, i) => {
+    // In a validated spec the NIC schema already ran these checks; on raw input run them here.
+    if ((ctx as any).raw) nicChecks(n as any, ctx, ['nics', i]);
+  });
+  const seen = (items: (string | undefined)[], field: string, what: string, key: string) => {
+    const first = new Map<string, number>();
+    items.forEach((v, i) => {
+      if (typeof v !== 'string') return;
+      const k = v.toLowerCase();
+      if (first.has(k)) ctx.addIssue({ code: 'custom', path: [field, i, key], message: `duplicate ${what} "${v}" (also ${field}[${first.get(k)}])` });
+      else first.set(k, i);
+    });
+  };
+  seen(vm.nics.map((n, i) => n.id ?? `net${i}`), 'nics', 'NIC id', 'id');
+  seen(vm.nics.map((n) => n.mac), 'nics', 'MAC', 'mac');
+  seen(vm.disks.map((d, i) => d.id ?? `disk${i}`), 'disks', 'disk id', 'id');
+  seen(vm.disks.map((d) => d.file), 'disks', 'disk file', 'file');
+  seen(vm.disks.map((d) => (d.index === undefined ? undefined : `${d.interface}:${d.index}`)), 'disks', 'interface index', 'index');
+  seen(vm.shares.map((s) => s.tag), 'shares', 'mount tag', 'tag');
+  seen(vm.shares.map((s, i) => s.id ?? `fs${i}`), 'shares', 'share id', 'id');
+  const wants = [...(vm.boot?.order ?? []), ...(vm.boot?.once ? [vm.boot.once] : [])];
+  if (wants.includes('cdrom') && vm.cdroms.length === 0)
+    ctx.addIssue({ code: 'custom', path: ['boot'], message: 'boots from cdrom but no cdroms are defined' });
+  if (wants.includes('network') && vm.nics.length === 0)
+    ctx.addIssue({ code: 'custom', path: ['boot'], message: 'boots from the network but no nics are defined' });
+  if (vm.disks.length === 0 && vm.cdroms.length === 0 && !vm.kernel && wants.length > 0 && wants.includes('disk') && wants.length === 1)
+    ctx.addIssue({ code: 'custom', path: ['boot'], message: 'boots from disk but no disks are defined' });
+}

@@ -1,0 +1,46 @@
+/**
+ * kvmctl's command line. Each command lives in src/cli/commands/NAME.ts and exports
+ * `register(program, run)`; this file only wires them up, so start-up stays lean (command
+ * modules import their heavy dependencies lazily inside their actions).
+ */
+import { Command, CommanderError } from 'commander';
+import { makeCtx, renderError, type Ctx } from './context.js';
+import { commands } from './commands/index.js';
+
+export type Action = (fn: (ctx: Ctx, ...args: any[]) => Promise<void> | void) => (...args: any[]) => Promise<void>;
+
+const program = new Command();
+program
+  .name('kvmctl')
+  .description('Declarative manager for QEMU/KVM virtual machines')
+  .version('0.1.0')
+  .option('--json', 'print machine-readable JSON')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+
+/** Wraps a command action: builds the context, maps errors to message + hint + exit status. */
+const action: Action = (fn) => async (...args: any[]) => {
+  const cmd = args[args.length - 1] as Command;
+  const opts = cmd.optsWithGlobals() as { json?: boolean };
+  const ctx = makeCtx(opts);
+  try {
+    await fn(ctx, ...args);
+  } catch (e) {
+    const r = renderError(e);
+    if (opts.json) process.stdout.write(`${JSON.stringify({ error: r.json }, null, 2)}\n`);
+    process.stderr.write(`${r.text}\n`);
+    process.exitCode = r.exit;
+  }
+};
+
+for (const register of commands) register(program, action);
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  if (e instanceof CommanderError) {
+    process.exitCode = e.exitCode === 0 ? 0 : 2;
+    return;
+  }
+  const r = renderError(e);
+  process.stderr.write(`${r.text}\n`);
+  process.exitCode = r.exit;
+});

@@ -13,7 +13,7 @@ import { closest } from './names.js';
 import { networkSchema, type NetworkSpec } from './network.js';
 import { vmCrossIssues, vmSchema, type VmSpec } from './vm.js';
 
-export type Definition = { kind: 'vm'; spec: VmSpec; source?: string } | { kind: 'network'; spec: NetworkSpec; source?: string };
+export type Definition = ({ kind: 'vm'; spec: VmSpec } | { kind: 'network'; spec: NetworkSpec }) & { source?: string; text?: string };
 
 /** Every key any object in the schemas knows, for did-you-mean on unknown keys. */
 const KNOWN_KEYS = new Set<string>();
@@ -84,7 +84,7 @@ export function toIssues(err: z.ZodError, input: unknown, prefix = ''): ErrorIss
   return out;
 }
 
-export type ParsedDoc = { kind: 'vm' | 'network'; spec?: VmSpec | NetworkSpec; raw: unknown; issues: ErrorIssue[]; label: string };
+export type ParsedDoc = { kind: 'vm' | 'network'; spec?: VmSpec | NetworkSpec; raw: unknown; issues: ErrorIssue[]; label: string; /** this document's own YAML text */ text?: string };
 
 /** Parse and validate the documents of one YAML text. Does not throw for bad specs: issues are returned. */
 export function parseDefinitions(text: string, source = '<input>'): ParsedDoc[] {
@@ -110,7 +110,8 @@ export function parseDefinitions(text: string, source = '<input>'): ParsedDoc[] 
     }
     const schema = kind === 'vm' ? vmSchema : networkSchema;
     const r = schema.safeParse(raw);
-    out.push(r.success ? { kind, spec: r.data, raw, label, issues: [] } : { kind, raw, label, issues: kind === 'vm' ? vmIssues(r.error, raw) : toIssues(r.error, raw) });
+    const docText = list.length > 1 ? doc.toString() : text;
+    out.push(r.success ? { kind, spec: r.data, raw, label, issues: [], text: docText } : { kind, raw, label, issues: kind === 'vm' ? vmIssues(r.error, raw) : toIssues(r.error, raw) });
   });
   return out;
 }
@@ -173,7 +174,7 @@ export function loadFiles(paths: string[]): Definition[] {
     const text = p === '-' ? fs.readFileSync(0, 'utf8') : fs.readFileSync(p, 'utf8');
     for (const d of parseDefinitions(text, p)) {
       if (d.issues.length) issues.push(...d.issues.map((i) => ({ path: `${d.label}: ${i.path}`, message: i.message })));
-      else defs.push({ kind: d.kind, spec: d.spec, source: p } as Definition);
+      else defs.push({ kind: d.kind, spec: d.spec, source: p, text: d.text } as Definition);
     }
   }
   if (issues.length) throw specError(paths.join(', '), issues);

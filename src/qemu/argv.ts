@@ -1,0 +1,205 @@
+/**
+ * The QEMU command line, as a pure function of the definition, the host facts and the runtime
+ * context (socket paths, resolved NIC attachments, resolved builtin kernel). No I/O here: every
+ * fact about the host arrives as data, so this is golden-tested for a KVM host and for a TCG host.
+ */
+import path from 'node:path';
+import { KvmError } from '../errors.js';
+import type { HostFacts } from '../host/facts.js';
+import type { DiskSpec, NicSpec, VmSpec } from '../spec/vm.js';
+import { formatSize } from '../spec/units.js';
+import type { NicAttachment } from './attachments.js';
+import { qemuEscape, qemuOpts } from './escape.js';
+
+export type RuntimePaths = { dir: string; qmp: string; serial: string; serialLog: string; pidfile: string; vnc: string };
+
+export type ArgvContext = {
+  runtime: RuntimePaths;
+  /** Relative disk and ISO paths are resolved against this directory. */
+  imagesDir: string;
+  /** One per NIC, in the definition's order. */
+  attachments: NicAttachment[];
+  /** The kernel to boot directly, with builtin names already resolved to files. */
+  kernel?: { path: string; initrd?: string; append?: string };
+  /** Apply `boot.once` (an install boot from the CD-ROM). */
+  bootOnce?: boolean;
+};
+
+export type BuiltArgv = { argv: string[]; warnings: string[]; accel: 'kvm' | 'tcg'; cpuModel: string };
+
+const NIC_DEVICE: Record<NicSpec['model'], string> = {
+  virtio: 'virtio-net-pci',
+  e1000: 'e1000',
+  e1000e: 'e1000e',
+  rtl8139: 'rtl8139',
+  vmxnet3: 'vmxnet3',
+};
+const BOOT_LETTER = { disk: 'c', cdrom: 'd', network: 'n' } as const;
+
+export function nicId(nic: NicSpec, i: number): string {
+  return nic.id ?? `net${i}`;
+}
+export function diskId(disk: DiskSpec, i: number): string {
+  return disk.id ?? `disk${i}`;
+}
+
+function resolveIn(dir: string, file: string): string {
+  return path.isAbsolute(file) ? file : path.join(dir, file);
+}
+
+/** Infer a disk's format from its extension when the definition leaves it out. */
+export function diskFormat(disk: DiskSpec): string {
+  if (disk.format) return disk.format;
+  const ext = path.extname(disk.file).slice(1).toLowerCase();
+  return ['qcow2', 'vmdk', 'vdi', 'vhdx', 'qed'].includes(ext) ? ext : 'raw';
+}
+
+export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): BuiltArgv {
+  const a: string[] = [facts.qemuBinary];
+  const warnings: string[] = [];
+  const add = (...xs: string[]) => a.push(...xs);
+
+  // Accelerator: the first one in the definition's list that the host can use; TCG otherwise.
+  const usable = (x: string) => (x === 'kvm' ? facts.kvm : facts.accels.length === 0 || facts.accels.includes(x));
+  let accel = vm.machine.accel.find(usable) as 'kvm' | 'tcg' | undefined;
+  if (!accel) {
+    accel = 'tcg';
+    warnings.push(`KVM is not usable here (${facts.kvmWhy ?? 'unknown reason'}): running under TCG software emulation, roughly 10–50× slower`);
+  } else if (accel === 'tcg' && vm.machine.accel[0] === 'kvm') {
+    warnings.push(`KVM is not usable here (${facts.kvmWhy ?? 'unknown reason'}): falling back to TCG software emulation, roughly 10–50× slower`);
+  }
+  if (facts.machines.length > 0 && !facts.machines.includes(vm.machine.type)) {
+    throw new KvmError('MACHINE_UNKNOWN', `machine type "${vm.machine.type}" is not known to ${facts.qemuBinary} ${facts.qemuVersion ?? ''}`.trim(), {
+      exit: 2,
+      hint: `pick one of: ${facts.machines.filter((m) => !/\d/.test(m)).join(', ')} (qemu-system-x86_64 -machine help)`,
+    });
+  }
+  let cpuModel = vm.cpu.model;
+  if (accel === 'tcg' && cpuModel === 'host') {
+    cpuModel = 'max';
+    warnings.push('CPU model "host" needs KVM: using "max" (every feature TCG can emulate)');
+  }
+
+  add('-name', qemuEscape(vm.name));
+  add('-machine', qemuOpts(undefined, { type: vm.machine.type, accel, 'mem-merge': vm.machine.memMerge ? undefined : 'off' }));
+  add('-nodefaults', '-no-user-config');
+  if (vm.rng) {
+    const source = vm.rng === true ? '/dev/urandom' : vm.rng.source;
+    add('-object', qemuOpts('rng-random', { id: 'rng0', filename: source }), '-device', 'virtio-rng-pci,rng=rng0');
+  }
+  add('-cpu', cpuModel);
+  const { count, sockets, cores, threads } = vm.cpu;
+  add('-smp', sockets || cores || threads ? qemuOpts(String(count), { sockets, cores, threads }) : String(count));
+  add('-m', formatSize(vm.memory));
+
+  // Disks.
+  let scsi = false;
+  vm.disks.forEach((d, i) => {
+    const id = diskId(d, i);
+    const file = resolveIn(ctx.imagesDir, d.file);
+    const common = { file, format: diskFormat(d), cache: d.cache, aio: d.aio, discard: d.discard, readonly: d.readOnly };
+    if (d.interface === 'virtio' || d.interface === 'ide' || d.interface === 'sata') {
+      const iface = d.interface === 'sata' ? 'ide' : d.interface; // q35's IDE buses are its AHCI ports
+      add('-drive', qemuOpts(undefined, { ...common, if: iface, index: d.index, media: 'disk', id }));
+    } else if (d.interface === 'scsi') {
+      if (!scsi) add('-device', 'virtio-scsi-pci,id=scsi0');
+      scsi = true;
+      add('-drive', qemuOpts(undefined, { ...common, if: 'none', id }), '-device', qemuOpts('scsi-hd', { drive: id, bus: 'scsi0.0' }));
+    } else {
+      add('-drive', qemuOpts(undefined, { ...common, if: 'none', id }), '-device', qemuOpts('nvme', { drive: id, serial: id }));
+    }
+  });
+  vm.cdroms.forEach((c, i) => {
+    add('-drive', qemuOpts(undefined, { file: resolveIn(ctx.imagesDir, c.file), if: 'ide', media: 'cdrom', readonly: true, id: c.id ?? `cd${i}` }));
+  });
+
+  // Boot: direct kernel, or the firmware's boot order.
+  if (ctx.kernel) {
+    add('-kernel', ctx.kernel.path);
+    if (ctx.kernel.initrd) add('-initrd', ctx.kernel.initrd);
+    if (ctx.kernel.append) add('-append', ctx.kernel.append);
+  }
+  if (vm.boot) {
+    const order = vm.boot.order.map((b) => BOOT_LETTER[b]).join('');
+    const once = ctx.bootOnce && vm.boot.once ? BOOT_LETTER[vm.boot.once] : undefined;
+    add('-boot', once || vm.boot.menu !== undefined ? qemuOpts(undefined, { order, once, menu: vm.boot.menu }) : order);
+  }
+
+  // NICs.
+  if (ctx.attachments.length !== vm.nics.length) {
+    throw new KvmError('INTERNAL', `buildArgv: ${vm.nics.length} NICs but ${ctx.attachments.length} attachments`);
+  }
+  const noVhost: string[] = [];
+  vm.nics.forEach((nic, i) => {
+    const id = nicId(nic, i);
+    const at = ctx.attachments[i]!;
+    let mac = nic.mac;
+    if (at.kind === 'user') {
+      const fwd = at.forwards.map((f) => `${f.proto}:${f.hostAddr ?? ''}:${f.hostPort}-:${f.guestPort}`);
+      add('-netdev', ['user', `id=${id}`, ...fwd.map((f) => `hostfwd=${f}`)].join(','));
+    } else {
+      const wantVhost = nic.vhost === 'on' || (nic.vhost === 'auto' && at.vhost);
+      const vhost = wantVhost && facts.vhostNet;
+      if (wantVhost && !facts.vhostNet && nic.vhost === 'on') noVhost.push(id);
+      if (at.kind === 'tap') {
+        add('-netdev', qemuOpts('tap', { id, ifname: at.ifname, vhost: vhost ? 'on' : 'off', script: 'no', downscript: 'no' }));
+      } else {
+        add('-netdev', qemuOpts('tap', { id, fd: at.fd, vhost: vhost ? 'on' : 'off' }));
+        mac = at.mac; // macvtap: the guest MAC must be the macvtap interface's
+      }
+    }
+    add('-device', qemuOpts(NIC_DEVICE[nic.model], { netdev: id, mac, id: `${id}-dev` }));
+  });
+  if (noVhost.length) {
+    warnings.push(`/dev/vhost-net is missing: vhost turned off for ${noVhost.join(', ')} (virtio-net runs in QEMU's own thread, slower)`);
+  }
+
+  // Control sockets: QMP always (kvmctl's own), the seed-style monitor when asked.
+  add('-qmp', `unix:${qemuEscape(ctx.runtime.qmp)},server=on,wait=off`);
+  if (vm.monitor !== false) {
+    if (vm.monitor === true) add('-monitor', `unix:${qemuEscape(path.join(ctx.runtime.dir, 'monitor.sock'))},server=on,wait=off`);
+    else if ('socket' in vm.monitor) add('-monitor', `unix:${qemuEscape(vm.monitor.socket)},server=on,wait=off`);
+    else add('-monitor', `telnet:${vm.monitor.telnet},server=on,wait=off`);
+  }
+  if (vm.serial === 'socket') {
+    add('-chardev', qemuOpts('socket', { id: 'serial0', path: ctx.runtime.serial, server: 'on', wait: 'off', logfile: ctx.runtime.serialLog }));
+    add('-serial', 'chardev:serial0');
+  }
+
+  // Display.
+  if (vm.display.type === 'none') add('-display', 'none');
+  else {
+    add('-device', 'VGA');
+    if (vm.display.type === 'curses') add('-display', 'curses');
+    else {
+      add('-display', 'none');
+      const listen = vm.display.vnc?.listen;
+      add('-vnc', listen ? listen : `unix:${qemuEscape(vm.display.vnc?.socket ?? ctx.runtime.vnc)}`);
+    }
+  }
+
+  // Shared folders.
+  vm.shares.forEach((s, i) => {
+    const id = s.id ?? `fs${i}`;
+    if (s.driver === 'virtiofs') {
+      throw new KvmError('UNSUPPORTED', `shares[${i}]: virtiofs is not supported yet`, { exit: 2, hint: 'use driver: 9p' });
+    }
+    add('-fsdev', qemuOpts('local', { id, path: s.path, security_model: s.securityModel, readonly: s.readOnly }));
+    add('-device', qemuOpts('virtio-9p-pci', { fsdev: id, mount_tag: s.tag }));
+  });
+
+  // Process: pidfile, privilege drop, sandbox.
+  add('-pidfile', ctx.runtime.pidfile);
+  if (vm.runAs) {
+    if (facts.runAs === 'run-with') add('-run-with', qemuOpts(undefined, { user: vm.runAs.group ? `${vm.runAs.user}:${vm.runAs.group}` : vm.runAs.user }));
+    else if (facts.runAs === 'runas') add('-runas', vm.runAs.user);
+    else throw new KvmError('RUNAS_UNSUPPORTED', `${facts.qemuBinary} supports neither -runas nor -run-with`, { hint: 'remove runAs or install a QEMU that can drop privileges' });
+  }
+  if (facts.sandbox) {
+    // set*id must stay allowed when QEMU drops privileges itself (-runas runs after the filter is installed).
+    add('-sandbox', qemuOpts('on', { obsolete: 'deny', elevateprivileges: vm.runAs ? undefined : 'deny', spawn: 'deny', resourcecontrol: 'deny' }));
+  }
+  add('-msg', 'timestamp=on');
+  a.push(...vm.extraArgs);
+  return { argv: a, warnings, accel, cpuModel };
+}

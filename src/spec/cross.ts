@@ -1,0 +1,40 @@
+/**
+ * Checks across definitions: a NIC that names a network nobody defined, two VMs on one writable
+ * disk, two networks on one bridge interface. Pure: callers pass every known definition.
+ */
+import path from 'node:path';
+import type { ErrorIssue } from '../errors.js';
+import { bridgeIfname, type NetworkSpec } from './network.js';
+import type { VmSpec } from './vm.js';
+
+export function crossDefinitionIssues(vms: VmSpec[], nets: NetworkSpec[], imagesDir: string): ErrorIssue[] {
+  const issues: ErrorIssue[] = [];
+  const netNames = new Set(nets.map((n) => n.name));
+  for (const vm of vms) {
+    vm.nics.forEach((nic, i) => {
+      if (nic.network !== undefined && !netNames.has(nic.network)) {
+        issues.push({ path: `vm/${vm.name}: nics[${i}].network`, message: `no network named "${nic.network}" (define it with kind: network, or use tap: / user:)` });
+      }
+    });
+  }
+  const writers = new Map<string, string>();
+  for (const vm of vms) {
+    vm.disks.forEach((d, i) => {
+      if (d.readOnly) return;
+      const file = path.resolve(imagesDir, d.file);
+      const other = writers.get(file);
+      if (other && other !== vm.name) {
+        issues.push({ path: `vm/${vm.name}: disks[${i}].file`, message: `"${file}" is already a writable disk of VM "${other}"; two VMs writing one image corrupt it (use readOnly: true, or kvmctl disk clone)` });
+      } else writers.set(file, vm.name);
+    });
+  }
+  const ifnames = new Map<string, string>();
+  for (const n of nets) {
+    const ifn = bridgeIfname(n);
+    if (!ifn) continue;
+    const other = ifnames.get(ifn);
+    if (other && other !== n.name) issues.push({ path: `network/${n.name}: interface`, message: `bridge "${ifn}" is already used by network "${other}"` });
+    else ifnames.set(ifn, n.name);
+  }
+  return issues;
+}

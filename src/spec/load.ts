@@ -67,10 +67,12 @@ export function toIssues(err: z.ZodError, input: unknown, prefix = ''): ErrorIss
       }
       continue;
     }
-    const at = valueAt(input, iss.path);
+    // The raw value, or (after a shorthand such as `boot: floppy` was expanded) the one zod saw.
+    const at = 'input' in iss && iss.input !== undefined ? iss.input : valueAt(input, iss.path);
     let message = iss.message;
     if (iss.code === 'invalid_type') {
-      message = at === undefined ? `is required (${iss.expected})` : `must be ${iss.expected}, got ${describe(at)}`;
+      const expected = iss.expected === 'int' ? 'an integer' : iss.expected;
+      message = at === undefined ? `is required (${expected})` : `must be ${expected}, got ${describe(at)}`;
     } else if (iss.code === 'invalid_value' && 'values' in iss) {
       message = `${describe(at)} is not one of ${(iss.values as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
     } else if (iss.code === 'invalid_format' || (iss.code === 'custom' && at !== undefined && typeof at !== 'object' && !message.includes('"'))) {
@@ -109,7 +111,7 @@ export function parseDefinitions(text: string, source = '<input>'): ParsedDoc[] 
       return;
     }
     const schema = kind === 'vm' ? vmSchema : networkSchema;
-    const r = schema.safeParse(raw);
+    const r = schema.safeParse(raw, { reportInput: true });
     const docText = list.length > 1 ? doc.toString() : text;
     out.push(r.success ? { kind, spec: r.data, raw, label, issues: [], text: docText } : { kind, raw, label, issues: kind === 'vm' ? vmIssues(r.error, raw) : toIssues(r.error, raw) });
   });
@@ -118,7 +120,7 @@ export function parseDefinitions(text: string, source = '<input>'): ParsedDoc[] 
 
 /** Validate one object as a VM definition; throws SPEC_INVALID with every issue. */
 export function validateVm(raw: unknown, source = '<input>'): VmSpec {
-  const r = vmSchema.safeParse(raw);
+  const r = vmSchema.safeParse(raw, { reportInput: true });
   if (r.success) return r.data;
   throw specError(source, vmIssues(r.error, raw));
 }
@@ -135,7 +137,7 @@ export function vmIssues(err: z.ZodError, raw: unknown): ErrorIssue[] {
 }
 
 export function validateNetwork(raw: unknown, source = '<input>'): NetworkSpec {
-  const r = networkSchema.safeParse(raw);
+  const r = networkSchema.safeParse(raw, { reportInput: true });
   if (r.success) return r.data;
   throw specError(source, toIssues(r.error, raw));
 }

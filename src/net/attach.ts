@@ -1,0 +1,245 @@
+/**
+ * A VM's NICs at start and stop: create and attach what each NIC needs, hand the argv builder a
+ * NicAttachment per NIC, and remove it all again.
+ *
+ *   network bridge/host-only → the network is brought up if needed, the VM gets its own tap
+ *                              (kv<hash>n<i>, alias kvmctl:vm=NAME,nic=ID, owned by runAs),
+ *                              enslaved and up → {kind:'tap', ifname}
+ *   network macvtap          → kv<hash>m<i> on the parent with the NIC's MAC (deterministic when
+ *                              the definition has none); /dev/tapN resolved by major:minor,
+ *                              chowned, opened → {kind:'fd', fd: 3+k, mac}
+ *   tap: NAME                → must exist (QEMU would silently make a throw-away tap otherwise);
+ *                              a macvtap given by name is opened and passed as an fd, and its MAC
+ *                              must agree with the definition's (MAC_MISMATCH otherwise)
+ *   user / network type user → {kind:'user', forwards}
+ *
+ * What was created is recorded in `<run>/vms/NAME/nics.json` (and marked in each interface's
+ * alias), so releaseNics() and `net gc` can undo it after a crash.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { badInput, KvmError } from '../errors.js';
+import type { HostFacts } from '../host/facts.js';
+import { vmRunDir, type Paths } from '../host/paths.js';
+import type { NicAttachment } from '../qemu/attachments.js';
+import { bridgeIfname, type NetworkSpec } from '../spec/network.js';
+import { readAllNetworks } from '../spec/store.js';
+import type { NicSpec, VmSpec } from '../spec/vm.js';
+import { bridgeUp } from './bridge.js';
+import { deleteLink, getLink, listLinks, parseOwner, type IpOpts } from './ip.js';
+import { createMacvtap, openMacvtap } from './macvtap.js';
+import { createTap, vmLinkName } from './tap.js';
+
+export type PreparedNics = {
+  attachments: NicAttachment[];
+  /** fds to put at stdio[3], [4], ... in order; attachment fd numbers match */
+  fds: number[];
+  macs: string[];
+  /** Things the user should know (vhost off, foreign bridge used as is). */
+  warnings: string[];
+  /** Close this process's copies of `fds` (call right after QEMU was spawned; idempotent). */
+  closeFds(): void;
+  /** undo everything done (idempotent) */
+  release(): Promise<void>;
+};
+
+/** Deterministic locally administered MAC under QEMU's 52:54:00 prefix, from VM and NIC names. */
+export function deriveMac(vmName: string, nicId: string): string {
+  const h = createHash('sha256').update(`${vmName}\0${nicId}`).digest();
+  return ['52', '54', '00', ...[h[0]!, h[1]!, h[2]!].map((b) => b.toString(16).padStart(2, '0'))].join(':');
+}
+
+function nicIdOf(nic: NicSpec, i: number): string {
+  return nic.id ?? `net${i}`;
+}
+
+function vhostFor(nic: NicSpec, facts: HostFacts): boolean {
+  return facts.vhostNet && nic.vhost !== 'off';
+}
+
+function networkOf(vm: VmSpec, nic: NicSpec, i: number, nets: Map<string, NetworkSpec>): NetworkSpec {
+  const net = nets.get(nic.network!);
+  if (!net) {
+    throw badInput('NETWORK_NOT_FOUND', `VM "${vm.name}" nics[${i}]: no network named "${nic.network}"`, `define it (kvmctl net create -f FILE) or check the name (kvmctl net list)`);
+  }
+  return net;
+}
+
+/** The attachments `start` will use, without touching the host (for `kvmctl cmdline`). */
+export function plannedAttachments(vm: VmSpec, nets: Map<string, NetworkSpec>, facts: HostFacts): NicAttachment[] {
+  let nextFd = 3;
+  return vm.nics.map((nic, i): NicAttachment => {
+    const vhost = vhostFor(nic, facts);
+    if (nic.user !== undefined && nic.user !== false) return { kind: 'user', forwards: typeof nic.user === 'object' ? nic.user.forwards : [] };
+    if (nic.tap !== undefined) return { kind: 'tap', ifname: nic.tap, vhost };
+    const net = networkOf(vm, nic, i, nets);
+    if (net.type === 'user') return { kind: 'user', forwards: net.forwards };
+    if (net.type === 'macvtap') return { kind: 'fd', fd: nextFd++, vhost, mac: (nic.mac ?? deriveMac(vm.name, nicIdOf(nic, i))).toLowerCase() };
+    return { kind: 'tap', ifname: vmLinkName(vm.name, i, 'tap'), vhost };
+  });
+}
+
+type NicRecord = { netns?: string; links: { ifname: string; nic: string }[]; nodes: string[] };
+
+function recordFile(paths: Paths, vmName: string): string {
+  return path.join(vmRunDir(paths, vmName), 'nics.json');
+}
+
+function saveRecord(paths: Paths, vmName: string, rec: NicRecord): void {
+  const f = recordFile(paths, vmName);
+  fs.mkdirSync(path.dirname(f), { recursive: true });
+  fs.writeFileSync(`${f}.tmp`, JSON.stringify(rec, null, 2));
+  fs.renameSync(`${f}.tmp`, f);
+}
+
+export async function prepareNics(
+  vm: VmSpec,
+  opts: { paths: Paths; facts: HostFacts; runAs?: { uid: number; gid: number }; netns?: string; nets?: Map<string, NetworkSpec> },
+): Promise<PreparedNics> {
+  const ipo: IpOpts = { netns: opts.netns };
+  const nets = opts.nets ?? (vm.nics.some((n) => n.network !== undefined) ? readAllNetworks(opts.paths) : new Map<string, NetworkSpec>());
+  const privateDir = path.join(vmRunDir(opts.paths, vm.name), 'dev');
+  const rec: NicRecord = { netns: opts.netns, links: [], nodes: [] };
+  const attachments: NicAttachment[] = [];
+  const fds: number[] = [];
+  const macs: string[] = [];
+  const warnings: string[] = [];
+  let fdsClosed = false;
+  const closeFds = () => {
+    if (fdsClosed) return;
+    fdsClosed = true;
+    for (const fd of fds) {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        /* already closed */
+      }
+    }
+  };
+  let released = false;
+  const release = async () => {
+    closeFds();
+    if (released) return;
+    released = true;
+    for (const l of [...rec.links].reverse()) await deleteLink(l.ifname, ipo).catch(() => undefined);
+    for (const n of rec.nodes) fs.rmSync(n, { force: true });
+    fs.rmSync(recordFile(opts.paths, vm.name), { force: true });
+  };
+
+  const openFd = async (ifname: string, want: string | undefined, i: number, vhost: boolean) => {
+    const link = await getLink(ifname, ipo);
+    const have = link?.address?.toLowerCase();
+    if (want && have && want.toLowerCase() !== have) {
+      throw new KvmError('MAC_MISMATCH', `VM "${vm.name}" nics[${i}]: the definition's MAC ${want.toLowerCase()} differs from macvtap ${ifname}'s ${have}; a macvtap passes only frames for its own MAC`, {
+        hint: `remove mac: from the NIC (the macvtap's MAC is then used), or set ${ifname}'s address (ip link set dev ${ifname} address ${want.toLowerCase()})`,
+        exit: 2,
+      });
+    }
+    const o = await openMacvtap(ifname, { privateDir, user: opts.runAs }, ipo);
+    if (o.private) {
+      rec.nodes.push(o.path);
+      saveRecord(opts.paths, vm.name, rec);
+    }
+    fds.push(o.fd);
+    const mac = have ?? want!;
+    attachments.push({ kind: 'fd', fd: 2 + fds.length, vhost, mac });
+    macs.push(mac);
+  };
+
+  try {
+    for (const [i, nic] of vm.nics.entries()) {
+      const id = nicIdOf(nic, i);
+      const mac = (nic.mac ?? deriveMac(vm.name, id)).toLowerCase();
+      const vhost = vhostFor(nic, opts.facts);
+      if (nic.vhost === 'on' && !opts.facts.vhostNet) warnings.push(`${id}: vhost: on was asked but /dev/vhost-net is missing; vhost is off (QEMU would abort)`);
+      if (nic.user !== undefined && nic.user !== false) {
+        attachments.push({ kind: 'user', forwards: typeof nic.user === 'object' ? nic.user.forwards : [] });
+        macs.push(mac);
+        continue;
+      }
+      if (nic.tap !== undefined) {
+        const l = await getLink(nic.tap, ipo);
+        if (!l) {
+          throw new KvmError('TAP_NOT_FOUND', `VM "${vm.name}" nics[${i}]: tap "${nic.tap}" does not exist${opts.netns ? ` in namespace ${opts.netns}` : ''}`, {
+            hint: `create it (kvmctl net up for a network with taps: [${nic.tap}], or the host's boot config), or attach the NIC to a network instead`,
+            exit: 2,
+          });
+        }
+        if (l.linkinfo?.info_kind === 'macvtap') await openFd(nic.tap, nic.mac, i, vhost);
+        else {
+          if (l.linkinfo?.info_kind !== 'tun') throw new KvmError('NOT_A_TAP', `VM "${vm.name}" nics[${i}]: "${nic.tap}" is a ${l.linkinfo?.info_kind ?? 'plain'} interface, not a tap`, { exit: 2 });
+          attachments.push({ kind: 'tap', ifname: nic.tap, vhost });
+          macs.push(mac);
+        }
+        continue;
+      }
+      const net = networkOf(vm, nic, i, nets);
+      if (net.type === 'user') {
+        attachments.push({ kind: 'user', forwards: net.forwards });
+        macs.push(mac);
+        continue;
+      }
+      const kind = net.type === 'macvtap' ? 'macvtap' : 'tap';
+      const ifname = vmLinkName(vm.name, i, kind);
+      const existing = await getLink(ifname, ipo);
+      if (existing) {
+        const o = parseOwner(existing.ifalias);
+        if (o?.kind !== 'vm' || o.vm !== vm.name) {
+          throw new KvmError('IFACE_CONFLICT', `VM "${vm.name}" nics[${i}]: interface ${ifname} exists and was not made by kvmctl for this VM`, { hint: 'rename the VM or remove that interface' });
+        }
+      }
+      if (net.type === 'macvtap') {
+        if (existing) {
+          // A leftover of this VM: reuse it, but its MAC must agree with the definition's.
+          rec.links.push({ ifname, nic: id });
+          saveRecord(opts.paths, vm.name, rec);
+          await openFd(ifname, nic.mac, i, vhost);
+        } else {
+          const parent = await getLink(net.parent, ipo);
+          if (!parent) throw new KvmError('PARENT_NOT_FOUND', `network "${net.name}": parent "${net.parent}" does not exist`, { exit: 2 });
+          await createMacvtap(ifname, { parent: net.parent, mode: net.mode, mac, owner: { kind: 'vm', vm: vm.name, nic: id } }, ipo);
+          rec.links.push({ ifname, nic: id });
+          saveRecord(opts.paths, vm.name, rec);
+          await openFd(ifname, mac, i, vhost);
+        }
+        continue;
+      }
+      // bridge / host-only
+      const br = bridgeIfname(net)!;
+      const brLink = await getLink(br, ipo);
+      if (!brLink) {
+        const up = await bridgeUp(net, { paths: opts.paths, netns: opts.netns, warn: (m) => warnings.push(m) });
+        warnings.push(...up.steps.map((s) => `network ${net.name}: ${s}`));
+      }
+      if (existing) await deleteLink(ifname, ipo); // leftover of a crash: start clean
+      await createTap(ifname, { owner: { kind: 'vm', vm: vm.name, nic: id }, user: opts.runAs, master: br, mtu: net.mtu }, ipo);
+      rec.links.push({ ifname, nic: id });
+      saveRecord(opts.paths, vm.name, rec);
+      attachments.push({ kind: 'tap', ifname, vhost });
+      macs.push(mac);
+    }
+  } catch (e) {
+    await release();
+    throw e;
+  }
+  if (rec.links.length || rec.nodes.length) saveRecord(opts.paths, vm.name, rec);
+  return { attachments, fds, macs, warnings, closeFds, release };
+}
+
+/** After stop or crash: remove what prepareNics made for this VM (by its record, then by alias). */
+export async function releaseNics(vmName: string, paths: Paths, o: { netns?: string } = {}): Promise<void> {
+  let rec: NicRecord | undefined;
+  try {
+    rec = JSON.parse(fs.readFileSync(recordFile(paths, vmName), 'utf8')) as NicRecord;
+  } catch {
+    rec = undefined;
+  }
+  const ipo: IpOpts = { netns: rec?.netns ?? o.netns };
+  for (const l of await listLinks(ipo)) {
+    const owner = parseOwner(l.ifalias);
+    if (owner?.kind === 'vm' && owner.vm === vmName) await deleteLink(l.ifname, ipo);
+  }
+  for (const n of rec?.nodes ?? []) fs.rmSync(n, { force: true });
+  fs.rmSync(recordFile(paths, vmName), { force: true });
+}

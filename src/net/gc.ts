@@ -1,0 +1,52 @@
+/**
+ * Leftovers after a crash: taps and macvtaps marked `kvmctl:vm=NAME,…` whose VM is not running
+ * are removed. Interfaces without a kvmctl mark are never touched.
+ */
+import fs from 'node:fs';
+import type { Paths } from '../host/paths.js';
+import { vmRuntimeFiles } from '../host/paths.js';
+import { deleteLink, listLinks, parseOwner, type IpOpts } from './ip.js';
+
+/**
+ * A VM runs when `<run>/vms/NAME/qemu.pid` holds the PID of a live process that is not a zombie.
+ * (The lifecycle may pass its own, stricter `isRunning` to gc.)
+ */
+export function vmIsRunning(paths: Paths, name: string): boolean {
+  let pid: number;
+  try {
+    pid = Number(fs.readFileSync(vmRuntimeFiles(paths, name).pidfile, 'utf8').trim());
+  } catch {
+    return false;
+  }
+  if (!Number.isInteger(pid) || pid <= 1) return false;
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^\d+ \(.*\) Z/.test(stat);
+  } catch {
+    return true;
+  }
+}
+
+export type GcResult = { removed: { ifname: string; vm: string; nic: string }[]; kept: { ifname: string; vm: string }[] };
+
+export async function gcLinks(o: IpOpts & { paths: Paths; isRunning?: (vm: string) => boolean; onlyVm?: string }): Promise<GcResult> {
+  const isRunning = o.isRunning ?? ((vm: string) => vmIsRunning(o.paths, vm));
+  const out: GcResult = { removed: [], kept: [] };
+  const opts: IpOpts = { netns: o.netns };
+  for (const l of await listLinks(opts)) {
+    const owner = parseOwner(l.ifalias);
+    if (owner?.kind !== 'vm') continue;
+    if (o.onlyVm !== undefined && owner.vm !== o.onlyVm) continue;
+    if (isRunning(owner.vm)) {
+      out.kept.push({ ifname: l.ifname, vm: owner.vm });
+      continue;
+    }
+    if (await deleteLink(l.ifname, opts)) out.removed.push({ ifname: l.ifname, vm: owner.vm, nic: owner.nic });
+  }
+  return out;
+}

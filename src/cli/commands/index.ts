@@ -2,7 +2,11 @@
  * `register(program, action)` and add one line here. */
 import type { Command } from 'commander';
 import type { Action } from '../main.js';
+import { register as definitions } from './definitions.js';
+import { register as lifecycle } from './lifecycle.js';
+import { register as monitor } from './monitor.js';
+import { register as console } from './console.js';
 
 export type Register = (program: Command, action: Action) => void;
 
-export const commands: Register[] = [];
+export const commands: Register[] = [definitions, lifecycle, monitor, console];

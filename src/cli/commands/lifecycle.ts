@@ -1,0 +1,121 @@
+/** start, stop, kill, restart, status, pause, resume, reset. */
+import type { Command } from 'commander';
+import type { Action } from '../main.js';
+
+const seconds = (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`"${v}" is not a number of seconds`);
+  return n;
+};
+
+export function register(program: Command, action: Action): void {
+  program
+    .command('start')
+    .description('start a VM detached (its own session; kvmctl can exit or crash without touching it)')
+    .argument('<name>')
+    .option('--wait', 'return once QMP reports the VM running (the default)')
+    .option('--wait-for-guest [marker]', 'also wait for a line on the serial console (default: the test guest ready marker)')
+    .option('--timeout <seconds>', 'give up waiting after this long', seconds)
+    .option('--netns <name>', 'create the VM\'s links in this network namespace and run QEMU inside it')
+    .addHelpText('after', '\nExamples:\n  kvmctl start tiny --wait-for-guest\n  kvmctl start exam_vm')
+    .action(
+      action(async (ctx, name: string, opts: { waitForGuest?: string | boolean; timeout?: number; netns?: string }) => {
+        const { startVm } = await import('../../vm/start.js');
+        const r = await startVm(ctx.paths, name, {
+          waitForGuest: opts.waitForGuest,
+          timeoutMs: opts.timeout !== undefined ? opts.timeout * 1000 : undefined,
+          netns: opts.netns,
+          log: (m) => process.stderr.write(`${m}\n`),
+        });
+        for (const w of r.warnings) ctx.warn(w);
+        ctx.out(r, () => `started ${name} (pid ${r.pid}, ${r.accel}) — QMP ready in ${r.qmpReadyMs} ms${r.guestReadyMs !== undefined ? `, guest ready in ${r.guestReadyMs} ms` : ''}`);
+      }),
+    );
+
+  program
+    .command('stop')
+    .description('ACPI power-down, then after the timeout QMP quit, then SIGKILL; says which one ended the VM')
+    .argument('<name>')
+    .option('-t, --timeout <seconds>', 'seconds to wait for the guest (default: the definition\'s stopTimeout, 60)', seconds)
+    .option('-f, --force', 'skip the ACPI power-down')
+    .action(
+      action(async (ctx, name: string, opts: { timeout?: number; force?: boolean }) => {
+        const { stopVm } = await import('../../vm/stop.js');
+        const r = await stopVm(ctx.paths, name, { timeoutSec: opts.timeout, force: opts.force });
+        const how = { acpi: 'the guest powered off (ACPI)', quit: 'QMP quit', sigkill: 'SIGKILL' }[r.how];
+        ctx.out(r, () => `stopped ${name} by ${how} in ${r.tookMs} ms`);
+      }),
+    );
+
+  program
+    .command('kill')
+    .description('end a VM now: QMP quit, then SIGKILL (no ACPI)')
+    .argument('<name>')
+    .action(
+      action(async (ctx, name: string) => {
+        const { killVm } = await import('../../vm/stop.js');
+        const r = await killVm(ctx.paths, name);
+        ctx.out(r, () => `killed ${name} (${r.how}) in ${r.tookMs} ms`);
+      }),
+    );
+
+  program
+    .command('restart')
+    .description('stop (gracefully, with the same escalation) and start again')
+    .argument('<name>')
+    .option('-t, --timeout <seconds>', 'stop timeout', seconds)
+    .action(
+      action(async (ctx, name: string, opts: { timeout?: number }) => {
+        const { stopVm } = await import('../../vm/stop.js');
+        const { startVm } = await import('../../vm/start.js');
+        const { vmStatus } = await import('../../vm/status.js');
+        const s = await vmStatus(ctx.paths, name);
+        const stopped = s.state === 'running' || s.state === 'paused' ? await stopVm(ctx.paths, name, { timeoutSec: opts.timeout }) : undefined;
+        const r = await startVm(ctx.paths, name, {});
+        ctx.out({ stopped, started: r }, () => `restarted ${name} (pid ${r.pid})`);
+      }),
+    );
+
+  program
+    .command('status')
+    .description('state of a VM: running, paused, stopped, crashed, starting, stopping')
+    .argument('<name>')
+    .action(
+      action(async (ctx, name: string) => {
+        const { readVm } = await import('../../spec/store.js');
+        const { vmStatus } = await import('../../vm/status.js');
+        readVm(ctx.paths, name);
+        const s = await vmStatus(ctx.paths, name);
+        ctx.out(s, () =>
+          [
+            `${name}: ${s.state}${s.pid ? ` (pid ${s.pid})` : ''}`,
+            s.accel ? `  accel: ${s.accel}` : '',
+            s.uptimeSec !== undefined ? `  uptime: ${s.uptimeSec} s` : '',
+            s.rssBytes ? `  rss: ${Math.round(s.rssBytes / 1048576)} MiB` : '',
+            s.reason ? `  reason: ${s.reason}` : '',
+            s.lastExit && s.state === 'stopped' ? `  last exit: ${s.lastExit.how} at ${s.lastExit.at}` : '',
+          ]
+            .filter(Boolean)
+            .join('\n'),
+        );
+      }),
+    );
+
+  for (const [cmd, fn, desc] of [
+    ['pause', 'pauseVm', 'pause the guest\'s CPUs'],
+    ['resume', 'resumeVm', 'resume a paused guest'],
+    ['reset', 'resetVm', 'hard-reset the guest (like the reset button)'],
+  ] as const) {
+    program
+      .command(cmd)
+      .description(desc)
+      .argument('<name>')
+      .action(
+        action(async (ctx, name: string) => {
+          const control = await import('../../vm/control.js');
+          await control[fn](ctx.paths, name);
+          ctx.out({ name, done: cmd }, () => `${cmd}: ${name} ok`);
+        }),
+      );
+  }
+}

@@ -1,0 +1,43 @@
+/** Control of a running VM over QMP: pause, resume, reset, monitor commands, raw QMP. */
+import { badInput } from '../errors.js';
+import { vmRuntimeFiles, type Paths } from '../host/paths.js';
+import { readVm } from '../spec/store.js';
+import { qmpOnce } from './qmp-once.js';
+import { vmStatus } from './status.js';
+
+async function requireRunning(paths: Paths, name: string): Promise<string> {
+  readVm(paths, name);
+  const s = await vmStatus(paths, name);
+  if (s.state !== 'running' && s.state !== 'paused') {
+    throw badInput('VM_NOT_RUNNING', `VM "${name}" is not running (${s.state})`, `kvmctl start ${name}`);
+  }
+  return vmRuntimeFiles(paths, name).qmp;
+}
+
+export async function pauseVm(paths: Paths, name: string): Promise<void> {
+  await qmpOnce(await requireRunning(paths, name), 'stop');
+}
+export async function resumeVm(paths: Paths, name: string): Promise<void> {
+  await qmpOnce(await requireRunning(paths, name), 'cont');
+}
+export async function resetVm(paths: Paths, name: string): Promise<void> {
+  await qmpOnce(await requireRunning(paths, name), 'system_reset');
+}
+
+/** Any human-monitor (HMP) command, through QMP's human-monitor-command. */
+export async function monitorCommand(paths: Paths, name: string, cmd: string): Promise<string> {
+  return String(await qmpOnce(await requireRunning(paths, name), 'human-monitor-command', { 'command-line': cmd }, 30_000));
+}
+
+/** A raw QMP command given as JSON text: {"execute": "...", "arguments": {...}}. */
+export async function qmpCommand(paths: Paths, name: string, json: string): Promise<unknown> {
+  let msg: { execute?: unknown; arguments?: unknown };
+  try {
+    msg = JSON.parse(json) as typeof msg;
+  } catch (e) {
+    throw badInput('BAD_QMP', `not JSON: ${(e as Error).message}`, `e.g. kvmctl qmp ${name} '{"execute":"query-status"}'`);
+  }
+  if (typeof msg.execute !== 'string') throw badInput('BAD_QMP', 'a QMP command needs "execute": "<command>"', `e.g. kvmctl qmp ${name} '{"execute":"query-status"}'`);
+  if (msg.arguments !== undefined && (typeof msg.arguments !== 'object' || msg.arguments === null)) throw badInput('BAD_QMP', '"arguments" must be an object');
+  return qmpOnce(await requireRunning(paths, name), msg.execute, msg.arguments as Record<string, unknown> | undefined, 30_000);
+}

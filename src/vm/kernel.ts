@@ -1,0 +1,16 @@
+/** Direct kernel boot: a kernel path from the definition, or the builtin test guest (built on demand). */
+import type { Paths } from '../host/paths.js';
+import type { VmSpec } from '../spec/vm.js';
+
+export type ResolvedKernel = { path: string; initrd?: string; append?: string; notBuilt?: boolean };
+
+export async function resolveKernel(vm: VmSpec, paths: Paths, opts: { build: boolean; log?: (m: string) => void }): Promise<ResolvedKernel | undefined> {
+  const k = vm.kernel;
+  if (!k) return undefined;
+  if (k.path) return { path: k.path, initrd: k.initrd, append: k.append };
+  const tg = await import('../guest/test-guest.js');
+  const m = opts.build ? await tg.ensureTestGuest(paths, { log: opts.log }) : await tg.findTestGuest(paths);
+  const append = [m?.appendDefault ?? tg.APPEND_DEFAULT, k.append].filter(Boolean).join(' ');
+  if (!m) return { path: '<test-guest kernel: not built yet, run kvmctl image test-guest>', initrd: '<test-guest initrd>', append, notBuilt: true };
+  return { path: m.vmlinux ?? m.kernel, initrd: k.initrd ?? m.initrd, append };
+}

@@ -1,0 +1,28 @@
+/** What `start` would run, without touching the host: for `kvmctl cmdline`. */
+import fs from 'node:fs';
+import type { HostFacts } from '../host/facts.js';
+import type { Paths } from '../host/paths.js';
+import { buildArgv, type BuiltArgv } from '../qemu/argv.js';
+import { loadFiles } from '../spec/load.js';
+import type { NetworkSpec } from '../spec/network.js';
+import { readAllNetworks, readVm } from '../spec/store.js';
+import type { VmSpec } from '../spec/vm.js';
+import { resolveKernel } from './kernel.js';
+import { runtimePaths } from './runtime-paths.js';
+
+export async function planCommandLine(paths: Paths, target: string, facts: HostFacts): Promise<BuiltArgv> {
+  let vm: VmSpec;
+  const nets: Map<string, NetworkSpec> = readAllNetworks(paths);
+  if (/\.ya?ml$/.test(target) || (target.includes('/') && fs.existsSync(target))) {
+    const defs = loadFiles([target]);
+    for (const d of defs) if (d.kind === 'network') nets.set(d.spec.name, d.spec);
+    const vms = defs.filter((d) => d.kind === 'vm');
+    if (vms.length !== 1) throw new Error(`${target}: expected exactly one VM definition, found ${vms.length}`);
+    vm = vms[0]!.spec as VmSpec;
+  } else vm = readVm(paths, target);
+  const { plannedAttachments } = await import('../net/attach.js');
+  const kernel = await resolveKernel(vm, paths, { build: false });
+  const r = buildArgv(vm, facts, { runtime: runtimePaths(paths, vm.name), imagesDir: paths.images, attachments: plannedAttachments(vm, nets, facts), kernel });
+  if (kernel?.notBuilt) r.warnings.push('the test guest is not built yet: kvmctl start (or kvmctl image test-guest) builds it');
+  return r;
+}

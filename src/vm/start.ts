@@ -1,0 +1,132 @@
+/**
+ * `start`: preflight → disks → NICs → argv → spawn QEMU detached in its own session → QMP ready.
+ * Runs under the VM's lock (ten concurrent starts give one QEMU). A start that fails half-way
+ * undoes everything it did: QEMU killed by PID, NICs released, sockets and pidfile removed.
+ */
+import fs from 'node:fs';
+import { badInput, KvmError } from '../errors.js';
+import { spawnDetached } from '../host/exec.js';
+import { vmRuntimeFiles, type Paths } from '../host/paths.js';
+import { probeHost } from '../host/probe.js';
+import { buildArgv } from '../qemu/argv.js';
+import { readVm } from '../spec/store.js';
+import { resolveKernel } from './kernel.js';
+import { withVmLock } from './lock.js';
+import { lookupGroup, preflight } from './preflight.js';
+import { procStat, waitGone } from './proc.js';
+import { qmpOnce } from './qmp-once.js';
+import { runtimePaths } from './runtime-paths.js';
+import { qemuLogTail, writeJson, type RunState } from './state.js';
+import { vmStatus } from './status.js';
+import { waitForQmp, waitForSerial } from './wait.js';
+
+export type StartOptions = {
+  /** Wait until QMP reports the VM running (the default: QMP is up within ~0.1 s). */
+  wait?: boolean;
+  /** Also wait for this text on the serial console (true = the test guest's ready marker). */
+  waitForGuest?: string | boolean;
+  timeoutMs?: number;
+  /** Boot once from `boot.once` (an install from the CD-ROM). */
+  bootOnce?: boolean;
+  /** Network namespace the VM's links live in (kvmctl run under `ip netns exec NS`). */
+  netns?: string;
+  log?: (msg: string) => void;
+};
+
+export type StartResult = { name: string; pid: number; accel: 'kvm' | 'tcg'; warnings: string[]; argv: string[]; qmpReadyMs: number; guestReadyMs?: number };
+
+export const GUEST_READY_MARKER = 'KVMCTL-GUEST-READY';
+
+export async function startVm(paths: Paths, name: string, opts: StartOptions = {}): Promise<StartResult> {
+  const vm = readVm(paths, name);
+  const t0 = Date.now();
+  return withVmLock(paths, name, async () => {
+    const now = await vmStatus(paths, name);
+    if (now.state !== 'stopped' && now.state !== 'crashed') {
+      throw badInput('VM_RUNNING', `VM "${name}" is already ${now.state}${now.pid ? ` (pid ${now.pid})` : ''}`, `kvmctl stop ${name} first, or kvmctl restart ${name}`);
+    }
+    const facts = await probeHost(paths);
+    const rt = runtimePaths(paths, name);
+    const files = vmRuntimeFiles(paths, name);
+    const kernel = await resolveKernel(vm, paths, { build: true, log: opts.log });
+    const { runAs } = preflight(vm, rt, paths.images, kernel);
+    if (vm.disks.some((d) => d.create)) {
+      const { ensureDisk } = await import('../disk/images.js');
+      for (const d of vm.disks) if (d.create) await ensureDisk(d, paths);
+    }
+    fs.mkdirSync(rt.dir, { recursive: true, mode: 0o750 });
+    for (const p of [rt.qmp, rt.serial, rt.vnc, rt.pidfile, files.state]) fs.rmSync(p, { force: true });
+
+    const needsNet = vm.nics.length > 0;
+    const net = needsNet ? await import('../net/attach.js') : undefined;
+    if (net) await net.releaseNics(name, paths); // leftovers of a start that was killed half-way
+    const nics = net
+      ? await net.prepareNics(vm, { paths, facts, runAs: runAs ? { uid: runAs.uid, gid: runAs.gid } : undefined, netns: opts.netns })
+      : { attachments: [], fds: [] as number[], macs: [] as string[], release: async () => undefined };
+    let pid: number | undefined;
+    let exited: Promise<unknown> | undefined;
+    try {
+      const built = buildArgv(vm, facts, { runtime: rt, imagesDir: paths.images, attachments: nics.attachments, kernel, bootOnce: opts.bootOnce });
+      const argv = opts.netns ? ['ip', 'netns', 'exec', opts.netns, ...built.argv] : built.argv;
+      writeJson(files.argv, argv);
+      const log = fs.openSync(files.qemuLog, 'w');
+      try {
+        const child = await spawnDetached(argv, { stdio: ['ignore', log, log, ...nics.fds] });
+        pid = child.pid;
+        exited = child.exited;
+      } finally {
+        fs.closeSync(log);
+        for (const fd of nics.fds) fs.closeSync(fd); // QEMU holds its own copies now
+      }
+      await waitForQmp(rt.qmp, exited!, opts.timeoutMs ?? 30_000, () => qemuLogTail(paths, name, 10));
+      const qmpReadyMs = Date.now() - t0;
+      const run: RunState = {
+        name,
+        pid: pid!,
+        starttime: procStat(pid!)?.starttime ?? 0,
+        startedAt: new Date().toISOString(),
+        accel: built.accel,
+        qemuVersion: facts.qemuVersion,
+        netns: opts.netns,
+        warnings: built.warnings,
+      };
+      writeJson(files.state, run);
+      if (runAs) shareSockets(rt, runAs.uid);
+      if (opts.wait !== false) {
+        const q = (await qmpOnce(rt.qmp, 'query-status')) as { running: boolean; status: string };
+        if (!q.running) throw new KvmError('START_FAILED', `VM "${name}" is ${q.status} right after start`, { hint: qemuLogTail(paths, name) || undefined });
+      }
+      let guestReadyMs: number | undefined;
+      if (opts.waitForGuest) {
+        const marker = opts.waitForGuest === true ? GUEST_READY_MARKER : opts.waitForGuest;
+        await waitForSerial(rt.serialLog, marker, opts.timeoutMs ?? 120_000, () => procStat(pid!) !== undefined && procStat(pid!)!.state !== 'Z');
+        guestReadyMs = Date.now() - t0;
+      }
+      return { name, pid: pid!, accel: built.accel, warnings: built.warnings, argv, qmpReadyMs, guestReadyMs };
+    } catch (e) {
+      if (pid !== undefined) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+        await waitGone(pid, 5000);
+      }
+      await nics.release().catch(() => undefined);
+      for (const p of [rt.qmp, rt.serial, rt.vnc, rt.pidfile, files.state]) fs.rmSync(p, { force: true });
+      writeJson(`${rt.dir}/last-exit.json`, { at: new Date().toISOString(), how: 'start-failed', reason: e instanceof Error ? e.message : String(e) });
+      throw e;
+    }
+  });
+}
+
+/** Sockets made by QEMU (as root, before it drops privileges) opened to the VM's user and the kvm group. */
+function shareSockets(rt: { dir: string; qmp: string; serial: string; vnc: string }, uid: number): void {
+  const kvm = lookupGroup('kvm') ?? 0;
+  fs.chownSync(rt.dir, 0, kvm);
+  for (const p of [rt.qmp, rt.serial, rt.vnc]) {
+    if (!fs.existsSync(p)) continue;
+    fs.chownSync(p, uid, kvm);
+    fs.chmodSync(p, 0o660);
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * `status` and `list`: the state of each VM, derived from files, /proc and QMP. A QEMU that died
+ * without a clean shutdown shows as crashed with the reason from its log; its stale pidfile and
+ * sockets are cleaned (and its NICs released) the first time anyone looks.
+ */
+import fs from 'node:fs';
+import { vmRuntimeFiles, type Paths } from '../host/paths.js';
+import { listNames } from '../spec/store.js';
+import { isVmLocked } from './lock.js';
+import { procStat } from './proc.js';
+import { qmpOnce } from './qmp-once.js';
+import { observe, qemuLogTail, readJson, writeJson, type LastExit, type RunState, type VmState } from './state.js';
+
+export type VmStatus = {
+  name: string;
+  state: VmState;
+  pid?: number;
+  accel?: 'kvm' | 'tcg';
+  startedAt?: string;
+  uptimeSec?: number;
+  rssBytes?: number;
+  /** QEMU's own run state (query-status), e.g. running, paused, shutdown, guest-panicked. */
+  qemuStatus?: string;
+  lastExit?: LastExit;
+  /** Why it crashed, from QEMU's log. */
+  reason?: string;
+};
+
+const PAGE = 4096;
+
+/** Remove what a dead QEMU left behind and remember how it ended. Idempotent. */
+export async function cleanupDead(paths: Paths, name: string, exit: LastExit | undefined): Promise<void> {
+  const f = vmRuntimeFiles(paths, name);
+  const run = readJson<RunState>(f.state);
+  try {
+    const { releaseNics } = await import('../net/attach.js');
+    await releaseNics(name, paths, { netns: run?.netns });
+  } catch {
+    /* nothing to release, or the network layer reports it on the next start */
+  }
+  for (const p of [f.pidfile, f.qmp, f.serial, f.vnc, `${f.dir}/monitor.sock`, f.state]) fs.rmSync(p, { force: true });
+  if (exit && run) writeJson(`${f.dir}/last-exit.json`, exit);
+}
+
+export async function vmStatus(paths: Paths, name: string, opts: { cleanup?: boolean } = {}): Promise<VmStatus> {
+  const o = observe(paths, name);
+  const f = vmRuntimeFiles(paths, name);
+  if (o.phase === 'alive') {
+    const st = procStat(o.pid!);
+    const base: VmStatus = {
+      name,
+      state: 'running',
+      pid: o.pid,
+      accel: o.run?.accel,
+      startedAt: o.run?.startedAt,
+      uptimeSec: o.run ? Math.round((Date.now() - Date.parse(o.run.startedAt)) / 1000) : undefined,
+      rssBytes: st ? st.rssPages * PAGE : undefined,
+    };
+    if (o.run?.stoppingBy && procStat(o.run.stoppingBy)) return { ...base, state: 'stopping' };
+    if (!o.run && (await isVmLocked(paths, name))) return { ...base, state: 'starting' };
+    try {
+      const q = (await qmpOnce(f.qmp, 'query-status', undefined, 2000)) as { status: string; running: boolean };
+      const state: VmState = q.running ? 'running' : q.status === 'shutdown' ? 'stopping' : q.status === 'prelaunch' || q.status === 'inmigrate' ? 'starting' : 'paused';
+      return { ...base, state, qemuStatus: q.status };
+    } catch {
+      return { ...base, qemuStatus: 'unknown (QMP did not answer)' };
+    }
+  }
+  if (o.phase === 'died') {
+    const reason = qemuLogTail(paths, name) || `QEMU (pid ${o.pid}) ended without a clean shutdown and left no message: killed by a signal (SIGKILL, the OOM killer) or crashed`;
+    const exit: LastExit = { at: new Date().toISOString(), how: 'crashed', reason };
+    if (opts.cleanup !== false) await cleanupDead(paths, name, exit);
+    return { name, state: 'crashed', pid: o.pid, reason, lastExit: exit };
+  }
+  if (o.phase === 'exited-clean') {
+    // QEMU removed its pidfile: the guest powered itself off (or someone quit it outside kvmctl).
+    const exit: LastExit = { at: new Date().toISOString(), how: 'guest' };
+    if (opts.cleanup !== false) await cleanupDead(paths, name, exit);
+    return { name, state: 'stopped', lastExit: exit };
+  }
+  if (await isVmLocked(paths, name)) return { name, state: 'starting', lastExit: o.lastExit };
+  if (o.lastExit?.how === 'crashed') return { name, state: 'crashed', lastExit: o.lastExit, reason: o.lastExit.reason };
+  return { name, state: 'stopped', lastExit: o.lastExit };
+}
+
+export async function listVms(paths: Paths): Promise<VmStatus[]> {
+  return Promise.all(listNames(paths, 'vm').map((n) => vmStatus(paths, n)));
+}

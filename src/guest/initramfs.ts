@@ -93,21 +93,26 @@ export function buildInitramfs(entries: readonly CpioEntry[], opts: { mtime?: nu
   return opts.compress === 'none' ? cpio : gzipSync(cpio, { level: 6 });
 }
 
-/** Parent directories of every entry that are not themselves listed, so the archive is complete. */
+/**
+ * Every entry after its parent directory: parents that are not listed are added (mode 0755), and a
+ * listed directory that comes after its children moves up to before the first of them (the kernel
+ * does not create missing parents while unpacking).
+ */
 export function withParentDirs(entries: readonly CpioEntry[]): CpioEntry[] {
-  const have = new Set(entries.map((e) => cleanName(e.name)));
+  const listedDirs = new Map(entries.filter((e) => e.type === 'dir').map((e) => [cleanName(e.name), e]));
+  const emitted = new Set<string>();
   const out: CpioEntry[] = [];
-  for (const e of entries) {
-    const parts = cleanName(e.name).split('/');
+  const emit = (name: string, e: CpioEntry) => {
+    if (emitted.has(name) && e.type === 'dir') return; // other duplicates reach writeCpio, which refuses them
+    const parts = name.split('/');
     for (let i = 1; i < parts.length; i++) {
       const dir = parts.slice(0, i).join('/');
-      if (!have.has(dir)) {
-        have.add(dir);
-        out.push({ type: 'dir', name: dir });
-      }
+      if (!emitted.has(dir)) emit(dir, listedDirs.get(dir) ?? { type: 'dir', name: dir });
     }
+    emitted.add(name);
     out.push(e);
-  }
+  };
+  for (const e of entries) emit(cleanName(e.name), e);
   return out;
 }
 

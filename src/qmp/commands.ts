@@ -185,12 +185,13 @@ export async function quit(qmp: QmpClient, opts?: QmpExecuteOptions): Promise<vo
 }
 
 /**
- * Run an HMP command through QMP and return its text output (line ends normalised to `\n`).
+ * Run an HMP command through QMP and return its text output (line ends normalised to `\n`, no
+ * trailing newline: the same text hmpCommand gives over a monitor socket).
  * HMP reports its own errors as text (e.g. "unknown command: 'x'"), not as QMP errors.
  */
 export async function humanMonitorCommand(qmp: QmpClient, cmdline: string, opts?: QmpExecuteOptions): Promise<string> {
   const out = await qmp.execute<string>('human-monitor-command', { 'command-line': cmdline }, opts);
-  return String(out ?? '').replace(/\r\n/g, '\n');
+  return String(out ?? '').replace(/\r\n/g, '\n').replace(/\n+$/, '');
 }
 
 /** Take an external snapshot: the device's current image becomes the backing file of a new overlay. */

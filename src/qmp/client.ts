@@ -445,26 +445,34 @@ const INCOMPLETE = -1;
 
 /**
  * Index just past the object/array starting at `start`; INCOMPLETE if it has not all arrived yet;
- * or `-(newlineIndex + 2)` if it cannot be valid JSON: a raw newline inside a string, or a newline
- * followed by `{` in column 0 while still inside an object (QEMU never sends that, even pretty-
- * printed, so it means the earlier object was cut off and a new message starts there).
+ * or `-(newlineIndex + 2)` when a line break shows it cannot be one message: a raw newline inside
+ * a string, or a following line that is neither indented nor the closing bracket of a pretty-
+ * printed top-level value (QEMU never sends that, so the earlier text was cut off or garbage).
  */
 function scanValue(buf: string, start: number): number {
-  let depth = 0;
+  const closers: string[] = [];
   let inString = false;
   for (let i = start; i < buf.length; i++) {
     const c = buf[i];
-    if (c === '\n' && (inString || buf[i + 1] === '{')) return -(i + 2);
     if (inString) {
+      if (c === '\n') return -(i + 2);
       if (c === '\\') i++;
       else if (c === '"') inString = false;
       continue;
     }
+    if (c === '\n') {
+      if (i + 1 >= buf.length) return INCOMPLETE;
+      const next = buf[i + 1];
+      if (next === ' ' || next === '\t' || next === '\r' || next === '\n') continue;
+      if (closers.length === 1 && next === closers[0]) continue;
+      return -(i + 2);
+    }
     if (c === '"') inString = true;
-    else if (c === '{' || c === '[') depth++;
+    else if (c === '{') closers.push('}');
+    else if (c === '[') closers.push(']');
     else if (c === '}' || c === ']') {
-      depth--;
-      if (depth === 0) return i + 1;
+      // A mismatched bracket ends the value here; JSON.parse then reports it as garbage.
+      if (closers.pop() !== c || closers.length === 0) return i + 1;
     }
   }
   return INCOMPLETE;

@@ -6,7 +6,8 @@ import { register as definitions } from './definitions.js';
 import { register as lifecycle } from './lifecycle.js';
 import { register as monitor } from './monitor.js';
 import { register as console } from './console.js';
+import { register as net } from './net.js';
 
 export type Register = (program: Command, action: Action) => void;
 
-export const commands: Register[] = [definitions, lifecycle, monitor, console];
+export const commands: Register[] = [definitions, lifecycle, monitor, console, net];

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { defineConfig } from 'vitest/config';
 
 // Integration tests boot real QEMU guests (TCG, CPU-bound): two files at a time on 2 cores.
@@ -8,5 +9,9 @@ export default defineConfig({
     hookTimeout: 120_000,
     maxWorkers: 2,
     pool: 'forks',
+    env: {
+      // One test-guest build per machine, shared by every test file, the demo and the benchmarks.
+      KVMCTL_GUEST_CACHE: process.env.KVMCTL_GUEST_CACHE ?? path.resolve(__dirname, '.cache/guest'),
+    },
   },
 });

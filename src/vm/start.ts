@@ -41,7 +41,7 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
   const vm = readVm(paths, name);
   const t0 = Date.now();
   return withVmLock(paths, name, async () => {
-    const now = await vmStatus(paths, name);
+    const now = await vmStatus(paths, name, { lockHeld: true });
     if (now.state !== 'stopped' && now.state !== 'crashed') {
       throw badInput('VM_RUNNING', `VM "${name}" is already ${now.state}${now.pid ? ` (pid ${now.pid})` : ''}`, `kvmctl stop ${name} first, or kvmctl restart ${name}`);
     }
@@ -62,11 +62,12 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
     if (net) await net.releaseNics(name, paths); // leftovers of a start that was killed half-way
     const nics = net
       ? await net.prepareNics(vm, { paths, facts, runAs: runAs ? { uid: runAs.uid, gid: runAs.gid } : undefined, netns: opts.netns })
-      : { attachments: [], fds: [] as number[], macs: [] as string[], release: async () => undefined };
+      : { attachments: [], fds: [] as number[], macs: [] as string[], warnings: [] as string[], closeFds: () => undefined, release: async () => undefined };
     let pid: number | undefined;
     let exited: Promise<unknown> | undefined;
     try {
       const built = buildArgv(vm, facts, { runtime: rt, imagesDir: paths.images, attachments: nics.attachments, kernel, bootOnce: opts.bootOnce });
+      built.warnings.push(...nics.warnings);
       const argv = opts.netns ? ['ip', 'netns', 'exec', opts.netns, ...built.argv] : built.argv;
       writeJson(files.argv, argv);
       const log = fs.openSync(files.qemuLog, 'w');
@@ -76,7 +77,7 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
         exited = child.exited;
       } finally {
         fs.closeSync(log);
-        for (const fd of nics.fds) fs.closeSync(fd); // QEMU holds its own copies now
+        nics.closeFds(); // QEMU holds its own copies now
       }
       await waitForQmp(rt.qmp, exited!, opts.timeoutMs ?? 30_000, () => qemuLogTail(paths, name, 10));
       const qmpReadyMs = Date.now() - t0;

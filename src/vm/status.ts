@@ -42,7 +42,9 @@ export async function cleanupDead(paths: Paths, name: string, exit: LastExit | u
   if (exit && run) writeJson(`${f.dir}/last-exit.json`, exit);
 }
 
-export async function vmStatus(paths: Paths, name: string, opts: { cleanup?: boolean } = {}): Promise<VmStatus> {
+/** `lockHeld`: the caller holds the VM's lock itself, so a held lock does not mean "starting". */
+export async function vmStatus(paths: Paths, name: string, opts: { cleanup?: boolean; lockHeld?: boolean } = {}): Promise<VmStatus> {
+  const locked = async () => !opts.lockHeld && (await isVmLocked(paths, name));
   const o = observe(paths, name);
   const f = vmRuntimeFiles(paths, name);
   if (o.phase === 'alive') {
@@ -57,7 +59,7 @@ export async function vmStatus(paths: Paths, name: string, opts: { cleanup?: boo
       rssBytes: st ? st.rssPages * PAGE : undefined,
     };
     if (o.run?.stoppingBy && procStat(o.run.stoppingBy)) return { ...base, state: 'stopping' };
-    if (!o.run && (await isVmLocked(paths, name))) return { ...base, state: 'starting' };
+    if (!o.run && (await locked())) return { ...base, state: 'starting' };
     try {
       const q = (await qmpOnce(f.qmp, 'query-status', undefined, 2000)) as { status: string; running: boolean };
       const state: VmState = q.running ? 'running' : q.status === 'shutdown' ? 'stopping' : q.status === 'prelaunch' || q.status === 'inmigrate' ? 'starting' : 'paused';
@@ -78,7 +80,7 @@ export async function vmStatus(paths: Paths, name: string, opts: { cleanup?: boo
     if (opts.cleanup !== false) await cleanupDead(paths, name, exit);
     return { name, state: 'stopped', lastExit: exit };
   }
-  if (await isVmLocked(paths, name)) return { name, state: 'starting', lastExit: o.lastExit };
+  if (await locked()) return { name, state: 'starting', lastExit: o.lastExit };
   if (o.lastExit?.how === 'crashed') return { name, state: 'crashed', lastExit: o.lastExit, reason: o.lastExit.reason };
   return { name, state: 'stopped', lastExit: o.lastExit };
 }

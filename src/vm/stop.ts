@@ -20,7 +20,7 @@ export async function stopVm(paths: Paths, name: string, opts: { timeoutSec?: nu
   const vm = readVm(paths, name);
   const timeoutMs = (opts.timeoutSec ?? vm.stopTimeout) * 1000;
   return withVmLock(paths, name, async () => {
-    const s = await vmStatus(paths, name);
+    const s = await vmStatus(paths, name, { lockHeld: true });
     if (s.state === 'stopped' || s.state === 'crashed') {
       throw badInput('VM_NOT_RUNNING', `VM "${name}" is not running (${s.state})`, s.state === 'crashed' ? `it crashed: ${s.reason ?? ''}`.trim() : `kvmctl start ${name}`);
     }

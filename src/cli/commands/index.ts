@@ -2,12 +2,17 @@
  * `register(program, action)` and add one line here. */
 import type { Command } from 'commander';
 import type { Action } from '../main.js';
+import { register as importCmdline } from './import.js';
 import { register as definitions } from './definitions.js';
 import { register as lifecycle } from './lifecycle.js';
 import { register as monitor } from './monitor.js';
 import { register as console } from './console.js';
+import { register as demo } from './demo.js';
+import { register as host } from './host.js';
+import { register as guest } from './guest.js';
 import { register as net } from './net.js';
 
 export type Register = (program: Command, action: Action) => void;
 
-export const commands: Register[] = [definitions, lifecycle, monitor, console, net];
+export const commands: Register[] = [definitions, lifecycle, monitor, console, demo, host, guest, net];
+commands.push(importCmdline);

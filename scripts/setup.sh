@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs everything kvmctl, its demo and its tests need on a fresh Debian 12 machine (as root),
+# and skips what is already there: Debian packages, npm packages, the compiled CLI, and the tiny
+# test guest (a Debian kernel + busybox, fetched with apt-get download, never installed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(qemu-system-x86 qemu-utils iproute2 genisoimage)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing Debian packages: ${missing[*]} (run as root, or apt-get install them)" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+echo "setup: building" >&2
+npx tsc -p tsconfig.json
+
+# The test guest, cached once per machine (shared by the demo, the tests and the benchmarks).
+export KVMCTL_GUEST_CACHE="${KVMCTL_GUEST_CACHE:-$PWD/.cache/guest}"
+node bin/kvmctl.js image test-guest >/dev/null
+echo "setup: done" >&2

@@ -1,0 +1,21 @@
+/** demo: boots the seed's layout in a private network namespace and checks it end to end. */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import type { Action } from '../main.js';
+
+export function register(program: Command, action: Action): void {
+  program
+    .command('demo')
+    .description("boot the seed's layout (bridge + host-only net, two guests, a 9p share) in a private network namespace and check it")
+    .option('--keep', 'keep the demo\'s KVMCTL_HOME (definitions, logs) afterwards')
+    .action(
+      action(async (ctx, opts: { keep?: boolean }) => {
+        const { runDemo } = await import('../../demo/demo.js');
+        const examples = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../examples');
+        const r = await runDemo({ examples, out: (s) => process.stdout.write(`${s}\n`), keep: opts.keep });
+        if (ctx.json) ctx.out(r);
+        if (!r.ok) process.exitCode = 1;
+      }),
+    );
+}

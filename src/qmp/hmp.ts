@@ -16,9 +16,9 @@ export type HmpOptions = {
 
 const PROMPT = '(qemu) ';
 
-/** Remove ANSI/VT100 escape sequences (CSI `ESC [ ... letter`, and two-byte `ESC x`). */
+/** Remove ANSI/VT100 escape sequences (CSI `ESC [ ... final`, and two-byte `ESC x`). */
 export function stripEscapes(s: string): string {
-  return s.replace(/\x1b\[[0-?]*[ -/]*[@-~]/g, '').replace(/\x1b[@-Z\\-_]/g, '');
+  return s.replace(/\x1b\[[0-?]*[ -/]*[@-~]/g, '').replace(/\x1b[0-~]/g, '');
 }
 
 /**

@@ -1,0 +1,59 @@
+/**
+ * `kvmctl guest kernel-config [NAME] [--check FILE]` and `kvmctl guest time-sync`: the settings
+ * a guest OS needs (seed §7), printed for the operator to apply inside the guest.
+ */
+import type { Command } from 'commander';
+import { badInput } from '../../errors.js';
+import type { Action } from '../main.js';
+
+export function register(program: Command, action: Action): void {
+  const guest = program.command('guest').description('settings for the guest OS: kernel config, PTP time sync');
+
+  guest
+    .command('kernel-config')
+    .description('print the kernel config fragment a guest needs (NAME: only what its definition uses); --check a guest .config')
+    .argument('[name]', 'a defined VM, or a VM definition file (.yaml)')
+    .option('--check <file>', 'read this guest .config (plain or .gz) and list what is missing and what may be turned off; exit 1 if anything is missing')
+    .addHelpText('after', '\nExamples:\n  kvmctl guest kernel-config > kvm-guest.config\n  kvmctl guest kernel-config exam_vm --check /usr/src/linux/.config')
+    .action(
+      action(async (ctx, name: string | undefined, opts: { check?: string }) => {
+        const m = await import('../../guest/kernel-fragment.js');
+        let needs = m.seedNeeds();
+        if (name) {
+          let vm;
+          if (/\.ya?ml$/.test(name) || name.includes('/')) {
+            const { loadFiles } = await import('../../spec/load.js');
+            const vms = loadFiles([name]).filter((d) => d.kind === 'vm');
+            if (vms.length !== 1) throw badInput('NOT_ONE_VM', `${name}: holds ${vms.length} VM definitions, need exactly one`);
+            vm = vms[0]!.spec as import('../../spec/vm.js').VmSpec;
+          } else {
+            const { readVm } = await import('../../spec/store.js');
+            vm = readVm(ctx.paths, name);
+          }
+          needs = m.vmNeeds(vm);
+        }
+        if (!opts.check) {
+          const options = m.optionsFor(needs);
+          ctx.out({ label: needs.label, notes: needs.notes, options }, () => m.formatFragment(needs, options));
+          return;
+        }
+        const { readKernelConfigFile } = await import('../../host/kernel-config.js');
+        const c = m.checkGuestConfig(readKernelConfigFile(opts.check), needs);
+        ctx.out({ file: opts.check, label: needs.label, ...c }, () => m.formatConfigCheck(opts.check!, needs, c));
+        if (c.missing.length) process.exitCode = 1;
+      }),
+    );
+
+  guest
+    .command('time-sync')
+    .description('print chrony.conf for the KVM PTP clock, the OpenRC/systemd steps, the kernel options and the caveats')
+    .option('--init <system>', 'openrc or systemd', 'openrc')
+    .action(
+      action(async (ctx, opts: { init: string }) => {
+        if (opts.init !== 'openrc' && opts.init !== 'systemd') throw badInput('BAD_VALUE', `--init must be openrc or systemd, got "${opts.init}"`);
+        const m = await import('../../guest/time-sync.js');
+        const plan = m.timeSyncPlan(opts.init);
+        ctx.out(plan, () => m.formatTimeSync(plan));
+      }),
+    );
+}

@@ -91,6 +91,8 @@ export class QmpClient extends EventEmitter {
     super();
     this.socketPath = socketPath;
     this.socket = socket;
+    // Callers may wait for many events at once (each waitForEvent adds a listener).
+    this.setMaxListeners(0);
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => this.onData(chunk));
     socket.on('error', (e) => {
@@ -198,7 +200,7 @@ export class QmpClient extends EventEmitter {
    * several commands may be in flight at once.
    */
   execute<T = unknown>(command: string, args?: Record<string, unknown>, opts: QmpExecuteOptions = {}): Promise<T> {
-    if (this.closedInfo || this.socket.destroyed) {
+    if (this.closedInfo || this.closingByClient || this.socket.destroyed) {
       return Promise.reject(this.disconnectedError(command));
     }
     const id = this.nextId++;

@@ -332,6 +332,23 @@ describe('timeouts', () => {
     expect(late).toHaveLength(1);
   });
 
+  it('many concurrent waitForEvent calls resolve together without listener-leak warnings', async () => {
+    const c = await connect();
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      const waits = Array.from({ length: 50 }, () => c.waitForEvent('RESUME', { timeoutMs: 2000 }));
+      await qmp.cont(c);
+      expect((await Promise.all(waits)).every((ev) => ev.event === 'RESUME')).toBe(true);
+      await new Promise((r) => setImmediate(r));
+      expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+      expect(c.listenerCount('event')).toBe(0);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('waitForEvent times out with QMP_TIMEOUT', async () => {
     const c = await connect();
     const e = await rejection(c.waitForEvent('NEVER', { timeoutMs: 50 }));
@@ -383,7 +400,10 @@ describe('disconnects', () => {
     const c = await connect();
     fake!.handler = () => true;
     const p = rejection(c.execute('query-status'));
-    await c.close();
+    const closing = c.close();
+    const after = await rejection(c.execute('query-kvm'));
+    expect(after.message).toBe('query-kvm: the client closed the connection before a reply');
+    await closing;
     const e = await p;
     expect(e.code).toBe('QMP_DISCONNECTED');
     expect(e.message).toContain('the client closed the connection');

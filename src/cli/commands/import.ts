@@ -1,0 +1,61 @@
+/**
+ * `kvmctl import cmdline FILE` — a QEMU launch script (or a pasted command line, `-` for stdin)
+ * → a VM definition in the config dir, or in -o FILE. Warnings go to stderr (and into --json).
+ */
+import type { Command } from 'commander';
+import type { Action } from '../main.js';
+
+const EXAMPLES = `
+Examples:
+  kvmctl import cmdline start-vm.sh                 # writes <config>/vms/NAME.yaml (NAME from -name)
+  kvmctl import cmdline start-vm.sh -o vm.yaml      # writes vm.yaml instead (apply it later)
+  pbpaste | kvmctl import cmdline - --name web -o - # a pasted command line, YAML to stdout
+
+Nothing in the script is run: $(…) substitutions and unknown variables are reported and kept as
+written. Options kvmctl has no field for are kept in extraArgs and listed as warnings.`;
+
+export function register(program: Command, action: Action): void {
+  const imp = program.commands.find((c) => c.name() === 'import') ?? program.command('import').description('turn an existing setup into kvmctl definitions');
+  imp
+    .command('cmdline <file>')
+    .description('import a QEMU launch script or command line (- for stdin) as a VM definition')
+    .option('--name <name>', 'the VM name (default: the -name in the script, else the file name)')
+    .option('-o, --output <file>', 'write the YAML to this file (- for stdout) instead of the config dir')
+    .option('--force', 'replace an existing definition or output file')
+    .addHelpText('after', EXAMPLES)
+    .action(
+      action(async (ctx, file: string, opts: { name?: string; output?: string; force?: boolean }) => {
+        const fs = await import('node:fs');
+        const { badInput } = await import('../../errors.js');
+        const m = await import('../../qemu/import.js');
+        let text: string;
+        try {
+          text = fs.readFileSync(file === '-' ? 0 : file, 'utf8');
+        } catch (e) {
+          throw badInput('FILE_NOT_FOUND', `${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`, 'give the launch script, or - to read it from stdin');
+        }
+        const source = file === '-' ? '<stdin>' : file;
+        const r = m.importCommandLine(text, { name: opts.name, source: file });
+        const warnings = r.notes.map((n) => ({ level: n.level, ...(n.line ? { line: n.line } : {}), message: n.message }));
+        const printNotes = () => {
+          for (const n of r.notes) process.stderr.write(`${n.level}: ${n.line ? `${source}:${n.line}: ` : ''}${n.message}\n`);
+        };
+        if (opts.output === '-') {
+          printNotes();
+          const yaml = m.importYaml(r, source);
+          if (ctx.json) ctx.out({ name: r.name, files: [], warnings, definition: r.vm, networks: r.networks, yaml });
+          else process.stdout.write(yaml);
+          return;
+        }
+        const saved = m.saveImport(ctx.paths, r, { source, out: opts.output, force: opts.force });
+        printNotes();
+        for (const s of saved.skipped) ctx.warn(`network "${s.name}" is already defined (${s.file}): kept as it is`);
+        for (const n of saved.missingNetworks) ctx.warn(`network "${n}" is not defined yet: define it (kind: network) before starting the VM`);
+        const nw = r.notes.filter((n) => n.level === 'warning').length;
+        ctx.out({ name: r.name, files: saved.files, warnings, definition: r.vm, networks: r.networks }, () =>
+          `imported VM "${r.name}" from ${source}: ${saved.files.join(', ')}${nw ? ` (${nw} warning${nw === 1 ? '' : 's'}, see above)` : ''}\n` +
+          `next: kvmctl cmdline ${opts.output ?? r.name}`,
+        );
+      }),
+    );
+}

@@ -3,7 +3,6 @@
 import type { Command } from 'commander';
 import type { Action } from '../main.js';
 import { register as importCmdline } from './import.js';
-import { register as importCmdline } from './import.js';
 import { register as definitions } from './definitions.js';
 import { register as lifecycle } from './lifecycle.js';
 import { register as monitor } from './monitor.js';
@@ -16,5 +15,4 @@ import { register as net } from './net.js';
 export type Register = (program: Command, action: Action) => void;
 
 export const commands: Register[] = [definitions, lifecycle, monitor, console, demo, host, guest, net];
-commands.push(importCmdline);
 commands.push(importCmdline);

@@ -20,6 +20,10 @@ export type RunOptions = {
   /** Error code used when the program fails (default TOOL_FAILED). */
   errorCode?: string;
   hint?: string;
+  /** Abort the program (SIGTERM, SIGKILL 2 s later); the error then has code CANCELED. */
+  signal?: AbortSignal;
+  /** Called with each chunk the program writes to stdout while it runs (progress output). */
+  onStdout?: (chunk: string) => void;
 };
 
 export function formatArgv(argv: readonly string[]): string {
@@ -32,7 +36,7 @@ export async function run(argv: readonly string[], opts: RunOptions = {}): Promi
   if (!file) throw new KvmError('INTERNAL', 'run() called with an empty argv');
   let r;
   try {
-    r = await execa(file, args, {
+    const sub = execa(file, args, {
       input: opts.input,
       timeout: opts.timeoutMs,
       reject: false,
@@ -40,12 +44,16 @@ export async function run(argv: readonly string[], opts: RunOptions = {}): Promi
       cwd: opts.cwd,
       stripFinalNewline: true,
       shell: false,
+      ...(opts.signal ? { cancelSignal: opts.signal, forceKillAfterDelay: 2000 } : {}),
     });
+    if (opts.onStdout) sub.stdout?.on('data', (b: Buffer) => opts.onStdout!(b.toString()));
+    r = await sub;
   } catch (e) {
     throw new KvmError('TOOL_FAILED', `${formatArgv(argv)}: ${(e as Error).message}`, { cause: e });
   }
   const result = { stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), exitCode: r.exitCode ?? -1 };
   if (r.failed && !opts.allowFailure) {
+    if (r.isCanceled) throw new KvmError('CANCELED', `${formatArgv(argv)}: canceled`, { details: { argv: [...argv] } });
     const why = r.timedOut
       ? `timed out after ${opts.timeoutMs} ms`
       : r.code === 'ENOENT'

@@ -132,18 +132,14 @@ export function importArgv(argv: string[], opts: ImportOptions = {}): ImportResu
   return { ...r, argv };
 }
 
+/** Where QEMU is in a command: the first word, or after wrappers such as exec, sudo -u U, taskset -c L. */
 function qemuIndex(c: ShellCommand): number {
-  let i = 0;
-  while (i < c.words.length) {
-    const t = c.words[i]!.text;
-    if (QEMU_BIN.test(path.basename(t))) return i;
-    if (!WRAPPERS.has(path.basename(t)) && !(i > 0 && (t.startsWith('-') || /^\d+$/.test(t) || t.includes('=')))) {
-      // `sudo -u kvm`, `nice -n 10`, `taskset -c 0-3`, `env A=b`: skip options of wrappers and their values.
-      if (i === 0 || !WRAPPERS.has(path.basename(c.words[i - 1]!.text))) return -1;
-    }
-    i++;
-  }
-  return -1;
+  const w = c.words.map((x) => path.basename(x.text));
+  if (!w.length || (!QEMU_BIN.test(w[0]!) && !WRAPPERS.has(w[0]!))) return -1;
+  const strong = w.findIndex((x) => /^qemu-system-|^qemu-kvm$/.test(x));
+  if (strong >= 0) return strong;
+  // A bare `kvm` (Debian's old wrapper) only right at the start or right after a wrapper (not `sudo -u kvm`).
+  return w.findIndex((x, i) => x === 'kvm' && (i === 0 || WRAPPERS.has(w[i - 1]!)));
 }
 
 type Macvtap = { name: string; parent: string; mode: string; line: number };

@@ -47,6 +47,16 @@ const FLAGS = new Set([
   'enable-kvm', 'nographic', 'daemonize', 'no-user-config', 'nodefaults', 'usb', 'no-reboot', 'no-shutdown', 'S', 's',
   'snapshot', 'no-hpet', 'no-acpi', 'full-screen', 'no-fd-bootchk', 'no-quit', 'enable-fips', 'only-migratable', 'version',
   'help', 'h', 'no-frame', 'alt-grab', 'ctrl-grab', 'win2k-hack', 'rtc-td-hack', 'preconfig', 'nodefconfig', 'enable-sync-profile',
+  // Flags of older QEMUs that still appear in scripts.
+  'no-kvm', 'no-kvm-irqchip', 'no-kvm-pit', 'no-kvm-pit-reinjection', 'enable-nesting', 'localtime', 'std-vga', 'curses', 'sdl', 'no-quit',
+]);
+/** Options known to take a value; an unknown option followed by another option is read as a flag. */
+const VALUED = new Set([
+  'name', 'machine', 'M', 'accel', 'cpu', 'smp', 'm', 'drive', 'hda', 'hdb', 'hdc', 'hdd', 'cdrom', 'fda', 'fdb', 'boot', 'netdev', 'nic', 'net',
+  'device', 'object', 'chardev', 'fsdev', 'virtfs', 'monitor', 'mon', 'qmp', 'qmp-pretty', 'serial', 'parallel', 'display', 'vnc', 'vga', 'kernel',
+  'initrd', 'append', 'dtb', 'runas', 'run-with', 'chroot', 'pidfile', 'sandbox', 'msg', 'rtc', 'global', 'bios', 'L', 'k', 'audiodev', 'soundhw',
+  'incoming', 'loadvm', 'D', 'd', 'trace', 'spice', 'usbdevice', 'numa', 'mem-path', 'mem-prealloc', 'overcommit', 'smbios', 'fw_cfg', 'iscsi',
+  'blockdev', 'add-fd', 'semihosting-config', 'icount', 'watchdog', 'watchdog-action', 'action', 'compat', 'set', 'readconfig', 'gdb', 'uuid',
 ]);
 const NIC_MODELS: Record<string, 'virtio' | 'e1000' | 'e1000e' | 'rtl8139' | 'vmxnet3'> = {
   virtio: 'virtio', 'virtio-net': 'virtio', 'virtio-net-pci': 'virtio', 'virtio-net-pci-non-transitional': 'virtio',
@@ -180,7 +190,8 @@ function mapArgv(words: Word[], redirects: Redirect[], ctx: Ctx): Omit<ImportRes
     const w = words[i]!;
     if (w.text.startsWith('-') && w.text.length > 1) {
       const name = w.text.replace(/^--?/, '');
-      if (FLAGS.has(name)) opts.push({ name, line: w.line, spelled: w.text });
+      const next = words[i + 1]?.text;
+      if (FLAGS.has(name) || (!VALUED.has(name) && next !== undefined && /^--?[A-Za-z]/.test(next))) opts.push({ name, line: w.line, spelled: w.text });
       else if (i + 1 < words.length) {
         opts.push({ name, value: words[i + 1]!.text, word: words[i + 1], line: w.line, spelled: w.text });
         i++;
@@ -576,8 +587,15 @@ function mapArgv(words: Word[], redirects: Redirect[], ctx: Ctx): Omit<ImportRes
         break;
       case 'nographic':
         nographic = true;
-        note(o, '-nographic: imported as display none; kvmctl runs QEMU detached, the serial console is on a socket (kvmctl console NAME)');
+        note(o, '-nographic: imported as display none; kvmctl runs QEMU detached: the serial console is on a socket (kvmctl console NAME), the monitor too (kvmctl monitor NAME)');
         mapped(o);
+        break;
+      case 'curses':
+        display = { type: 'curses' };
+        mapped(o);
+        break;
+      case 'no-kvm':
+        dropped(o, 'an old flag; the accelerator comes from -machine accel= / -enable-kvm');
         break;
       case 'kernel':
         vm.kernel = { ...(vm.kernel ?? {}), path: v };
@@ -667,6 +685,8 @@ function mapArgv(words: Word[], redirects: Redirect[], ctx: Ctx): Omit<ImportRes
     nics.push({ user: true, model: defaultModel });
     note(undefined, `no network options: QEMU's default is one user-mode NIC (${defaultModel}); imported as such (remove nics for none)`);
   }
+  // -nographic multiplexes a monitor onto the terminal (Ctrl-A c): keep one, on a socket.
+  if (nographic && !nodefaults && vm.monitor === undefined) vm.monitor = true;
   if (nodefaults && vm.serial === undefined) vm.serial = 'none'; // -nodefaults and no -serial: QEMU has no serial port
   if (!display) {
     display = { type: nographic ? 'none' : 'vnc' };

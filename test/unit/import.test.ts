@@ -74,6 +74,7 @@ function canon(spec: VmSpec): unknown {
   delete s.qmp;
   s.machine.accel = s.machine.accel.slice(0, 1);
   if (s.display.vnc?.socket?.startsWith(RUN)) delete s.display.vnc;
+  if (s.monitor?.socket?.startsWith(RUN)) s.monitor = true; // kvmctl's own monitor socket
   if (s.rng === true) s.rng = { source: '/dev/urandom' };
   for (const [list, prefix] of [[s.disks, 'disk'], [s.nics, 'net'], [s.shares, 'fs'], [s.cdroms, 'cd']] as const) {
     list.forEach((x: any, i: number) => {
@@ -218,6 +219,7 @@ describe('import: other real-world styles', () => {
     ]);
     expect(r.vm.nics).toEqual([{ id: 'n0', tap: 'tap5', model: 'e1000', mac: '52:54:00:12:34:56', vhost: 'off' }]);
     expect(r.vm.display).toEqual({ type: 'none' });
+    expect(r.vm.monitor).toBe(true); // -nographic's Ctrl-A c monitor, now on a socket
     expect(r.vm.extraArgs).toBeUndefined();
     expect(warnings(r)).toEqual([]);
     const built = build(r.spec).argv;
@@ -305,6 +307,9 @@ describe('import: option mapping details', () => {
     ['-machine mem-merge=off', { machine: { type: 'q35', accel: ['kvm'], memMerge: false } }],
     ['-fsdev local,id=f,path=/srv/x,security_model=passthrough,readonly=on -device virtio-9p-pci,fsdev=f,mount_tag=x', { shares: [{ id: 'f', path: '/srv/x', tag: 'x', securityModel: 'passthrough', readOnly: true }] }],
     ['-nodefaults', { serial: 'none', nics: [] }],
+    ['-nographic', { display: { type: 'none' }, monitor: true }],
+    ['-no-kvm -curses', { display: { type: 'curses' } }],
+    ['-some-new-flag -m 2G', { memory: '2G', extraArgs: ['-some-new-flag'] }],
   ])('%s', (line, want) => {
     const r = imp(line);
     expect(r.vm).toMatchObject(want);

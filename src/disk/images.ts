@@ -72,12 +72,21 @@ export async function inspectImage(file: string, opts: { chain?: boolean } = {})
     }
     return { info: await qi.info(abs, { forceShare }) };
   };
+  const attempt = async (forceShare: boolean) => {
+    try {
+      return await read(forceShare);
+    } catch (e) {
+      // A missing or broken backing file breaks --backing-chain: show the image itself.
+      if (opts.chain && e instanceof KvmError && e.code !== 'DISK_IN_USE') return { info: await qi.info(abs, { forceShare }) };
+      throw e;
+    }
+  };
   try {
-    return { ...(await read(false)), inUse };
+    return { ...(await attempt(false)), inUse };
   } catch (e) {
     if (!(e instanceof KvmError) || e.code !== 'DISK_IN_USE') throw e;
     inUse = true;
-    return { ...(await read(true)), inUse };
+    return { ...(await attempt(true)), inUse };
   }
 }
 

@@ -209,8 +209,13 @@ export async function convert(a: ConvertArgs, opts: { signal?: AbortSignal; onPr
 export type SnapshotOp = 'create' | 'apply' | 'delete';
 const SNAP_FLAG: Record<SnapshotOp, string> = { create: '-c', apply: '-a', delete: '-d' };
 
+/** `qemu-img snapshot` has no -f: the format is given with --image-opts (no probing). */
+export function snapshotArgv(op: SnapshotOp, path: string, format: string, name: string): string[] {
+  return ['snapshot', '-q', '--image-opts', SNAP_FLAG[op], name, `driver=${qemuEscape(format)},file.driver=file,file.filename=${qemuEscape(path)}`];
+}
+
 export async function snapshot(op: SnapshotOp, path: string, format: string, name: string): Promise<void> {
-  await qemuImg(['snapshot', '-q', '-f', format, SNAP_FLAG[op], name, path], path);
+  await qemuImg(snapshotArgv(op, path, format, name), path);
 }
 
 export type CheckOutcome =

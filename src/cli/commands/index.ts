@@ -11,8 +11,10 @@ import { register as demo } from './demo.js';
 import { register as host } from './host.js';
 import { register as guest } from './guest.js';
 import { register as net } from './net.js';
+import { register as disk } from './disk.js';
 
 export type Register = (program: Command, action: Action) => void;
 
 export const commands: Register[] = [definitions, lifecycle, monitor, console, demo, host, guest, net];
 commands.push(importCmdline);
+commands.push(disk);

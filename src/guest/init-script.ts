@@ -29,7 +29,7 @@ export PATH=/sbin:/bin:/usr/sbin:/usr/bin HOME=/root TERM=vt100
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
-mkdir -p /dev/pts /dev/shm /run /tmp /mnt /var/run
+mkdir -p /dev/pts /dev/shm /run /tmp /mnt /var/run /var/log
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
@@ -75,7 +75,8 @@ for s in $(echo "$SHARES" | tr ',' ' '); do
   mount -t 9p -o trans=virtio,version=9p2000.L "$tag" "$dir" || say "9p share $tag: mount on $dir failed"
 done
 
-if [ -z "$NOACPI" ]; then acpid -c /etc/acpi || say "acpid did not start"; fi
+# acpid runs /etc/acpi/PWRF/00000080 on the power button (it daemonizes; its log must be writable).
+if [ -z "$NOACPI" ]; then acpid -c /etc/acpi -a /etc/acpid.conf -l /var/log/acpid.log || say "acpid did not start"; fi
 
 echo
 echo ${READY_MARKER}
@@ -89,7 +90,8 @@ done
 /** Run by busybox acpid (from /etc/acpi) when the power button is pressed. */
 export function powerButtonScript(): string {
   return `#!/bin/sh
-echo ${POWEROFF_MARKER} >/dev/console
+# on its own line, even after a prompt
+printf '\n%s\n' ${POWEROFF_MARKER} >/dev/console
 sync
 poweroff -f
 `;

@@ -9,6 +9,7 @@
  * private temp dir under a lock and is renamed into place, so concurrent builders never see a
  * half-written guest.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -33,6 +34,8 @@ export type TestGuest = {
 
 export type TestGuestManifest = TestGuest & {
   format: 1;
+  /** Hash of what goes into the build (init scripts, module list, defaults): a different one is stale. */
+  recipe: string;
   dir: string;
   builtAt: string;
   kernelPackage: string;
@@ -67,6 +70,23 @@ const BUSYBOX = 'busybox-static';
 
 type Log = (msg: string) => void;
 
+const ACPID_CONF = 'PWRF PWRF/00000080\nPWRB PWRF/00000080\n';
+/** Bump when build() changes what it produces in a way the hashed texts below do not show. */
+const BUILD_REVISION = 1;
+
+let recipeHash: string | undefined;
+/** Identifies the recipe: cached builds made from another recipe are rebuilt, never booted. */
+export function guestRecipe(): string {
+  recipeHash ??= createHash('sha256')
+    .update(JSON.stringify([
+      BUILD_REVISION, GUEST_MODULES, OPTIONAL_MODULES, APPEND_DEFAULT, ACPID_CONF,
+      initScript({ modules: ['m.ko'], optional: ['o.ko'], kernelVersion: 'v' }), powerButtonScript(), udhcpcScript(), profileScript(),
+    ]))
+    .digest('hex')
+    .slice(0, 16);
+  return recipeHash;
+}
+
 export function guestCacheRoot(paths: Paths, env: NodeJS.ProcessEnv = process.env): string {
   return env.KVMCTL_GUEST_CACHE ? path.resolve(env.KVMCTL_GUEST_CACHE) : path.join(paths.data, 'guest');
 }
@@ -98,7 +118,7 @@ export async function ensureTestGuest(paths: Paths, opts: { log?: Log; rebuild?:
       const have = await findBuilt(base); // someone else built it while we waited
       if (have) return have;
     }
-    return await build(base, path.join(guestCacheRoot(paths, opts.env), 'debs'), opts.log ?? (() => {}), !!opts.rebuild);
+    return await build(base, path.join(guestCacheRoot(paths, opts.env), 'debs'), opts.log ?? (() => {}));
   } finally {
     await release().catch(() => {});
   }
@@ -134,7 +154,7 @@ async function readManifest(dir: string): Promise<TestGuestManifest | undefined>
   } catch {
     return undefined;
   }
-  if (m?.format !== 1 || !m.kernel || !m.initrd || !m.kernelVersion) return undefined;
+  if (m?.format !== 1 || m.recipe !== guestRecipe() || !m.kernel || !m.initrd || !m.kernelVersion) return undefined;
   const at = (p: string | undefined) => (p ? path.join(dir, path.basename(p)) : undefined);
   const out: TestGuestManifest = { ...m, dir, kernel: at(m.kernel)!, initrd: at(m.initrd)!, vmlinux: at(m.vmlinux) };
   for (const f of [out.kernel, out.initrd, out.vmlinux]) if (f && !fs.existsSync(f)) return undefined;
@@ -326,7 +346,7 @@ async function pickModules(modRoot: string, tmp: string, log: Log): Promise<{ fi
 
 /* ----------------------------------------------------------------------------- build ---- */
 
-async function build(base: string, debs: string, log: Log, rebuild: boolean): Promise<TestGuestManifest> {
+async function build(base: string, debs: string, log: Log): Promise<TestGuestManifest> {
   const t0 = Date.now();
   const { kernelPkg, kernelVer, busyboxVer } = await resolvePackages(log);
   const kernelVersion = kernelPkg.replace(/^linux-image-/, '');
@@ -356,7 +376,7 @@ async function build(base: string, debs: string, log: Log, rebuild: boolean): Pr
       { type: 'file', name: 'bin/busybox', data: await fsp.readFile(busybox), mode: 0o755 },
       { type: 'symlink', name: 'bin/sh', target: 'busybox' },
       { type: 'file', name: 'init', data: initScript({ modules: mods.files.map((f) => f.name), optional: OPTIONAL_MODULES.map((m) => `${m}.ko`), kernelVersion }), mode: 0o755 },
-      { type: 'file', name: 'etc/acpid.conf', data: 'PWRF PWRF/00000080\nPWRB PWRF/00000080\n' },
+      { type: 'file', name: 'etc/acpid.conf', data: ACPID_CONF },
       { type: 'file', name: 'etc/acpi/PWRF/00000080', data: powerButtonScript(), mode: 0o755 },
       { type: 'file', name: 'etc/udhcpc.script', data: udhcpcScript(), mode: 0o755 },
       { type: 'file', name: 'etc/profile', data: profileScript() },
@@ -374,6 +394,7 @@ async function build(base: string, debs: string, log: Log, rebuild: boolean): Pr
 
     const manifest: TestGuestManifest = {
       format: 1,
+      recipe: guestRecipe(),
       dir: final,
       kernel: path.join(final, 'vmlinuz'),
       initrd: path.join(final, 'initrd.img'),
@@ -389,7 +410,8 @@ async function build(base: string, debs: string, log: Log, rebuild: boolean): Pr
       modulesMissing: mods.missing,
     };
     await fsp.writeFile(path.join(out, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
-    await install(out, final, tmp, rebuild);
+    await install(out, final, tmp);
+    await pruneStale(base, final);
     log(`built the test guest in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${final}`);
     const m = await readManifest(final);
     if (!m) throw new KvmError('GUEST_BUILD_FAILED', `the test guest in ${final} is incomplete after the build`);
@@ -399,15 +421,30 @@ async function build(base: string, debs: string, log: Log, rebuild: boolean): Pr
   }
 }
 
-/** Rename the finished build into place. A rebuild moves the old one aside first. */
-async function install(out: string, final: string, tmp: string, rebuild: boolean): Promise<void> {
-  if (rebuild && fs.existsSync(final)) await fsp.rename(final, path.join(tmp, 'old'));
-  try {
-    await fsp.rename(out, final);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    // Someone else's build got there first: theirs is as good as ours.
-    if ((code === 'ENOTEMPTY' || code === 'EEXIST') && (await readManifest(final))) return;
-    throw new KvmError('GUEST_BUILD_FAILED', `cannot move the built test guest to ${final}: ${(e as Error).message}`, { cause: e });
+/**
+ * Rename the finished build into place. We hold the build lock and found no current build, so
+ * whatever sits at `final` is stale (another recipe) or being rebuilt on request: move it aside
+ * (into our temp dir, removed afterwards). QEMUs already running from it keep their copy in memory.
+ */
+async function install(out: string, final: string, tmp: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await fsp.rename(out, final);
+      return;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if ((code !== 'ENOTEMPTY' && code !== 'EEXIST') || attempt >= 3)
+        throw new KvmError('GUEST_BUILD_FAILED', `cannot move the built test guest to ${final}: ${(e as Error).message}`, { cause: e });
+      await fsp.rename(final, path.join(tmp, `old-${attempt}`)).catch(() => {});
+    }
+  }
+}
+
+/** Remove builds of other kernel versions made from another recipe (each holds a ~65 MB vmlinux). */
+async function pruneStale(base: string, keep: string): Promise<void> {
+  for (const n of await fsp.readdir(base)) {
+    const dir = path.join(base, n);
+    if (n.startsWith('.') || dir === keep || !fs.existsSync(path.join(dir, 'manifest.json'))) continue;
+    if (!(await readManifest(dir))) await fsp.rm(dir, { recursive: true, force: true });
   }
 }

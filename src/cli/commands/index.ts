@@ -12,9 +12,11 @@ import { register as host } from './host.js';
 import { register as guest } from './guest.js';
 import { register as net } from './net.js';
 import { register as disk } from './disk.js';
+import { register as image } from './image.js';
 
 export type Register = (program: Command, action: Action) => void;
 
 export const commands: Register[] = [definitions, lifecycle, monitor, console, demo, host, guest, net];
 commands.push(importCmdline);
 commands.push(disk);
+commands.push(image);

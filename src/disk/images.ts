@@ -225,7 +225,17 @@ export async function resizeImage(file: string, sizeSpec: string | number, o: { 
   return { path: abs, from, to, warnings };
 }
 
-export type ConvertOptions = { src: string; dst: string; format: string; force?: boolean; prealloc?: Prealloc; clusterSize?: number; checkFreeSpace?: boolean };
+export type ConvertOptions = {
+  src: string;
+  dst: string;
+  format: string;
+  force?: boolean;
+  prealloc?: Prealloc;
+  clusterSize?: number;
+  checkFreeSpace?: boolean;
+  /** Bytes per second, to leave I/O for running VMs. */
+  rateLimit?: number;
+};
 
 /** Convert/copy an image into a new file (temp name, then renamed); the source is only read. */
 export async function convertImage(c: ConvertOptions, opts: OpOptions = {}): Promise<{ path: string; info: ImageInfo }> {
@@ -248,7 +258,7 @@ export async function convertImage(c: ConvertOptions, opts: OpOptions = {}): Pro
     assertFreeSpace(dir, prealloc === 'off' ? m.required : m['fully-allocated'], `converting ${src} to ${c.format}`);
   }
   await writeViaTemp(dst, { overwrite: !!c.force, signal: opts.signal, trapSignals: opts.trapSignals }, async (tmp, signal) => {
-    await qi.convert({ src, srcFormat: si.format, dst: tmp, dstFormat: c.format, prealloc, clusterSize: c.clusterSize }, { signal, onProgress: opts.onProgress });
+    await qi.convert({ src, srcFormat: si.format, dst: tmp, dstFormat: c.format, prealloc, clusterSize: c.clusterSize, rateLimit: c.rateLimit }, { signal, onProgress: opts.onProgress });
   });
   return { path: dst, info: await qi.info(dst) };
 }

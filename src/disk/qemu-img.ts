@@ -189,13 +189,27 @@ export async function resize(path: string, format: string, newSize: number, opts
   await qemuImg(['resize', '-q', '-f', format, ...(opts.shrink ? ['--shrink'] : []), path, String(newSize)], path);
 }
 
-export type ConvertArgs = { src: string; srcFormat: string; dst: string; dstFormat: string; prealloc?: Prealloc; clusterSize?: number };
+export type ConvertArgs = {
+  src: string;
+  srcFormat: string;
+  dst: string;
+  dstFormat: string;
+  prealloc?: Prealloc;
+  clusterSize?: number;
+  /** Bytes per second (qemu-img -r), so a copy does not starve running VMs of I/O. */
+  rateLimit?: number;
+};
 
 export function convertArgv(a: ConvertArgs, progress: boolean): string[] {
   const o: string[] = [];
   if (a.prealloc && a.prealloc !== 'off') o.push(`preallocation=${a.prealloc}`);
   if (a.clusterSize !== undefined) o.push(`cluster_size=${a.clusterSize}`);
-  return ['convert', ...(progress ? ['-p'] : []), '-f', a.srcFormat, '-O', a.dstFormat, ...(o.length ? ['-o', o.join(',')] : []), a.src, a.dst];
+  return [
+    'convert', ...(progress ? ['-p'] : []), '-f', a.srcFormat, '-O', a.dstFormat,
+    ...(o.length ? ['-o', o.join(',')] : []),
+    ...(a.rateLimit ? ['-r', String(a.rateLimit)] : []),
+    a.src, a.dst,
+  ];
 }
 
 /** `qemu-img convert -p`, reporting progress (0..100, increasing) as it goes. */

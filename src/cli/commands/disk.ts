@@ -102,13 +102,17 @@ export function register(program: Command, action: Action): void {
     .option('--prealloc <mode>', 'off, metadata (qcow2), falloc or full', 'off')
     .option('--force', 'replace an existing DST (refused while in use)')
     .option('--no-space-check', 'do not refuse up front when DST does not fit')
+    .option('--rate-limit <size>', 'at most this many bytes per second, e.g. 50M (leaves I/O for running VMs)')
     .option('-q, --quiet', 'no progress output')
     .action(
-      action(async (ctx, src: string, dst: string, o: { format: string; prealloc: string; force?: boolean; spaceCheck: boolean; quiet?: boolean }) => {
+      action(async (ctx, src: string, dst: string, o: { format: string; prealloc: string; force?: boolean; spaceCheck: boolean; rateLimit?: string; quiet?: boolean }) => {
         const format = oneOf('format', o.format, FORMATS);
         const prealloc = oneOf('prealloc', o.prealloc, PREALLOC) as Prealloc;
         const bar = await progress(`converting ${path.basename(src)}`, !!o.quiet || ctx.json);
-        const r = await (await svc()).convertImage({ src: abs(src), dst: abs(dst), format, prealloc, force: o.force, checkFreeSpace: o.spaceCheck }, { onProgress: bar.update });
+        const r = await (await svc()).convertImage(
+          { src: abs(src), dst: abs(dst), format, prealloc, force: o.force, checkFreeSpace: o.spaceCheck, rateLimit: o.rateLimit ? await sizeArg(o.rateLimit, '--rate-limit') : undefined },
+          { onProgress: bar.update },
+        );
         bar.done();
         ctx.out(r.info, () => `converted ${abs(src)} → ${r.path} (${r.info.format}, ${fmt(r.info['actual-size'] ?? 0)} on disk)`);
       }),

@@ -172,6 +172,8 @@ export async function writeViaTemp<T>(
       if (ac.signal.aborted) throw new KvmError('CANCELED', 'canceled');
     } catch (e) {
       cleanup();
+      // Ctrl-C on a terminal signals the tool too; it may exit before our handler has run.
+      if (trap && !ac.signal.aborted) await new Promise((r) => setTimeout(r, 25));
       if (ac.signal.aborted) {
         throw new KvmError('INTERRUPTED', `${caught ? `${caught}` : 'canceled'}: stopped writing ${finalPath}; nothing was left under that name`, {
           details: { path: finalPath, ...(caught ? { signal: caught } : {}) },

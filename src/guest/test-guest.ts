@@ -106,6 +106,9 @@ export async function ensureTestGuest(paths: Paths, opts: { log?: Log; rebuild?:
       stale: 30_000,
       update: 5_000,
       retries: { retries: 400, minTimeout: 500, maxTimeout: 1_000, factor: 1 },
+      // The default throws asynchronously (an uncaught exception); the temp-dir + rename keeps the
+      // cache consistent even if another builder took the lock over.
+      onCompromised: (e) => opts.log?.(`build lock lost (${e.message}); continuing`),
     });
   } catch (e) {
     throw new KvmError('GUEST_LOCKED', `another kvmctl is building the test guest in ${base} and did not finish`, {
@@ -178,6 +181,13 @@ async function candidate(pkg: string): Promise<string | undefined> {
 }
 
 async function resolvePackages(log: Log): Promise<{ kernelPkg: string; kernelVer: string; busyboxVer: string }> {
+  for (const tool of ['apt-get', 'apt-cache', 'dpkg-deb']) {
+    const r = await run([tool, '--version'], { allowFailure: true, timeoutMs: 30_000 });
+    if (r.exitCode !== 0)
+      throw new KvmError('GUEST_NEEDS_DEBIAN', `building the test guest needs ${tool} (it fetches Debian's kernel and busybox packages)`, {
+        hint: 'build it on a Debian host (kvmctl image test-guest) and point KVMCTL_GUEST_CACHE at a copy of that cache dir',
+      });
+  }
   if (!(await candidate(KERNEL_META)) || !(await candidate(BUSYBOX))) {
     log('apt knows no candidate for the kernel or busybox: running apt-get update');
     await run(['apt-get', 'update'], { timeoutMs: 300_000, errorCode: 'GUEST_APT_FAILED', hint: 'check that the Debian archive is reachable (apt sources)' });

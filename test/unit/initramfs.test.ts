@@ -5,7 +5,8 @@ import {
   buildInitramfs, moduleDepends, orderModules, readModinfo, withParentDirs, writeCpio, type CpioEntry,
 } from '../../src/guest/initramfs.js';
 import { initScript, READY_MARKER } from '../../src/guest/init-script.js';
-import { bzImagePayload } from '../../src/guest/test-guest.js';
+import { bzImagePayload, guestCacheRoot, guestRecipe } from '../../src/guest/test-guest.js';
+import { resolvePaths } from '../../src/host/paths.js';
 
 type Parsed = { offset: number; ino: number; mode: number; uid: number; gid: number; nlink: number; mtime: number; rmajor: number; rminor: number; name: string; data: Buffer };
 
@@ -203,5 +204,17 @@ describe('examples/tiny.yaml', () => {
     expect(doc!.issues).toEqual([]);
     const spec = doc!.spec as import('../../src/spec/vm.js').VmSpec;
     expect(spec).toMatchObject({ name: 'tiny', kernel: { builtin: 'test-guest' }, memory: 256 * 1024 * 1024, cpu: { count: 1 }, machine: { type: 'q35' }, nics: [], disks: [] });
+  });
+});
+
+describe('test guest cache location and recipe', () => {
+  it('uses KVMCTL_GUEST_CACHE when set, else <data>/guest', () => {
+    const paths = resolvePaths({ KVMCTL_HOME: '/tmp/kh' });
+    expect(guestCacheRoot(paths, {})).toBe('/tmp/kh/data/guest');
+    expect(guestCacheRoot(paths, { KVMCTL_GUEST_CACHE: '/var/tmp/g' })).toBe('/var/tmp/g');
+  });
+  it('has a stable recipe id (cached builds from another recipe are rebuilt)', () => {
+    expect(guestRecipe()).toMatch(/^[0-9a-f]{16}$/);
+    expect(guestRecipe()).toBe(guestRecipe());
   });
 });

@@ -3,6 +3,10 @@
  * `ensureDisk` for the VM lifecycle. Used by the CLI and (later) the API. Data safety first:
  * nothing is overwritten without `force`, nothing in use by a QEMU is modified or deleted, new
  * images appear under their final name only when complete.
+ *
+ * Still to come, for running VMs (they need the VM layer's QMP client): `snapshotExternal(qmp,
+ * {device, overlay})` via blockdev-snapshot-sync, cd-rom eject/insert. They will reuse
+ * `createImage({backing})` for the overlay file and the same OpOptions.
  */
 import fs from 'node:fs';
 import path from 'node:path';

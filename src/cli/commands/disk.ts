@@ -20,10 +20,16 @@ async function sizeArg(v: string, what: string): Promise<number> {
   return n;
 }
 
-/** Progress on stderr: a bar on a terminal, a line per 10% otherwise, nothing with --quiet or --json. */
-async function progress(label: string, quiet: boolean) {
+/** Progress on stderr: a bar on a terminal, a line per 10% otherwise, nothing with --quiet or --json.
+ * The bar's line is ended also when the operation fails, so the error starts on its own line. */
+async function withProgress<T>(label: string, quiet: boolean, fn: (update: (p: number) => void) => Promise<T>): Promise<T> {
   const { progressRenderer } = await import('../../disk/progress.js');
-  return progressRenderer(label, { quiet });
+  const bar = progressRenderer(label, { quiet });
+  try {
+    return await fn(bar.update);
+  } finally {
+    bar.done();
+  }
 }
 
 export function register(program: Command, action: Action): void {
@@ -47,21 +53,22 @@ export function register(program: Command, action: Action): void {
       action(async (ctx, file: string, size: string | undefined, o: { format: string; prealloc: string; clusterSize?: string; backing?: string; force?: boolean; spaceCheck: boolean; quiet?: boolean }) => {
         const format = oneOf('format', o.format, FORMATS);
         const prealloc = oneOf('prealloc', o.prealloc, PREALLOC) as Prealloc;
-        const bar = await progress(`creating ${path.basename(file)}`, !!o.quiet || ctx.json);
-        const r = await (await svc()).createImage(
+        const sizeBytes = size === undefined ? undefined : await sizeArg(size, 'size');
+        const clusterSize = o.clusterSize ? await sizeArg(o.clusterSize, '--cluster-size') : undefined;
+        const r = await withProgress(`creating ${path.basename(file)}`, !!o.quiet || ctx.json, async (update) =>
+          (await svc()).createImage(
           {
             path: abs(file),
-            size: size === undefined ? undefined : await sizeArg(size, 'size'),
+            size: sizeBytes,
             format,
             prealloc,
-            clusterSize: o.clusterSize ? await sizeArg(o.clusterSize, '--cluster-size') : undefined,
+            clusterSize,
             backing: o.backing ? abs(o.backing) : undefined,
             force: o.force,
             checkFreeSpace: o.spaceCheck,
           },
-          { onProgress: prealloc === 'full' ? bar.update : undefined },
-        );
-        bar.done();
+          { onProgress: prealloc === 'full' ? update : undefined },
+        ));
         ctx.out(r.info, () => `created ${r.path} (${r.info.format}, ${fmt(r.info['virtual-size'])})`);
       }),
     );
@@ -108,12 +115,10 @@ export function register(program: Command, action: Action): void {
       action(async (ctx, src: string, dst: string, o: { format: string; prealloc: string; force?: boolean; spaceCheck: boolean; rateLimit?: string; quiet?: boolean }) => {
         const format = oneOf('format', o.format, FORMATS);
         const prealloc = oneOf('prealloc', o.prealloc, PREALLOC) as Prealloc;
-        const bar = await progress(`converting ${path.basename(src)}`, !!o.quiet || ctx.json);
-        const r = await (await svc()).convertImage(
-          { src: abs(src), dst: abs(dst), format, prealloc, force: o.force, checkFreeSpace: o.spaceCheck, rateLimit: o.rateLimit ? await sizeArg(o.rateLimit, '--rate-limit') : undefined },
-          { onProgress: bar.update },
+        const rateLimit = o.rateLimit ? await sizeArg(o.rateLimit, '--rate-limit') : undefined;
+        const r = await withProgress(`converting ${path.basename(src)}`, !!o.quiet || ctx.json, async (update) =>
+          (await svc()).convertImage({ src: abs(src), dst: abs(dst), format, prealloc, force: o.force, checkFreeSpace: o.spaceCheck, rateLimit }, { onProgress: update }),
         );
-        bar.done();
         ctx.out(r.info, () => `converted ${abs(src)} → ${r.path} (${r.info.format}, ${fmt(r.info['actual-size'] ?? 0)} on disk)`);
       }),
     );
@@ -174,9 +179,9 @@ export function register(program: Command, action: Action): void {
     .action(
       action(async (ctx, base: string, dst: string, o: { full?: boolean; format: string; force?: boolean; quiet?: boolean }) => {
         const format = oneOf('format', o.format, FORMATS);
-        const bar = await progress(`copying ${path.basename(base)}`, !!o.quiet || ctx.json || !o.full);
-        const r = await (await svc()).cloneImage({ base: abs(base), dst: abs(dst), full: o.full, format: o.full ? format : undefined, force: o.force }, { onProgress: bar.update });
-        bar.done();
+        const r = await withProgress(`copying ${path.basename(base)}`, !!o.quiet || ctx.json || !o.full, async (update) =>
+          (await svc()).cloneImage({ base: abs(base), dst: abs(dst), full: o.full, format: o.full ? format : undefined, force: o.force }, { onProgress: update }),
+        );
         ctx.out(r.info, () => (r.overlay ? `created overlay ${r.path} on ${r.info['backing-filename']}` : `copied ${abs(base)} → ${r.path}`));
       }),
     );

@@ -36,7 +36,8 @@ export async function attachConsole(paths: Paths, name: string, opts: { replay?:
   await new Promise<void>((resolve) => {
     const done = () => {
       if (tty) process.stdin.setRawMode(false);
-      process.stdin.pause();
+      process.stdin.removeAllListeners('data');
+      process.stdin.destroy(); // a paused pipe would keep the process alive
       sock.destroy();
       resolve();
     };

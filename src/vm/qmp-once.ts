@@ -6,6 +6,6 @@ export async function qmpOnce(socket: string, command: string, args?: Record<str
   try {
     return await c.execute(command, args, { timeoutMs });
   } finally {
-    c.close();
+    await c.close();
   }
 }

@@ -79,7 +79,7 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
         fs.closeSync(log);
         nics.closeFds(); // QEMU holds its own copies now
       }
-      await waitForQmp(rt.qmp, exited!, opts.timeoutMs ?? 30_000, () => qemuLogTail(paths, name, 10));
+      const first = await waitForQmp(rt.qmp, exited!, opts.timeoutMs ?? 30_000, () => qemuLogTail(paths, name, 10));
       const qmpReadyMs = Date.now() - t0;
       const run: RunState = {
         name,
@@ -93,9 +93,8 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
       };
       writeJson(files.state, run);
       if (runAs) shareSockets(rt, runAs.uid);
-      if (opts.wait !== false) {
-        const q = (await qmpOnce(rt.qmp, 'query-status')) as { running: boolean; status: string };
-        if (!q.running) throw new KvmError('START_FAILED', `VM "${name}" is ${q.status} right after start`, { hint: qemuLogTail(paths, name) || undefined });
+      if (opts.wait !== false && !first.running) {
+        throw new KvmError('START_FAILED', `VM "${name}" is ${first.status} right after start`, { hint: qemuLogTail(paths, name) || undefined });
       }
       let guestReadyMs: number | undefined;
       if (opts.waitForGuest) {

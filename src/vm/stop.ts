@@ -15,6 +15,7 @@ import { waitGone } from './proc.js';
 export type StopResult = { name: string; how: 'acpi' | 'quit' | 'sigkill'; tookMs: number };
 
 const QUIT_WAIT_MS = 2000;
+const REPRESS_MS = 3000;
 
 export async function stopVm(paths: Paths, name: string, opts: { timeoutSec?: number; force?: boolean } = {}): Promise<StopResult> {
   const vm = readVm(paths, name);
@@ -37,8 +38,13 @@ export async function stopVm(paths: Paths, name: string, opts: { timeoutSec?: nu
       try {
         const q = (await qmpOnce(f.qmp, 'query-status', undefined, 2000)) as { running: boolean };
         if (!q.running) await qmpOnce(f.qmp, 'cont', undefined, 2000); // a paused guest cannot see the button
-        await qmpOnce(f.qmp, 'system_powerdown', undefined, 2000);
-        gone = await waitGone(pid, timeoutMs, starttime);
+        // Press the button again every few seconds: a guest still booting (acpid not yet
+        // listening) drops the first press, and a second press is harmless.
+        const end = Date.now() + timeoutMs;
+        while (!gone && Date.now() < end) {
+          await qmpOnce(f.qmp, 'system_powerdown', undefined, 2000);
+          gone = await waitGone(pid, Math.min(REPRESS_MS, end - Date.now()), starttime);
+        }
       } catch {
         gone = !isAlive(pid, starttime);
       }

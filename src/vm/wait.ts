@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { KvmError } from '../errors.js';
+import { QmpClient } from '../qmp/client.js';
 
 function tryConnect(socket: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -14,17 +15,34 @@ function tryConnect(socket: string): Promise<boolean> {
   });
 }
 
-/** Resolve once the QMP socket accepts a connection; fail fast with QEMU's own words if it exits. */
-export async function waitForQmp(socket: string, exited: Promise<unknown>, timeoutMs: number, logTail: () => string): Promise<void> {
+/**
+ * Resolve once QMP answers `query-status` — QEMU opens its QMP socket before it opens the disks,
+ * so a connect alone does not mean it started — and fail fast with QEMU's own words if it exits.
+ */
+export async function waitForQmp(socket: string, exited: Promise<unknown>, timeoutMs: number, logTail: () => string): Promise<{ status: string; running: boolean }> {
   let gone = false;
   void exited.then(() => (gone = true));
   const end = Date.now() + timeoutMs;
+  const failed = () => {
+    const why = logTail();
+    return new KvmError('START_FAILED', `QEMU exited during start-up${why ? `:\n${why}` : ' without a message'}`, { hint: hintFor(why) });
+  };
   while (Date.now() < end) {
-    if (gone) {
-      const why = logTail();
-      throw new KvmError('START_FAILED', `QEMU exited during start-up${why ? `:\n${why}` : ' without a message'}`, { hint: hintFor(why) });
+    if (gone) throw failed();
+    if (fs.existsSync(socket) && (await tryConnect(socket))) {
+      try {
+        const c = await QmpClient.connect(socket, { timeoutMs: Math.max(1000, end - Date.now()) });
+        try {
+          return await c.execute<{ status: string; running: boolean }>('query-status');
+        } finally {
+          await c.close();
+        }
+      } catch (e) {
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 300))]);
+        if (gone) throw failed();
+        if (Date.now() >= end) throw e;
+      }
     }
-    if (fs.existsSync(socket) && (await tryConnect(socket))) return;
     await new Promise((r) => setTimeout(r, 10));
   }
   throw new KvmError('START_TIMEOUT', `QEMU did not open its QMP socket within ${timeoutMs} ms`, { hint: logTail() || undefined });

@@ -95,7 +95,7 @@ export function makeHome(): Home {
         }
       }
       await new Promise((r) => setTimeout(r, 100));
-      fs.rmSync(dir, { recursive: true, force: true });
+      if (!process.env.KVT_KEEP) fs.rmSync(dir, { recursive: true, force: true });
     },
   };
   return home;

@@ -11,7 +11,7 @@ export default defineConfig({
     pool: 'forks',
     env: {
       // One test-guest build per machine, shared by every test file, the demo and the benchmarks.
-      KVMCTL_GUEST_CACHE: process.env.KVMCTL_GUEST_CACHE ?? path.resolve(__dirname, '.cache/guest'),
+      KVMCTL_GUEST_CACHE: process.env.KVMCTL_GUEST_CACHE ?? path.resolve(import.meta.dirname, '.cache/guest'),
     },
   },
 });

@@ -16,7 +16,6 @@
  * What was created is recorded in `<run>/vms/NAME/nics.json` (and marked in each interface's
  * alias), so releaseNics() and `net gc` can undo it after a crash.
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { badInput, KvmError } from '../errors.js';
@@ -30,6 +29,9 @@ import { bridgeUp } from './bridge.js';
 import { deleteLink, getLink, listLinks, parseOwner, type IpOpts } from './ip.js';
 import { createMacvtap, openMacvtap } from './macvtap.js';
 import { createTap, vmLinkName } from './tap.js';
+import { deriveMac } from './mac.js';
+
+export { deriveMac };
 
 export type PreparedNics = {
   attachments: NicAttachment[];
@@ -44,11 +46,6 @@ export type PreparedNics = {
   release(): Promise<void>;
 };
 
-/** Deterministic locally administered MAC under QEMU's 52:54:00 prefix, from VM and NIC names. */
-export function deriveMac(vmName: string, nicId: string): string {
-  const h = createHash('sha256').update(`${vmName}\0${nicId}`).digest();
-  return ['52', '54', '00', ...[h[0]!, h[1]!, h[2]!].map((b) => b.toString(16).padStart(2, '0'))].join(':');
-}
 
 function nicIdOf(nic: NicSpec, i: number): string {
   return nic.id ?? `net${i}`;

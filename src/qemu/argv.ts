@@ -10,6 +10,7 @@ import type { DiskSpec, NicSpec, VmSpec } from '../spec/vm.js';
 import { formatSize } from '../spec/units.js';
 import type { NicAttachment } from './attachments.js';
 import { qemuEscape, qemuOpts } from './escape.js';
+import { deriveMac } from '../net/mac.js';
 
 export type RuntimePaths = { dir: string; qmp: string; serial: string; serialLog: string; pidfile: string; vnc: string };
 
@@ -133,7 +134,7 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
   vm.nics.forEach((nic, i) => {
     const id = nicId(nic, i);
     const at = ctx.attachments[i]!;
-    let mac = nic.mac;
+    let mac = nic.mac ?? deriveMac(vm.name, id); // stable across restarts
     if (at.kind === 'user') {
       const fwd = at.forwards.map((f) => `${f.proto}:${f.hostAddr ?? ''}:${f.hostPort}-:${f.guestPort}`);
       add('-netdev', ['user', `id=${id}`, ...fwd.map((f) => `hostfwd=${f}`)].join(','));

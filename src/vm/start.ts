@@ -59,7 +59,12 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
 
     const needsNet = vm.nics.length > 0;
     const net = needsNet ? await import('../net/attach.js') : undefined;
-    if (net) await net.releaseNics(name, paths); // leftovers of a start that was killed half-way
+    if (net) {
+      // Leftovers of a start killed half-way, and of any VM that died without cleaning up.
+      await net.releaseNics(name, paths, { netns: opts.netns });
+      const { gcLinks } = await import('../net/gc.js');
+      await gcLinks({ paths, netns: opts.netns });
+    }
     const nics = net
       ? await net.prepareNics(vm, { paths, facts, runAs: runAs ? { uid: runAs.uid, gid: runAs.gid } : undefined, netns: opts.netns })
       : { attachments: [], fds: [] as number[], macs: [] as string[], warnings: [] as string[], closeFds: () => undefined, release: async () => undefined };

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { KVM_HOST_FACTS } from '../../src/host/facts.js';
+import { deriveMac } from '../../src/net/mac.js';
 import { resolvePaths } from '../../src/host/paths.js';
 import { buildArgv, diskFormat, type ArgvContext } from '../../src/qemu/argv.js';
 import type { NicAttachment } from '../../src/qemu/attachments.js';
@@ -78,6 +79,8 @@ function canon(spec: VmSpec): unknown {
   if (s.rng === true) s.rng = { source: '/dev/urandom' };
   for (const [list, prefix] of [[s.disks, 'disk'], [s.nics, 'net'], [s.shares, 'fs'], [s.cdroms, 'cd']] as const) {
     list.forEach((x: any, i: number) => {
+      // kvmctl gives a NIC without a MAC a stable one derived from the VM and NIC names.
+      if (prefix === 'net' && x.mac === deriveMac(spec.name, x.id ?? `net${i}`)) delete x.mac;
       if (x.id === `${prefix}${i}`) delete x.id;
       if (x.file) x.file = path.basename(x.file);
       // No format: QEMU probes, kvmctl infers it from the extension and writes it out.
@@ -170,7 +173,7 @@ describe('import: other real-world styles', () => {
     expect(built).toContain('file=/var/lib/kvmctl/images/disk.qcow2,format=qcow2,if=ide,index=0,media=disk,id=disk0');
     expect(built).toContain('file=/var/lib/kvmctl/images/install.iso,if=ide,media=cdrom,readonly=on,id=cd0');
     expect(built).toContain('user,id=net0');
-    expect(built).toContain('e1000,netdev=net0,id=net0-dev');
+    expect(built).toContain(`e1000,netdev=net0,mac=${deriveMac(r.spec.name, 'net0')},id=net0-dev`);
     expectFixedPoint(r.spec);
   });
 
@@ -204,7 +207,7 @@ describe('import: other real-world styles', () => {
     expect(notes(r).join('\n')).toMatch(/-pidfile .*kvmctl keeps the pidfile/);
     const built = build(r.spec).argv;
     expect(built).toContain('user,id=net0,hostfwd=tcp::2222-:22');
-    expect(built).toContain('virtio-net-pci,netdev=net0,id=net0-dev');
+    expect(built).toContain(`virtio-net-pci,netdev=net0,mac=${deriveMac(r.spec.name, 'net0')},id=net0-dev`);
     expect(built[built.indexOf('-smp') + 1]).toBe('4,sockets=1,cores=4,threads=1');
     expect(built[built.indexOf('-vnc') + 1]).toBe('127.0.0.1:1');
     expect(built.slice(-13)).toEqual(r.vm.extraArgs);

@@ -1,0 +1,373 @@
+/**
+ * The HTTP/WebSocket API of `kvmctl serve`: request and response schemas (zod) and the route
+ * table. Shared by the server (validation, OpenAPI), the CLI's --remote client and the web UI.
+ * Stable: changes are additive only.
+ *
+ * Transport
+ * - Default: a unix socket `<run>/kvmctl.sock` (mode 0660, group kvm), no token.
+ * - TCP only with `kvmctl serve --listen HOST:PORT`; then every request needs the token:
+ *   `Authorization: Bearer TOKEN`. Browsers cannot set headers on a WebSocket, so WebSocket
+ *   routes (and only they) also accept `?token=TOKEN`. `/api/health` needs no token.
+ * - Errors: HTTP status + JSON body `ApiError` ({code, message, hint?, issues?}):
+ *   400 bad input, 422 invalid definition (issues[] with paths, for field-level display),
+ *   401 auth, 404 not found, 409 conflict (VM_RUNNING, VM_NOT_RUNNING, *_EXISTS, *_IN_USE), 500 other.
+ *
+ * WebSockets
+ * - `/api/events?since=ID`: text frames, one JSON `ServerMessage` each. First a `hello`, then
+ *   every buffered event with id > since (or, when since is older than the buffer, a `reset`:
+ *   reload the full state with GET /api/vms), then live events. Ids are monotonic per server
+ *   process (`hello.serverId` changes when the server restarts: then resume from 0).
+ * - `/api/vms/:name/serial`: raw bytes both ways (binary frames; text frames from the client are
+ *   sent as UTF-8), bridged to the VM's serial unix socket. Closes with code 4404 when the VM is
+ *   not running / has no serial socket.
+ * - `/api/vms/:name/vnc`: binary RFB both ways, bridged to the VM's VNC unix socket (noVNC:
+ *   `new RFB(el, 'ws://host/api/vms/NAME/vnc')`, subprotocol 'binary' accepted). Closes 4404 when
+ *   the VM has no VNC socket (display.type must be vnc).
+ */
+import { z } from 'zod';
+
+/* ------------------------------------------------------------------ errors */
+
+export const apiErrorSchema = z.object({
+  code: z.string(),
+  message: z.string(),
+  hint: z.string().optional(),
+  /** Spec validation: every problem with its path, e.g. {path: "nics[1].mac", message: "..."} */
+  issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  details: z.record(z.string(), z.unknown()).optional(),
+});
+export type ApiError = z.infer<typeof apiErrorSchema>;
+
+/* ------------------------------------------------------------------ common */
+
+export const nameParam = z.object({ name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/) });
+
+export const VM_STATES = ['running', 'paused', 'stopped', 'crashed', 'starting', 'stopping'] as const;
+export const vmStateSchema = z.enum(VM_STATES);
+export type VmStateName = z.infer<typeof vmStateSchema>;
+
+export const lastExitSchema = z.object({
+  at: z.string(),
+  how: z.enum(['acpi', 'quit', 'sigkill', 'guest', 'crashed', 'start-failed']),
+  reason: z.string().optional(),
+});
+
+export const vmStatusSchema = z.object({
+  name: z.string(),
+  state: vmStateSchema,
+  pid: z.number().int().optional(),
+  accel: z.enum(['kvm', 'tcg']).optional(),
+  startedAt: z.string().optional(),
+  uptimeSec: z.number().optional(),
+  rssBytes: z.number().optional(),
+  qemuStatus: z.string().optional(),
+  lastExit: lastExitSchema.optional(),
+  reason: z.string().optional(),
+});
+export type VmStatusDto = z.infer<typeof vmStatusSchema>;
+
+export const RESTART_POLICIES = ['no', 'on-failure', 'always'] as const;
+
+/** What the server's supervisor knows about a VM (only when the server applies a policy). */
+export const supervisionSchema = z.object({
+  policy: z.enum(RESTART_POLICIES),
+  /** Restarts done since the VM last ran long enough to reset the count. */
+  restarts: z.number().int(),
+  maxRetries: z.number().int(),
+  /** Set while a restart is scheduled. */
+  nextRestartAt: z.string().optional(),
+  /** The limit was reached: the supervisor stopped trying. */
+  gaveUp: z.boolean(),
+});
+
+export const vmListItemSchema = vmStatusSchema.extend({
+  description: z.string().optional(),
+  cpus: z.number().int().optional(),
+  /** Bytes. */
+  memory: z.number().optional(),
+  display: z.enum(['none', 'curses', 'vnc']).optional(),
+  restart: z.enum(RESTART_POLICIES).optional(),
+  supervision: supervisionSchema.optional(),
+  /** The stored definition does not validate (then only name/state are known). */
+  definitionError: z.string().optional(),
+});
+export const vmListSchema = z.array(vmListItemSchema);
+export type VmListItem = z.infer<typeof vmListItemSchema>;
+
+/** A VM definition as stored (defaults filled in, sizes in bytes): src/spec/vm.ts `VmSpec`. */
+export const vmSpecJsonSchema = z.record(z.string(), z.unknown());
+
+export const vmDetailSchema = z.object({
+  spec: vmSpecJsonSchema,
+  /** The stored YAML text, as applied (comments kept): edit this and PUT it back. */
+  yaml: z.string(),
+  status: vmStatusSchema,
+  supervision: supervisionSchema.optional(),
+  /** Guest mount commands for the VM's shares. */
+  guestMounts: z.array(z.string()),
+});
+
+/**
+ * Create/update body: either YAML text (one VM definition) or a definition object (the same
+ * fields as the YAML: sizes may be "4G"). Validated with src/spec/vm.ts; 422 lists every issue.
+ */
+export const definitionBodySchema = z.union([
+  z.strictObject({ yaml: z.string().min(1) }),
+  z.strictObject({ definition: z.record(z.string(), z.unknown()) }),
+]);
+export type DefinitionBody = z.infer<typeof definitionBodySchema>;
+
+export const applyResultSchema = z.object({
+  kind: z.enum(['vm', 'network']),
+  name: z.string(),
+  action: z.enum(['created', 'configured', 'unchanged']),
+  file: z.string(),
+});
+
+export const validateResultSchema = z.object({
+  ok: z.boolean(),
+  kind: z.enum(['vm', 'network']).optional(),
+  name: z.string().optional(),
+  issues: z.array(z.object({ path: z.string(), message: z.string() })),
+});
+
+export const startBodySchema = z
+  .strictObject({
+    /** Also wait for the guest: true = the test guest's ready marker, or a text to wait for on the serial console. */
+    waitForGuest: z.union([z.boolean(), z.string()]).optional(),
+    timeoutSec: z.number().positive().max(3600).optional(),
+  })
+  .default({});
+export const startResultSchema = z.object({
+  name: z.string(),
+  pid: z.number().int(),
+  accel: z.enum(['kvm', 'tcg']),
+  warnings: z.array(z.string()),
+  argv: z.array(z.string()),
+  qmpReadyMs: z.number(),
+  guestReadyMs: z.number().optional(),
+});
+
+export const stopBodySchema = z
+  .strictObject({
+    /** Seconds to wait for the ACPI power-down (default: the definition's stopTimeout). */
+    timeoutSec: z.number().min(0).max(3600).optional(),
+    /** Skip ACPI: QMP quit, then SIGKILL. */
+    force: z.boolean().optional(),
+  })
+  .default({});
+export const stopResultSchema = z.object({ name: z.string(), how: z.enum(['acpi', 'quit', 'sigkill']), tookMs: z.number() });
+
+export const restartBodySchema = z.strictObject({ timeoutSec: z.number().min(0).max(3600).optional() }).default({});
+export const restartResultSchema = z.object({ stopped: stopResultSchema.optional(), started: startResultSchema });
+
+export const doneResultSchema = z.object({ name: z.string(), done: z.string() });
+
+export const monitorBodySchema = z.strictObject({ command: z.string().min(1) });
+export const monitorResultSchema = z.object({ output: z.string() });
+
+export const qmpBodySchema = z.strictObject({ execute: z.string().min(1), arguments: z.record(z.string(), z.unknown()).optional() });
+export const qmpResultSchema = z.object({ return: z.unknown() });
+
+export const removedResultSchema = z.object({ removed: z.string() });
+
+/* ------------------------------------------------------------------ networks */
+
+export const netStatusSchema = z.object({
+  network: z.string(),
+  type: z.string(),
+  state: z.enum(['up', 'down', 'absent', 'foreign', 'n/a']),
+  interface: z.string().optional(),
+  ports: z.array(z.string()),
+  addresses: z.array(z.string()),
+  users: z.array(z.string()),
+  description: z.string().optional(),
+});
+export const netListSchema = z.array(netStatusSchema);
+export const netDetailSchema = z.object({ spec: z.record(z.string(), z.unknown()), status: netStatusSchema });
+export const netCreateQuerySchema = z.object({ replace: z.enum(['true', 'false']).optional() });
+export const netCreateResultSchema = z.array(z.object({ name: z.string(), action: z.enum(['created', 'replaced']), file: z.string() }));
+export const netDownBodySchema = z.strictObject({ force: z.boolean().optional() }).default({});
+export const netDeleteQuerySchema = z.object({ force: z.enum(['true', 'false']).optional() });
+/** up/down/delete results are the network layer's own reports: free-form objects. */
+export const netActionResultSchema = z.record(z.string(), z.unknown());
+
+/* ------------------------------------------------------------------ disks */
+
+/** Paths are relative to the images dir (or absolute inside it); anything outside is refused (400). */
+export const diskQuerySchema = z.object({ path: z.string().min(1) });
+export const diskListSchema = z.array(z.object({ path: z.string(), file: z.string(), sizeBytes: z.number(), modified: z.string() }));
+export const diskInfoSchema = z.object({ path: z.string(), info: z.record(z.string(), z.unknown()), inUse: z.boolean() });
+export const diskCreateBodySchema = z.strictObject({
+  path: z.string().min(1),
+  /** "20G" or bytes. */
+  size: z.union([z.string(), z.number()]),
+  format: z.enum(['raw', 'qcow2']).optional(),
+  prealloc: z.enum(['off', 'metadata', 'falloc', 'full']).optional(),
+  /** A qcow2 base image (also inside the images dir). */
+  backing: z.string().optional(),
+});
+export const diskCreateResultSchema = z.object({ path: z.string(), info: z.record(z.string(), z.unknown()) });
+
+/* ------------------------------------------------------------------ host */
+
+export const checkItemSchema = z.object({
+  id: z.string(),
+  title: z.string(),
+  status: z.enum(['PASS', 'WARN', 'FAIL']),
+  detail: z.string(),
+  cost: z.string().optional(),
+  fix: z.string().optional(),
+  menuconfig: z.string().optional(),
+  gentoo: z.string().optional(),
+  debian: z.string().optional(),
+});
+export const hostCheckSchema = z.object({
+  kernel: z.string(),
+  kernelConfig: z.string().nullable(),
+  summary: z.object({ pass: z.number(), warn: z.number(), fail: z.number(), accel: z.enum(['kvm', 'tcg']) }),
+  items: z.array(checkItemSchema),
+});
+
+export const ksmStatusSchema = z.object({
+  root: z.string(),
+  run: z.number(),
+  pagesToScan: z.number(),
+  sleepMillisecs: z.number(),
+  mergeAcrossNodes: z.number().optional(),
+  pagesShared: z.number(),
+  pagesSharing: z.number(),
+  pagesUnshared: z.number(),
+  pagesVolatile: z.number().optional(),
+  fullScans: z.number(),
+  pageSize: z.number(),
+  savedBytes: z.number(),
+});
+export const ksmOnBodySchema = z.strictObject({ pagesToScan: z.number().int().min(0).optional(), sleepMillisecs: z.number().int().min(0).optional() }).default({});
+export const ksmOffBodySchema = z.strictObject({ unmerge: z.boolean().optional() }).default({});
+
+export const healthSchema = z.object({ ok: z.literal(true), version: z.string(), pid: z.number(), uptimeSec: z.number(), serverId: z.string() });
+
+/* ------------------------------------------------------------------ metrics */
+
+export const vmMetricsSchema = z.object({
+  name: z.string(),
+  pid: z.number().int(),
+  state: vmStateSchema,
+  uptimeSec: z.number(),
+  /** QEMU process user+system CPU seconds since start. */
+  cpuSec: z.number(),
+  /** CPU use since the previous sample, in % of one core (null on the first sample). */
+  cpuPercent: z.number().nullable(),
+  rssBytes: z.number(),
+  block: z.array(z.object({ device: z.string(), rdBytes: z.number(), wrBytes: z.number(), rdOps: z.number(), wrOps: z.number() })),
+  net: z.array(z.object({ ifname: z.string(), rxBytes: z.number(), txBytes: z.number(), rxPackets: z.number(), txPackets: z.number() })),
+});
+export const hostMetricsSchema = z.object({
+  cpus: z.number().int(),
+  /** Host CPU busy % across all cores since the previous sample (null on the first). */
+  cpuPercent: z.number().nullable(),
+  loadavg: z.tuple([z.number(), z.number(), z.number()]),
+  memTotalBytes: z.number(),
+  memAvailableBytes: z.number(),
+  /** KSM pages_sharing × page size (0 when KSM is absent). */
+  ksmSavedBytes: z.number(),
+  ksmRun: z.number().nullable(),
+});
+export const metricsSchema = z.object({ at: z.string(), host: hostMetricsSchema, vms: z.array(vmMetricsSchema) });
+export type Metrics = z.infer<typeof metricsSchema>;
+export type VmMetrics = z.infer<typeof vmMetricsSchema>;
+
+/* ------------------------------------------------------------------ events */
+
+const eventBase = { id: z.number().int(), at: z.string(), vm: z.string() };
+
+/** A VM's state changed (seen by the server's watcher, whoever caused it: API, CLI, the guest). */
+export const stateEventSchema = z.object({ ...eventBase, kind: z.literal('state'), state: vmStateSchema, previous: vmStateSchema.nullable(), pid: z.number().int().optional(), reason: z.string().optional() });
+/** A QMP event from the VM's QEMU (SHUTDOWN, STOP, RESUME, RESET, POWERDOWN, GUEST_PANICKED, …). */
+export const qmpEventSchema = z.object({ ...eventBase, kind: z.literal('qmp'), event: z.string(), data: z.unknown().optional() });
+/** The supervisor acted on a restart policy. */
+export const supervisorEventSchema = z.object({
+  ...eventBase,
+  kind: z.literal('supervisor'),
+  action: z.enum(['scheduled', 'restarted', 'failed', 'gave-up', 'adopted']),
+  attempt: z.number().int().optional(),
+  delaySec: z.number().optional(),
+  message: z.string(),
+});
+/** A definition was created, changed or removed (through the API or on disk). */
+export const definitionEventSchema = z.object({ ...eventBase, kind: z.literal('definition'), action: z.enum(['created', 'updated', 'removed']) });
+
+export const eventSchema = z.discriminatedUnion('kind', [stateEventSchema, qmpEventSchema, supervisorEventSchema, definitionEventSchema]);
+export type KvmEvent = z.infer<typeof eventSchema>;
+/** An event before the bus numbers it. */
+export type KvmEventInput = KvmEvent extends infer E ? (E extends KvmEvent ? Omit<E, 'id' | 'at'> : never) : never;
+
+export const helloMessageSchema = z.object({ type: z.literal('hello'), serverId: z.string(), lastId: z.number().int(), oldestId: z.number().int() });
+/** The client's `since` is older than the buffer (or from another server): reload everything. */
+export const resetMessageSchema = z.object({ type: z.literal('reset'), reason: z.string(), lastId: z.number().int() });
+export const eventMessageSchema = z.object({ type: z.literal('event'), event: eventSchema });
+export const serverMessageSchema = z.discriminatedUnion('type', [helloMessageSchema, resetMessageSchema, eventMessageSchema]);
+export type ServerMessage = z.infer<typeof serverMessageSchema>;
+export const eventsQuerySchema = z.object({ since: z.coerce.number().int().min(0).optional(), token: z.string().optional() });
+
+/* ------------------------------------------------------------------ routes */
+
+export type Route = {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  path: string;
+  summary: string;
+  params?: z.ZodType;
+  query?: z.ZodType;
+  body?: z.ZodType;
+  /** JSON response on success (200). `text` for non-JSON. */
+  response?: z.ZodType;
+  websocket?: boolean;
+  text?: string;
+};
+
+const P = nameParam;
+export const routes = {
+  health: { method: 'GET', path: '/api/health', summary: 'server alive (no token needed)', response: healthSchema },
+  openapi: { method: 'GET', path: '/api/openapi.json', summary: 'this API as OpenAPI 3.1' },
+  listVms: { method: 'GET', path: '/api/vms', summary: 'every defined VM with its state', response: vmListSchema },
+  createVm: { method: 'POST', path: '/api/vms', summary: 'define a new VM (409 VM_EXISTS when the name is taken)', body: definitionBodySchema, response: applyResultSchema },
+  getVm: { method: 'GET', path: '/api/vms/:name', summary: 'a VM definition, its YAML and its status', params: P, response: vmDetailSchema },
+  updateVm: { method: 'PUT', path: '/api/vms/:name', summary: 'replace a VM definition (name must match; takes effect at the next start)', params: P, body: definitionBodySchema, response: applyResultSchema },
+  deleteVm: { method: 'DELETE', path: '/api/vms/:name', summary: 'remove a VM definition (disks kept; 409 while running)', params: P, response: removedResultSchema },
+  startVm: { method: 'POST', path: '/api/vms/:name/start', summary: 'start a VM', params: P, body: startBodySchema, response: startResultSchema },
+  stopVm: { method: 'POST', path: '/api/vms/:name/stop', summary: 'ACPI power-down, then QMP quit, then SIGKILL', params: P, body: stopBodySchema, response: stopResultSchema },
+  killVm: { method: 'POST', path: '/api/vms/:name/kill', summary: 'QMP quit, then SIGKILL', params: P, response: stopResultSchema },
+  restartVm: { method: 'POST', path: '/api/vms/:name/restart', summary: 'stop (if running) and start', params: P, body: restartBodySchema, response: restartResultSchema },
+  pauseVm: { method: 'POST', path: '/api/vms/:name/pause', summary: 'pause the guest CPUs', params: P, response: doneResultSchema },
+  resumeVm: { method: 'POST', path: '/api/vms/:name/resume', summary: 'resume a paused guest', params: P, response: doneResultSchema },
+  resetVm: { method: 'POST', path: '/api/vms/:name/reset', summary: 'hard reset', params: P, response: doneResultSchema },
+  monitorVm: { method: 'POST', path: '/api/vms/:name/monitor', summary: 'a human-monitor (HMP) command', params: P, body: monitorBodySchema, response: monitorResultSchema },
+  qmpVm: { method: 'POST', path: '/api/vms/:name/qmp', summary: 'a raw QMP command', params: P, body: qmpBodySchema, response: qmpResultSchema },
+  validate: { method: 'POST', path: '/api/validate', summary: 'validate one VM or network definition without storing it (always 200; ok + issues)', body: definitionBodySchema, response: validateResultSchema },
+  serial: { method: 'GET', path: '/api/vms/:name/serial', summary: 'WebSocket: the serial console, raw bytes', params: P, websocket: true },
+  vnc: { method: 'GET', path: '/api/vms/:name/vnc', summary: 'WebSocket: the VNC console (RFB) for noVNC', params: P, websocket: true },
+  events: { method: 'GET', path: '/api/events', summary: 'WebSocket: VM state changes and QMP events, resumable with ?since=ID', query: eventsQuerySchema, websocket: true },
+  listNetworks: { method: 'GET', path: '/api/networks', summary: 'every network with its live state', response: netListSchema },
+  createNetwork: { method: 'POST', path: '/api/networks', summary: 'define a network (?replace=true to overwrite)', query: netCreateQuerySchema, body: definitionBodySchema, response: netCreateResultSchema },
+  getNetwork: { method: 'GET', path: '/api/networks/:name', summary: 'a network definition and state', params: P, response: netDetailSchema },
+  upNetwork: { method: 'POST', path: '/api/networks/:name/up', summary: 'create the bridge and its addresses', params: P, response: netActionResultSchema },
+  downNetwork: { method: 'POST', path: '/api/networks/:name/down', summary: 'take the network down (force even when VMs use it)', params: P, body: netDownBodySchema, response: netActionResultSchema },
+  deleteNetwork: { method: 'DELETE', path: '/api/networks/:name', summary: 'remove a network definition (?force=true when in use)', params: P, query: netDeleteQuerySchema, response: netActionResultSchema },
+  listDisks: { method: 'GET', path: '/api/disks', summary: 'image files in the images dir', response: diskListSchema },
+  diskInfo: { method: 'GET', path: '/api/disks/info', summary: 'qemu-img info of an image in the images dir (?path=)', query: diskQuerySchema, response: diskInfoSchema },
+  createDisk: { method: 'POST', path: '/api/disks', summary: 'create an image in the images dir', body: diskCreateBodySchema, response: diskCreateResultSchema },
+  hostCheck: { method: 'GET', path: '/api/host/check', summary: 'the host check (CPU, /dev/kvm, kernel, tools, …)', response: hostCheckSchema },
+  ksm: { method: 'GET', path: '/api/host/ksm', summary: 'KSM state and savings', response: ksmStatusSchema },
+  ksmOn: { method: 'POST', path: '/api/host/ksm/on', summary: 'start KSM merging', body: ksmOnBodySchema, response: ksmStatusSchema },
+  ksmOff: { method: 'POST', path: '/api/host/ksm/off', summary: 'stop KSM (unmerge: split merged pages)', body: ksmOffBodySchema, response: ksmStatusSchema },
+  metrics: { method: 'GET', path: '/api/metrics', summary: 'host and per-VM metrics', response: metricsSchema },
+  prometheus: { method: 'GET', path: '/metrics', summary: 'the same metrics in Prometheus text format', text: 'text/plain; version=0.0.4' },
+} as const satisfies Record<string, Route>;
+
+export type RouteName = keyof typeof routes;
+
+/** `/api/vms/:name/start` + {name: 'a'} → `/api/vms/a/start`. */
+export function routePath(path: string, params: Record<string, string> = {}): string {
+  return path.replace(/:([A-Za-z]+)/g, (_, k: string) => encodeURIComponent(params[k] ?? ''));
+}

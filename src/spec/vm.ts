@@ -198,6 +198,17 @@ export const vmSchema = z
     runAs: runAsSchema.optional(),
     /** Seconds `stop` waits for an ACPI power-down before it forces the VM off. */
     stopTimeout: z.number().min(0).max(3600).default(60),
+    /** Applied by `kvmctl serve`: restart after a crash (on-failure) or after any exit not done by kvmctl (always). */
+    restart: z.enum(['no', 'on-failure', 'always']).default('no'),
+    /** Exponential back-off: backoffSec, 2×, 4×… (capped at maxBackoffSec), at most maxRetries restarts; the count resets after resetAfterSec of running. */
+    restartPolicy: z
+      .strictObject({
+        maxRetries: z.number().int().min(0).max(1000).default(5),
+        backoffSec: z.number().min(0).max(3600).default(1),
+        maxBackoffSec: z.number().min(0).max(86400).default(60),
+        resetAfterSec: z.number().min(0).default(300),
+      })
+      .prefault({}),
   })
   .superRefine(vmCrossChecks);
 

@@ -12,7 +12,7 @@ import type { NicAttachment } from './attachments.js';
 import { qemuEscape, qemuOpts } from './escape.js';
 import { deriveMac } from '../net/mac.js';
 
-export type RuntimePaths = { dir: string; qmp: string; serial: string; serialLog: string; pidfile: string; vnc: string };
+export type RuntimePaths = { dir: string; qmp: string; serial: string; serialLog: string; pidfile: string; vnc: string; /** A second QMP socket for the long-lived event watcher of `kvmctl serve` (QEMU serves one client per socket). */ qmpEvents?: string };
 
 export type ArgvContext = {
   runtime: RuntimePaths;
@@ -157,6 +157,7 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
 
   // Control sockets: QMP always (kvmctl's own), the seed-style monitor when asked.
   add('-qmp', `unix:${qemuEscape(ctx.runtime.qmp)},server=on,wait=off`);
+  if (ctx.runtime.qmpEvents) add('-qmp', `unix:${qemuEscape(ctx.runtime.qmpEvents)},server=on,wait=off`);
   if (vm.monitor !== false) {
     if (vm.monitor === true) add('-monitor', `unix:${qemuEscape(path.join(ctx.runtime.dir, 'monitor.sock'))},server=on,wait=off`);
     else if ('socket' in vm.monitor) add('-monitor', `unix:${qemuEscape(vm.monitor.socket)},server=on,wait=off`);

@@ -28,6 +28,7 @@ const ctx = (vhost: boolean): ArgvContext => ({
     serialLog: '/run/kvmctl/vms/exam_vm/serial.log',
     pidfile: '/run/kvmctl/vms/exam_vm/qemu.pid',
     vnc: '/run/kvmctl/vms/exam_vm/vnc.sock',
+    qmpEvents: '/run/kvmctl/vms/exam_vm/qmp-events.sock',
   },
   imagesDir: '/var/lib/kvmctl/images',
   attachments: [

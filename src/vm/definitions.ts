@@ -33,7 +33,11 @@ function merged(paths: Paths, defs: Definition[]): { vms: VmSpec[]; nets: Networ
 }
 
 export function checkDefinitions(paths: Paths, files: string[]): Definition[] {
-  const defs = loadFiles(files);
+  return checkLoadedDefinitions(paths, loadFiles(files), files.join(', '));
+}
+
+/** The checks of `checkDefinitions` on definitions already parsed (the API's request bodies). */
+export function checkLoadedDefinitions(paths: Paths, defs: Definition[], label: string): Definition[] {
   const seen = new Map<string, string>();
   const dupes = [];
   for (const d of defs) {
@@ -45,13 +49,17 @@ export function checkDefinitions(paths: Paths, files: string[]): Definition[] {
   const names = new Set(defs.map((d) => `${d.kind}/${d.spec.name}`));
   // Report cross issues that involve what is being applied.
   const issues = [...dupes, ...crossDefinitionIssues(all.vms, all.nets, paths.images).filter((i) => names.has(i.path.split(':')[0]!))];
-  if (issues.length) throw specError(files.join(', '), issues);
-  if (defs.length === 0) throw badInput('NOTHING_TO_APPLY', `${files.join(', ')}: no definitions found`, 'a definition is a YAML mapping with name: (and kind: network for networks)');
+  if (issues.length) throw specError(label, issues);
+  if (defs.length === 0) throw badInput('NOTHING_TO_APPLY', `${label}: no definitions found`, 'a definition is a YAML mapping with name: (and kind: network for networks)');
   return defs;
 }
 
 export function applyDefinitions(paths: Paths, files: string[]): ApplyResult[] {
-  const defs = checkDefinitions(paths, files);
+  return applyLoadedDefinitions(paths, checkDefinitions(paths, files));
+}
+
+/** Write definitions that passed `checkLoadedDefinitions`. */
+export function applyLoadedDefinitions(paths: Paths, defs: Definition[]): ApplyResult[] {
   return defs.map((d) => {
     const file = defPath(paths, d.kind, d.spec.name);
     const text = d.text ?? stringify(d.spec);

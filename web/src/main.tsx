@@ -1,0 +1,137 @@
+/** The kvmctl web UI: a header with the pages, the current page, and a token prompt on 401. */
+import { StrictMode, useEffect, useState, type FormEvent } from 'react';
+import { createRoot } from 'react-dom/client';
+import { call, getToken, setToken, setUnauthorizedHandler, takeTokenFromUrl } from './api.js';
+import { useEventsConnected } from './live.js';
+import { CreateVm } from './pages/CreateVm.js';
+import { Disks } from './pages/Disks.js';
+import { HostCheck } from './pages/HostCheck.js';
+import { Networks } from './pages/Networks.js';
+import { VmDetail } from './pages/VmDetail.js';
+import { VmList } from './pages/VmList.js';
+import { href, useRoute, type Route } from './router.js';
+import './style.css';
+
+takeTokenFromUrl();
+
+const NAV: { label: string; to: string; pages: Route['page'][] }[] = [
+  { label: 'VMs', to: href.vms(), pages: ['vms', 'vm'] },
+  { label: 'New VM', to: href.create(), pages: ['create'] },
+  { label: 'Networks', to: href.networks(), pages: ['networks'] },
+  { label: 'Disks', to: href.disks(), pages: ['disks'] },
+  { label: 'Host', to: href.host(), pages: ['host'] },
+];
+
+const TITLES: Record<Route['page'], string> = { vms: 'VMs', vm: 'VM', create: 'New VM', networks: 'Networks', disks: 'Disks', host: 'Host check', notfound: 'Not found' };
+
+function App() {
+  const route = useRoute();
+  const [needToken, setNeedToken] = useState(false);
+  useEffect(() => setUnauthorizedHandler(() => setNeedToken(true)), []);
+  useEffect(() => {
+    document.title = `${route.page === 'vm' ? route.name : TITLES[route.page]} · kvmctl`;
+    // Move focus to the new page's heading so keyboard and screen reader users start there.
+    requestAnimationFrame(() => {
+      const h = document.querySelector('main h1') as HTMLElement | null;
+      if (!h || document.activeElement?.closest('main')) return;
+      h.tabIndex = -1;
+      h.focus({ preventScroll: true });
+    });
+  }, [route]);
+  if (needToken) return <Login onDone={() => setNeedToken(false)} />;
+  return (
+    <>
+      <a className="skip" href="#main" onClick={(e) => (e.preventDefault(), document.getElementById('main')?.focus())}>
+        Skip to content
+      </a>
+      <header className="top">
+        <span className="brand">kvmctl</span>
+        <nav aria-label="Main">
+          <ul>
+            {NAV.map((n) => (
+              <li key={n.to}>
+                <a href={n.to} aria-current={n.pages.includes(route.page) ? 'page' : undefined}>
+                  {n.label}
+                </a>
+              </li>
+            ))}
+          </ul>
+        </nav>
+        <Connection />
+      </header>
+      <main id="main" tabIndex={-1}>
+        <Page route={route} />
+      </main>
+    </>
+  );
+}
+
+function Connection() {
+  const live = useEventsConnected();
+  return <span className="right" role="status" aria-live="polite">{live ? 'live' : 'connecting…'}</span>;
+}
+
+function Page({ route }: { route: Route }) {
+  switch (route.page) {
+    case 'vms':
+      return <VmList />;
+    case 'vm':
+      return <VmDetail key={route.name} name={route.name} tab={route.tab} />;
+    case 'create':
+      return <CreateVm />;
+    case 'networks':
+      return <Networks />;
+    case 'disks':
+      return <Disks />;
+    case 'host':
+      return <HostCheck />;
+    default:
+      return (
+        <>
+          <h1 tabIndex={-1}>Not found</h1>
+          <p>
+            No page at <span className="mono">{route.path}</span>. <a href={href.vms()}>Go to the VM list</a>.
+          </p>
+        </>
+      );
+  }
+}
+
+function Login({ onDone }: { onDone: () => void }) {
+  const [t, setT] = useState(getToken());
+  const [err, setErr] = useState('');
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setToken(t.trim());
+    try {
+      await call('listVms');
+      onDone();
+    } catch (x) {
+      setErr((x as Error).message);
+    }
+  };
+  return (
+    <main id="main" style={{ maxWidth: 520 }}>
+      <h1>kvmctl: sign in</h1>
+      <p>This server wants its API token (printed by <span className="mono">kvmctl serve</span>, or set with KVMCTL_TOKEN).</p>
+      <form onSubmit={submit} className="card">
+        <label htmlFor="token">API token</label>
+        <input id="token" type="password" value={t} onChange={(e) => setT(e.target.value)} autoFocus autoComplete="current-password" aria-invalid={!!err} aria-describedby={err ? 'token-err' : undefined} />
+        {err && (
+          <p id="token-err" className="field-error" role="alert">
+            {err}
+          </p>
+        )}
+        <p>
+          <button type="submit" className="primary">Sign in</button>
+        </p>
+      </form>
+    </main>
+  );
+}
+
+createRoot(document.getElementById('root')!).render(
+  <StrictMode>
+    <App />
+  </StrictMode>,
+);

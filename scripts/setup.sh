@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(qemu-system-x86 qemu-utils iproute2 genisoimage)
+PKGS=(qemu-system-x86 qemu-utils iproute2 genisoimage chromium)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -28,6 +28,9 @@ fi
 
 echo "setup: building" >&2
 npx tsc -p tsconfig.json
+node scripts/bundle.mjs
+# The web UI (served by `kvmctl serve` from dist/web).
+npx vite build --config web/vite.config.ts --logLevel warn
 
 # The test guest, cached once per machine (shared by the demo, the tests and the benchmarks).
 export KVMCTL_GUEST_CACHE="${KVMCTL_GUEST_CACHE:-$PWD/.cache/guest}"

@@ -3,7 +3,6 @@
  * Failures keep the command line and its stderr so the user sees what the tool said.
  */
 import { spawn, type StdioOptions } from 'node:child_process';
-import { execa } from 'execa';
 import { KvmError } from '../errors.js';
 
 export type RunResult = { stdout: string; stderr: string; exitCode: number };
@@ -36,6 +35,8 @@ export async function run(argv: readonly string[], opts: RunOptions = {}): Promi
   if (!file) throw new KvmError('INTERNAL', 'run() called with an empty argv');
   let r;
   try {
+    // Loaded on first use: execa costs tens of ms to import, and many commands never run a tool.
+    const { execa } = await import('execa');
     const sub = execa(file, args, {
       input: opts.input,
       timeout: opts.timeoutMs,

@@ -5,6 +5,7 @@
  *   $KVMCTL_HOME/run/vms/NAME/                     pid, sockets, argv, serial log
  * Without it: /etc/kvmctl, /var/lib/kvmctl, /run/kvmctl as root; XDG dirs otherwise.
  */
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -66,4 +67,19 @@ export function vmRuntimeFiles(paths: Paths, name: string) {
     state: path.join(dir, 'state.json'),
     lock: path.join(dir, '..', `${name}.lock`),
   };
+}
+
+/** The kvmctl checkout or package this code runs from (where examples/ and package.json are). */
+export function installRoot(fromUrl: string): string {
+  let dir = path.dirname(new URL(fromUrl).pathname);
+  for (let i = 0; i < 6; i++) {
+    try {
+      const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string };
+      if (pkg.name === 'kvmctl') return dir;
+    } catch {
+      /* keep looking upwards */
+    }
+    dir = path.dirname(dir);
+  }
+  throw new Error(`cannot find the kvmctl install root above ${fromUrl}`);
 }

@@ -1,6 +1,5 @@
 /** demo: boots the seed's layout in a private network namespace and checks it end to end. */
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import type { Action } from '../main.js';
 
@@ -12,7 +11,8 @@ export function register(program: Command, action: Action): void {
     .action(
       action(async (ctx, opts: { keep?: boolean }) => {
         const { runDemo } = await import('../../demo/demo.js');
-        const examples = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../examples');
+        const { installRoot } = await import('../../host/paths.js');
+        const examples = path.join(installRoot(import.meta.url), 'examples');
         const r = await runDemo({ examples, out: (s) => process.stdout.write(`${s}\n`), keep: opts.keep });
         if (ctx.json) ctx.out(r);
         if (!r.ok) process.exitCode = 1;

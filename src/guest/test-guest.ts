@@ -56,6 +56,7 @@ export const APPEND_DEFAULT = 'console=ttyS0 panic=-1 quiet lpj=4000000 no_timer
 /** Loaded in this order (dependencies of each are pulled in first when the kernel says so). */
 export const GUEST_MODULES = [
   'virtio_ring', 'virtio', 'virtio_pci_modern_dev', 'virtio_pci_legacy_dev', 'virtio_pci',
+  'virtio_mmio', // the fast profile's microvm machine (virtio-mmio devices, found through ACPI)
   'failover', 'net_failover', 'virtio_net', 'virtio_blk', 'virtio-rng', 'virtio_console',
   '9pnet', '9pnet_virtio', 'netfs', 'fscache', '9p', 'button', 'evdev',
   // cheap extras: CD-ROMs on virtio-scsi, and the KVM PTP clock for time sync

@@ -69,8 +69,11 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
   } else if (accel === 'tcg' && vm.machine.accel[0] === 'kvm') {
     warnings.push(`KVM is not usable here (${facts.kvmWhy ?? 'unknown reason'}): falling back to TCG software emulation, roughly 10–50× slower`);
   }
-  if (facts.machines.length > 0 && !facts.machines.includes(vm.machine.type)) {
-    throw new KvmError('MACHINE_UNKNOWN', `machine type "${vm.machine.type}" is not known to ${facts.qemuBinary} ${facts.qemuVersion ?? ''}`.trim(), {
+  const layout = machineLayout(vm, facts, ctx, warnings); // the fast-boot profile (microvm / qboot)
+  const machineType = layout.type;
+  const dev = (pci: string) => (layout.mmio ? pci.replace(/-pci$/, '-device') : pci); // virtio-mmio on microvm
+  if (facts.machines.length > 0 && !facts.machines.includes(machineType)) {
+    throw new KvmError('MACHINE_UNKNOWN', `machine type "${machineType}" is not known to ${facts.qemuBinary} ${facts.qemuVersion ?? ''}`.trim(), {
       exit: 2,
       hint: `pick one of: ${facts.machines.filter((m) => !/\d/.test(m)).join(', ')} (qemu-system-x86_64 -machine help)`,
     });
@@ -82,11 +85,13 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
   }
 
   add('-name', qemuEscape(vm.name));
-  add('-machine', qemuOpts(undefined, { type: vm.machine.type, accel, 'mem-merge': vm.machine.memMerge ? undefined : 'off' }));
+  add('-machine', qemuOpts(undefined, { type: machineType, accel, 'mem-merge': vm.machine.memMerge ? undefined : 'off', ...layout.machineOpts }));
   add('-nodefaults', '-no-user-config');
+  if (layout.bios) add('-bios', layout.bios);
+  if (layout.noReboot) add('-no-reboot');
   if (vm.rng) {
     const source = vm.rng === true ? '/dev/urandom' : vm.rng.source;
-    add('-object', qemuOpts('rng-random', { id: 'rng0', filename: source }), '-device', 'virtio-rng-pci,rng=rng0');
+    add('-object', qemuOpts('rng-random', { id: 'rng0', filename: source }), '-device', `${dev('virtio-rng-pci')},rng=rng0`);
   }
   add('-cpu', cpuModel);
   const { count, sockets, cores, threads } = vm.cpu;
@@ -99,11 +104,13 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
     const id = diskId(d, i);
     const file = resolveIn(ctx.imagesDir, d.file);
     const common = { file, format: diskFormat(d), cache: d.cache, aio: d.aio, discard: d.discard, readonly: d.readOnly };
-    if (d.interface === 'virtio' || d.interface === 'ide' || d.interface === 'sata') {
+    if (d.interface === 'virtio' && layout.mmio) {
+      add('-drive', qemuOpts(undefined, { ...common, if: 'none', id }), '-device', qemuOpts('virtio-blk-device', { drive: id }));
+    } else if (d.interface === 'virtio' || d.interface === 'ide' || d.interface === 'sata') {
       const iface = d.interface === 'sata' ? 'ide' : d.interface; // q35's IDE buses are its AHCI ports
       add('-drive', qemuOpts(undefined, { ...common, if: iface, index: d.index, media: 'disk', id }));
     } else if (d.interface === 'scsi') {
-      if (!scsi) add('-device', 'virtio-scsi-pci,id=scsi0');
+      if (!scsi) add('-device', `${dev('virtio-scsi-pci')},id=scsi0`);
       scsi = true;
       add('-drive', qemuOpts(undefined, { ...common, if: 'none', id }), '-device', qemuOpts('scsi-hd', { drive: id, bus: 'scsi0.0' }));
     } else {
@@ -149,7 +156,7 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
         mac = at.mac; // macvtap: the guest MAC must be the macvtap interface's
       }
     }
-    add('-device', qemuOpts(NIC_DEVICE[nic.model], { netdev: id, mac, id: `${id}-dev` }));
+    add('-device', qemuOpts(dev(NIC_DEVICE[nic.model]), { netdev: id, mac, id: `${id}-dev` }));
   });
   if (noVhost.length) {
     warnings.push(`/dev/vhost-net is missing: vhost turned off for ${noVhost.join(', ')} (virtio-net runs in QEMU's own thread, slower)`);
@@ -187,7 +194,7 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
       throw new KvmError('UNSUPPORTED', `shares[${i}]: virtiofs is not supported yet`, { exit: 2, hint: 'use driver: 9p' });
     }
     add('-fsdev', qemuOpts('local', { id, path: s.path, security_model: s.securityModel, readonly: s.readOnly }));
-    add('-device', qemuOpts('virtio-9p-pci', { fsdev: id, mount_tag: s.tag }));
+    add('-device', qemuOpts(dev('virtio-9p-pci'), { fsdev: id, mount_tag: s.tag }));
   });
 
   // Process: pidfile, privilege drop, sandbox.
@@ -204,4 +211,59 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
   add('-msg', 'timestamp=on');
   a.push(...vm.extraArgs);
   return { argv: a, warnings, accel, cpuModel };
+}
+
+/* ------------------------------------------------------------------ fast-boot profile ---- */
+
+/** How the machine is laid out: the definition's machine type, or the fast profile's choice. */
+export type MachineLayout = {
+  type: string;
+  /** virtio devices on virtio-mmio (`-device virtio-*-device`) instead of PCI. */
+  mmio: boolean;
+  machineOpts: Record<string, string>;
+  /** Minimal firmware for a q35 direct-kernel boot (qboot, shipped in Debian's qemu-system-data). */
+  bios?: string;
+  noReboot: boolean;
+};
+
+/** What keeps a definition off the microvm machine (no PCI, no ISA IDE, no VGA). Empty = fits. */
+export function microvmBlockers(vm: VmSpec, hasKernel: boolean): string[] {
+  const why: string[] = [];
+  if (!hasKernel) why.push('it boots through firmware (microvm needs direct kernel boot: kernel.path or kernel.builtin)');
+  vm.disks.forEach((d, i) => {
+    if (d.interface !== 'virtio' && d.interface !== 'scsi') why.push(`disks[${i}] uses interface ${d.interface} (microvm has only virtio-mmio: use virtio or scsi)`);
+  });
+  if (vm.cdroms.length) why.push('it has CD-ROMs (IDE; microvm has no IDE controller)');
+  vm.nics.forEach((n, i) => {
+    if (n.model !== 'virtio') why.push(`nics[${i}] is a ${n.model} (PCI) NIC (microvm needs model virtio)`);
+  });
+  if (vm.display.type !== 'none') why.push(`display ${vm.display.type} needs a VGA card (PCI)`);
+  return why;
+}
+
+export const FAST_GIVES_UP =
+  'no PCI (no PCI passthrough or hotplug of PCI devices), no VGA/display, no CD-ROMs or IDE/SATA/NVMe disks, ' +
+  'no firmware boot (direct kernel boot only), and guest reboot, a panic with panic=-1 or `kvmctl reset` end the VM (-no-reboot)';
+
+export function machineLayout(vm: VmSpec, facts: HostFacts, ctx: ArgvContext, warnings: string[]): MachineLayout {
+  const std: MachineLayout = { type: vm.machine.type, mmio: vm.machine.type === 'microvm', machineOpts: {}, noReboot: false };
+  if (vm.machine.type === 'microvm') {
+    // Asked for by name: devices must fit, there is nothing to fall back to.
+    const why = microvmBlockers(vm, !!ctx.kernel);
+    if (why.length) throw new KvmError('MICROVM_UNFIT', `${vm.name}: machine type microvm cannot be used: ${why.join('; ')}`, { exit: 2, hint: 'use machine: q35 with profile: fast, or change the devices listed' });
+  }
+  if (vm.profile !== 'fast') return std;
+  const canMicrovm = facts.machines.length === 0 || facts.machines.includes('microvm');
+  const why = microvmBlockers(vm, !!ctx.kernel);
+  if (vm.machine.type === 'microvm' || (vm.machine.type === 'q35' && canMicrovm && why.length === 0)) {
+    warnings.push(`profile fast: microvm machine with virtio-mmio devices; gives up ${FAST_GIVES_UP}`);
+    return { type: 'microvm', mmio: true, machineOpts: { 'x-option-roms': 'off' }, noReboot: true };
+  }
+  const reason = vm.machine.type !== 'q35' ? `machine ${vm.machine.type} was asked for` : !canMicrovm ? `${facts.qemuBinary} has no microvm machine` : why.join('; ');
+  const qboot = ctx.kernel && vm.display.type === 'none' && (vm.machine.type === 'q35' || vm.machine.type === 'pc');
+  warnings.push(
+    `profile fast: staying on ${vm.machine.type} (${reason})${qboot ? ' with qboot firmware' : ''} and -no-reboot: ` +
+      `guest reboot, a panic with panic=-1 or \`kvmctl reset\` end the VM${qboot ? '; qboot boots only the direct kernel' : ''}`,
+  );
+  return { ...std, bios: qboot ? 'qboot.rom' : undefined, noReboot: true };
 }

@@ -178,6 +178,8 @@ export const vmSchema = z
     name,
     description: z.string().optional(),
     machine: machineSchema.prefault({}),
+    /** `fast`: boot a direct-kernel guest on the microvm machine (virtio-mmio), -no-reboot; see docs/fast-boot.md. */
+    profile: z.enum(['standard', 'fast']).default('standard'),
     cpu: cpuSchema.prefault({}),
     memory: size('memory', 16 * 1024 * 1024).prefault('512M'),
     /** Entropy for the guest: true = /dev/urandom, or {source: PATH}. */

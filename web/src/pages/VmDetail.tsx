@@ -1,14 +1,16 @@
 /** One VM: status and metrics, power buttons, its definition (view/edit), serial and VNC consoles. */
-import { useCallback, useEffect, useRef, useState } from 'react';
+import { lazy, Suspense, useCallback, useEffect, useRef, useState } from 'react';
 import { ApiFailure, call, fmtBytes, fmtDuration, wsUrl } from '../api.js';
 import { ErrorBox, StateBadge } from '../components/ErrorBox.js';
-import { SerialConsole } from '../components/SerialConsole.js';
 import { Sparkline } from '../components/Sparkline.js';
-import { VncConsole } from '../components/VncConsole.js';
 import { YamlEditor, type Issue } from '../components/YamlEditor.js';
 import { useEvents, useMetrics } from '../live.js';
 import { go, href, type VmTab } from '../router.js';
 import { useLoad } from '../useLoad.js';
+
+// The consoles are loaded when first opened (xterm.js and noVNC are most of the bundle).
+const SerialConsole = lazy(() => import('../components/SerialConsole.js').then((m) => ({ default: m.SerialConsole })));
+const VncConsole = lazy(() => import('../components/VncConsole.js').then((m) => ({ default: m.VncConsole })));
 
 type Action = 'startVm' | 'stopVm' | 'killVm' | 'restartVm' | 'pauseVm' | 'resumeVm' | 'deleteVm';
 const LABEL: Record<Action, [string, string]> = {
@@ -118,6 +120,7 @@ export function VmDetail({ name, tab }: { name: string; tab: VmTab }) {
               ))}
           </div>
           <div role="tabpanel" id="vm-panel" aria-labelledby={`tab-${tab}`}>
+            <Suspense fallback={<p role="status">Loading…</p>}>
             {tab === 'overview' && <Overview name={name} detail={data} />}
             {tab === 'definition' && <Definition name={name} yaml={data.yaml} running={running} onSaved={reload} />}
             {tab === 'serial' && (running ? <SerialConsole url={wsUrl('serial', { name })} name={name} /> : <NotRunning name={name} what="serial console" />)}
@@ -129,6 +132,7 @@ export function VmDetail({ name, tab }: { name: string; tab: VmTab }) {
               ) : (
                 <NotRunning name={name} what="graphical console" />
               ))}
+            </Suspense>
           </div>
         </>
       )}

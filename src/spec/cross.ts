@@ -28,6 +28,17 @@ export function crossDefinitionIssues(vms: VmSpec[], nets: NetworkSpec[], images
       } else writers.set(file, vm.name);
     });
   }
+  // One MAC in two VMs: on a shared segment both guests lose traffic (derived MACs are unique per VM and NIC).
+  const macs = new Map<string, string>();
+  for (const vm of vms) {
+    vm.nics.forEach((nic, i) => {
+      if (!nic.mac) return;
+      const mac = nic.mac.toLowerCase();
+      const other = macs.get(mac);
+      if (other && other !== vm.name) issues.push({ path: `vm/${vm.name}: nics[${i}].mac`, message: `MAC "${nic.mac}" is already used by VM "${other}"; each NIC needs its own (leave mac out to derive a unique one)` });
+      else macs.set(mac, vm.name);
+    });
+  }
   const ifnames = new Map<string, string>();
   for (const n of nets) {
     const ifn = bridgeIfname(n);

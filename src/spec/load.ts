@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { isAlias, parseAllDocuments, visit, type Document } from 'yaml';
 import type { z } from 'zod';
 import { badInput, type ErrorIssue } from '../errors.js';
 import { closest } from './names.js';
@@ -70,6 +70,16 @@ export function toIssues(err: z.ZodError, input: unknown, prefix = ''): ErrorIss
     // The raw value, or (after a shorthand such as `boot: floppy` was expanded) the one zod saw.
     const at = 'input' in iss && iss.input !== undefined ? iss.input : valueAt(input, iss.path);
     let message = iss.message;
+    if (iss.code === 'invalid_union' && iss.message === 'Invalid input') {
+      // zod says only "Invalid input": when one form of the union got past the shape of the
+      // value (its problems lie deeper), report that form's problems instead.
+      const deep = ((iss as { errors?: z.core.$ZodIssue[][] }).errors ?? []).filter((b) => b.some((x) => x.path.length > 0));
+      if (deep.length === 1) {
+        out.push(...toIssues({ issues: deep[0]!.map((x) => ({ ...x, path: [...iss.path, ...x.path] })) } as unknown as z.ZodError, input, prefix));
+        continue;
+      }
+      message = `${describe(at)} is not one of the accepted forms here`;
+    }
     if (iss.code === 'invalid_type') {
       const expected = iss.expected === 'int' ? 'an integer' : iss.expected;
       message = at === undefined ? `is required (${expected})` : `must be ${expected}, got ${describe(at)}`;
@@ -88,6 +98,24 @@ export function toIssues(err: z.ZodError, input: unknown, prefix = ''): ErrorIss
 
 export type ParsedDoc = { kind: 'vm' | 'network'; spec?: VmSpec | NetworkSpec; raw: unknown; issues: ErrorIssue[]; label: string; /** this document's own YAML text */ text?: string };
 
+function lineOf(text: string, offset: number): number {
+  return text.slice(0, offset).split('\n').length;
+}
+
+/** Where the first alias without an anchor before it is (the YAML library throws only when converting). */
+function badAliasOffset(doc: Document.Parsed): number | undefined {
+  const anchors = new Set<string>();
+  let at: number | undefined;
+  visit(doc, {
+    Node(_, n) {
+      if (isAlias(n)) {
+        if (at === undefined && !anchors.has(n.source)) at = n.range?.[0];
+      } else if (n.anchor) anchors.add(n.anchor);
+    },
+  });
+  return at;
+}
+
 /** Parse and validate the documents of one YAML text. Does not throw for bad specs: issues are returned. */
 export function parseDefinitions(text: string, source = '<input>'): ParsedDoc[] {
   const docs = parseAllDocuments(text, { prettyErrors: true });
@@ -99,7 +127,14 @@ export function parseDefinitions(text: string, source = '<input>'): ParsedDoc[] 
       out.push({ kind: 'vm', raw: undefined, label, issues: doc.errors.map((e) => ({ path: `${label}:${e.linePos?.[0]?.line ?? '?'}`, message: `YAML: ${e.message.split('\n')[0]}` })) });
       return;
     }
-    const raw = doc.toJS();
+    let raw: unknown;
+    try {
+      raw = doc.toJS();
+    } catch (e) {
+      // e.g. an alias whose anchor is never set: the parser accepts it, conversion throws.
+      out.push({ kind: 'vm', raw: undefined, label, issues: [{ path: `${label}:${lineOf(text, badAliasOffset(doc) ?? doc.contents?.range?.[0] ?? 0)}`, message: `YAML: ${(e as Error).message}` }] });
+      return;
+    }
     if (raw === null || raw === undefined) return; // empty document
     if (typeof raw !== 'object' || Array.isArray(raw)) {
       out.push({ kind: 'vm', raw, label, issues: [{ path: '(top)', message: `a definition must be a mapping of keys, got ${describe(raw)}` }] });

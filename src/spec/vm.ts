@@ -24,6 +24,8 @@ export const size = (what: string, min = 1) =>
   });
 
 const filePath = (what: string) => z.string({ error: `${what} must be a path` }).min(1, { error: `${what} must not be empty` });
+/** A unix socket path: sun_path holds 107 bytes plus the NUL, so a longer path can never work. */
+const socketPath = filePath('socket').refine((p) => Buffer.byteLength(p) <= 107, { error: (i) => `is ${Buffer.byteLength(String(i.input))} bytes, over the 107-byte limit of a unix socket path` });
 
 /** `string` shorthand → object, for friendlier YAML (`machine: q35`, `display: vnc`). */
 const shorthand = <T extends z.ZodType>(key: string, schema: T) =>
@@ -133,7 +135,7 @@ const hostPort = z.string().regex(/^[A-Za-z0-9.:[\]-]+:\d{1,5}$/, { error: 'must
 
 export const monitorSchema = z.union([
   z.boolean(),
-  z.strictObject({ socket: filePath('socket') }),
+  z.strictObject({ socket: socketPath }),
   z.strictObject({ telnet: hostPort }),
 ], { error: 'must be true, false, {socket: PATH} or {telnet: HOST:PORT}' });
 
@@ -142,7 +144,7 @@ export const displaySchema = shorthand(
   z.strictObject({
     type: z.enum(['none', 'curses', 'vnc']).default('none'),
     /** VNC: a unix socket path (default: the VM's runtime dir) or HOST:DISPLAY. */
-    vnc: z.strictObject({ socket: filePath('socket').optional(), listen: z.string().regex(/^[A-Za-z0-9.:[\]-]*:\d+$/).optional() }).optional(),
+    vnc: z.strictObject({ socket: socketPath.optional(), listen: z.string().regex(/^[A-Za-z0-9.:[\]-]*:\d+$/).optional() }).optional(),
   }),
 );
 
@@ -190,7 +192,7 @@ export const vmSchema = z
     kernel: kernelSchema.optional(),
     nics: z.array(nicSchema).default([]),
     monitor: monitorSchema.default(false),
-    qmp: z.strictObject({ socket: filePath('socket') }).optional(),
+    qmp: z.strictObject({ socket: socketPath }).optional(),
     serial: z.enum(['socket', 'none']).default('socket'),
     display: displaySchema.prefault({}),
     shares: z.array(shareSchema).default([]),

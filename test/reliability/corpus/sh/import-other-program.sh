@@ -1,0 +1,1 @@
+qemu-img create -f qcow2 a.img 1G

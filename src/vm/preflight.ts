@@ -82,9 +82,30 @@ export function preflight(vm: VmSpec, rt: RuntimePaths, imagesDir: string, kerne
       else runAs.gid = gid;
     }
     if (process.getuid?.() !== 0) issues.push({ path: 'runAs', message: 'only root can start a VM that runs as another user' });
+    if (runAs) {
+      const blocked = unreachableFor(path.dirname(rt.dir), runAs);
+      if (blocked) issues.push({ path: 'runAs', message: `user "${runAs.name}" cannot reach ${blocked} (no search permission), so QEMU could not clean up its runtime files; chmod o+x it or move KVMCTL_HOME` });
+    }
   }
   if (issues.length) {
     throw badInput('PREFLIGHT_FAILED', `VM "${vm.name}" cannot start:\n${issues.map((i) => `  ${i.path}: ${i.message}`).join('\n')}`, 'fix the definition or the host, then start again', issues);
   }
   return { runAs };
+}
+
+/** The first directory on the way to `dir` that `user` may not search, if any. */
+export function unreachableFor(dir: string, user: UserIds): string | undefined {
+  const parts = path.resolve(dir).split('/').filter(Boolean);
+  for (let i = 0; i <= parts.length; i++) {
+    const d = `/${parts.slice(0, i).join('/')}`;
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(d);
+    } catch {
+      return undefined; // created later by kvmctl itself (0750 with the right owner)
+    }
+    const bits = st.uid === user.uid ? (st.mode >> 6) & 7 : st.gid === user.gid ? (st.mode >> 3) & 7 : st.mode & 7;
+    if ((bits & 1) === 0) return d;
+  }
+  return undefined;
 }

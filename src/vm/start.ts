@@ -28,6 +28,8 @@ export type StartOptions = {
   timeoutMs?: number;
   /** Boot once from `boot.once` (an install from the CD-ROM). */
   bootOnce?: boolean;
+  /** `kvmctl install`: this ISO in the first CD-ROM drive, boot once from it (src/vm/storage.ts). */
+  install?: { iso: string };
   /** Network namespace the VM's links live in (kvmctl run under `ip netns exec NS`). */
   netns?: string;
   log?: (msg: string) => void;
@@ -38,7 +40,7 @@ export type StartResult = { name: string; pid: number; accel: 'kvm' | 'tcg'; war
 export const GUEST_READY_MARKER = 'KVMCTL-GUEST-READY';
 
 export async function startVm(paths: Paths, name: string, opts: StartOptions = {}): Promise<StartResult> {
-  const vm = readVm(paths, name);
+  const vm = opts.install ? (await import('./storage.js')).withInstallMedium(readVm(paths, name), opts.install.iso) : readVm(paths, name);
   const t0 = Date.now();
   return withVmLock(paths, name, async () => {
     const now = await vmStatus(paths, name, { lockHeld: true });
@@ -56,6 +58,9 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
     }
     fs.mkdirSync(rt.dir, { recursive: true, mode: 0o750 });
     for (const p of [rt.qmp, rt.serial, rt.vnc, rt.pidfile, files.state]) fs.rmSync(p, { force: true });
+    // QEMU running as another user must be able to remove its pidfile and sockets when it exits
+    // cleanly: that is how a guest power-off is told apart from a crash.
+    if (runAs) fs.chownSync(rt.dir, runAs.uid, lookupGroup('kvm') ?? runAs.gid);
 
     const needsNet = vm.nics.length > 0;
     const net = needsNet ? await import('../net/attach.js') : undefined;
@@ -71,7 +76,12 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
     let pid: number | undefined;
     let exited: Promise<unknown> | undefined;
     try {
-      const built = buildArgv(vm, facts, { runtime: rt, imagesDir: paths.images, attachments: nics.attachments, kernel, bootOnce: opts.bootOnce });
+      // Disks open the top of their snapshot chain; a cloud-init seed is built fresh (src/vm/storage.ts).
+      const storage = await import('./storage.js');
+      const layers = storage.activeDiskFiles(paths, vm);
+      const seed = await storage.buildVmSeed(paths, vm);
+      const built = buildArgv(vm, facts, { runtime: rt, imagesDir: paths.images, attachments: nics.attachments, kernel, bootOnce: opts.bootOnce || !!opts.install, diskFiles: layers.files, seed });
+      built.warnings.push(...layers.warnings);
       built.warnings.push(...nics.warnings);
       const argv = opts.netns ? ['ip', 'netns', 'exec', opts.netns, ...built.argv] : built.argv;
       writeJson(files.argv, argv);
@@ -128,7 +138,6 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
 /** Sockets made by QEMU (as root, before it drops privileges) opened to the VM's user and the kvm group. */
 function shareSockets(rt: { dir: string; qmp: string; serial: string; vnc: string }, uid: number): void {
   const kvm = lookupGroup('kvm') ?? 0;
-  fs.chownSync(rt.dir, 0, kvm);
   for (const p of [rt.qmp, rt.serial, rt.vnc]) {
     if (!fs.existsSync(p)) continue;
     fs.chownSync(p, uid, kvm);

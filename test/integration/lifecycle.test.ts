@@ -168,6 +168,54 @@ describe('control of a running VM', () => {
   });
 });
 
+describe('runAs', () => {
+  const user = `kvt${Math.random().toString(36).slice(2, 8)}`;
+  let made = false;
+  beforeAll(async () => {
+    const { spawnSync } = await import('node:child_process');
+    made = spawnSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', user]).status === 0;
+  });
+  afterAll(async () => {
+    await h.cli(['kill', 'asuser']);
+    const { spawnSync } = await import('node:child_process');
+    if (made) spawnSync('userdel', [user]);
+  });
+
+  it('runs QEMU as that user under seccomp, and a guest power-off reads as stopped, not crashed', async () => {
+    expect(made, 'useradd failed').toBe(true);
+    // A private (0700) home is refused up front: the user could not reach its runtime dir.
+    await h.apply(`name: asuser\nmemory: 256M\nkernel: { builtin: test-guest }\nrunAs: ${user}\n`);
+    const refused = await h.cli(['start', 'asuser']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(new RegExp(`runAs: user "${user}" cannot reach ${h.dir}`));
+    fs.chmodSync(h.dir, 0o755);
+    await h.apply(`name: asuser\nmemory: 256M\nkernel: { builtin: test-guest }\nrunAs: ${user}\n`);
+    const s = await h.cli(['start', 'asuser', '--wait-for-guest', '--json']);
+    expect(s.code, s.stderr).toBe(0);
+    const pid = json(s.stdout).pid as number;
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const uid = Number(/^Uid:\s+(\d+)/m.exec(status)![1]);
+    expect(uid).not.toBe(0);
+    expect(fs.readFileSync('/etc/passwd', 'utf8')).toContain(`${user}:x:${uid}:`);
+    expect(status).toMatch(/^Seccomp:\s+2/m);
+    const sock = fs.statSync(path.join(h.dir, 'run/vms/asuser/qmp.sock'));
+    expect(sock.uid).toBe(uid);
+    expect(sock.mode & 0o777).toBe(0o660);
+    // The guest powers itself off: QEMU (unprivileged) must still be able to remove its pidfile.
+    const { serialExec } = await import('../../src/vm/serial-exec.js');
+    const { resolvePaths } = await import('../../src/host/paths.js');
+    await serialExec(resolvePaths(h.env), 'asuser', 'poweroff -f', 2000).catch(() => undefined);
+    const end = Date.now() + 10_000;
+    let st = json((await h.cli(['status', 'asuser', '--json'])).stdout);
+    while (st.state === 'running' && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 200));
+      st = json((await h.cli(['status', 'asuser', '--json'])).stdout);
+    }
+    expect(st.state).toBe('stopped');
+    expect(st.lastExit.how).toBe('guest');
+  });
+});
+
 describe('bad input gets a clear error and changes nothing', () => {
   it('unknown VM', async () => {
     const r = await h.cli(['start', 'nope']);

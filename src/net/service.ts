@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import { stringify } from 'yaml';
 import { badInput, KvmError } from '../errors.js';
 import type { Paths } from '../host/paths.js';
-import { loadFiles, specError } from '../spec/load.js';
+import { loadFiles, specError, type Definition } from '../spec/load.js';
 import type { NetworkSpec } from '../spec/network.js';
 import { exists, listNames, readAllNetworks, readNetwork, readVm, removeDef, writeDef } from '../spec/store.js';
 import type { VmSpec } from '../spec/vm.js';
@@ -22,7 +22,12 @@ import { networkSetIssues } from './validate.js';
 export type NetOpts = { paths: Paths; netns?: string; warn?: (m: string) => void };
 
 export function createNetworks(o: NetOpts, files: string[], replace = false): { name: string; action: 'created' | 'replaced'; file: string }[] {
-  const defs = loadFiles(files);
+  return createNetworksFrom(o, loadFiles(files), files.join(', '), replace);
+}
+
+/** `createNetworks` on definitions already parsed (the API's request bodies); `label` names their source. */
+export function createNetworksFrom(o: NetOpts, defs: Definition[], label: string, replace = false): { name: string; action: 'created' | 'replaced'; file: string }[] {
+  const files = [label];
   const vmDefs = defs.filter((d) => d.kind === 'vm');
   if (vmDefs.length) throw badInput('NOT_A_NETWORK', `${files.join(', ')}: holds VM definitions (${vmDefs.map((d) => d.spec.name).join(', ')})`, 'use kvmctl apply -f for files with VMs, or add kind: network');
   if (!defs.length) throw badInput('NOTHING_TO_APPLY', `${files.join(', ')}: no network definitions found`, 'a network definition has kind: network, name: and type:');
@@ -45,12 +50,12 @@ export function createNetworks(o: NetOpts, files: string[], replace = false): { 
 
 export async function listNetworks(o: NetOpts): Promise<(NetStatus & { description?: string })[]> {
   const nets = readAllNetworks(o.paths);
-  return Promise.all([...nets.values()].map(async (n) => ({ ...(await netStatus(n, { netns: o.netns })), description: n.description })));
+  return Promise.all([...nets.values()].map(async (n) => ({ ...(await netStatus(n, { netns: o.netns, paths: o.paths })), description: n.description })));
 }
 
 export async function showNetwork(o: NetOpts, name: string): Promise<{ spec: NetworkSpec; status: NetStatus }> {
   const spec = readNetwork(o.paths, name);
-  return { spec, status: await netStatus(spec, { netns: o.netns }) };
+  return { spec, status: await netStatus(spec, { netns: o.netns, paths: o.paths }) };
 }
 
 export async function upNetwork(o: NetOpts, name: string): Promise<UpResult> {
@@ -84,15 +89,17 @@ export async function removeNetwork(o: NetOpts, name: string, force = false): Pr
   if (usedBy.length && !force) {
     throw badInput('NETWORK_IN_USE', `network "${name}" is named by VM${usedBy.length > 1 ? 's' : ''} ${usedBy.join(', ')}`, 'change those VMs first, or pass --force');
   }
-  const st = await netStatus(net, { netns: o.netns });
+  const st = await netStatus(net, { netns: o.netns, paths: o.paths });
   let down: DownResult | undefined;
-  if (st.state === 'up' || st.state === 'down') down = await netDown(net, { paths: o.paths, netns: o.netns, force });
+  if (st.state === 'up' || st.state === 'down' || st.state === 'degraded') down = await netDown(net, { paths: o.paths, netns: o.netns, force });
   removeDef(o.paths, 'network', name);
   return { down, usedBy };
 }
 
-export async function gcNetworks(o: NetOpts & { isRunning?: (vm: string) => boolean }): Promise<GcResult> {
-  return gcLinks({ paths: o.paths, netns: o.netns, isRunning: o.isRunning });
+export async function gcNetworks(o: NetOpts & { isRunning?: (vm: string) => boolean }): Promise<GcResult & { nat: { network: string; steps: string[] }[] }> {
+  const links = await gcLinks({ paths: o.paths, netns: o.netns, isRunning: o.isRunning });
+  const { natGc } = await import('./nat/nat.js');
+  return { ...links, nat: await natGc(o.paths, { netns: o.netns }) };
 }
 
 export const EXPORT_FORMATS = ['netifrc', 'networkd', 'ifupdown', 'script'] as const;

@@ -1,0 +1,38 @@
+/**
+ * KvmError → HTTP: the code decides the status (404 not found, 409 conflict with the VM's
+ * state, 422 an invalid definition, 400 other bad input, 401 auth, 500 the rest); the body is
+ * the error's own JSON ({code, message, hint, issues}).
+ */
+import { KvmError } from '../errors.js';
+import type { ApiError } from './contract.js';
+
+const CONFLICT = new Set([
+  'VM_RUNNING', 'VM_NOT_RUNNING', 'VM_EXISTS', 'VM_BUSY', 'NETWORK_EXISTS', 'NETWORK_IN_USE', 'NETWORK_BUSY',
+  'DISK_IN_USE', 'DISK_EXISTS', 'DISK_IS_BACKING', 'FILE_EXISTS', 'SNAPSHOT_EXISTS', 'IFACE_CONFLICT', 'ADDRESS_OVERLAP', 'GUEST_LOCKED',
+]);
+
+export function httpStatusOf(e: KvmError): number {
+  const c = e.code;
+  if (c === 'UNAUTHORIZED') return 401;
+  if (c === 'NOT_FOUND' || c.endsWith('_NOT_FOUND')) return 404;
+  if (CONFLICT.has(c)) return 409;
+  if (c === 'SPEC_INVALID') return 422;
+  if (c === 'INTERNAL') return 500;
+  return e.exit === 2 ? 400 : 500;
+}
+
+export function toApiError(e: unknown): { status: number; body: ApiError } {
+  if (e instanceof KvmError) {
+    const j = e.toJSON() as ApiError;
+    return { status: httpStatusOf(e), body: j };
+  }
+  const fe = e as { statusCode?: number; code?: string; message?: string };
+  // fastify's own errors (bad JSON, body too large, unsupported media type, …) are bad input.
+  if (typeof fe?.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return { status: fe.statusCode, body: { code: fe.code?.startsWith('FST_') ? 'BAD_REQUEST' : (fe.code ?? 'BAD_REQUEST'), message: fe.message ?? 'bad request' } };
+  }
+  return { status: 500, body: { code: 'INTERNAL', message: String(fe?.message ?? e), hint: 'see the server log (kvmctl serve prints it on stderr)' } };
+}
+
+export const unauthorized = (why: string) =>
+  new KvmError('UNAUTHORIZED', why, { hint: 'send Authorization: Bearer TOKEN (the token is in <config>/token, or KVMCTL_TOKEN); WebSockets may use ?token=TOKEN' });

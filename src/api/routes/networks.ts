@@ -1,0 +1,26 @@
+/** Network routes: list, get, create, up, down, delete — through src/net/service.ts. */
+import type { FastifyInstance } from 'fastify';
+import { KvmError } from '../../errors.js';
+import { exists } from '../../spec/store.js';
+import { routes as R } from '../contract.js';
+import { parseBody } from '../definition-body.js';
+import { bind } from '../route.js';
+import type { ServerCtx } from '../server.js';
+
+export function networkRoutes(app: FastifyInstance, ctx: ServerCtx): void {
+  const svc = () => import('../../net/service.js');
+  const o = { paths: ctx.paths, netns: ctx.netns };
+
+  bind(app, R.listNetworks, async () => (await svc()).listNetworks(o));
+  bind(app, R.getNetwork, async ({ params }) => (await svc()).showNetwork(o, params.name));
+  bind(app, R.createNetwork, async ({ query, body }) => {
+    const defs = parseBody(body, 'network');
+    const name = defs[0]!.spec.name;
+    const replace = query.replace === 'true';
+    if (!replace && exists(ctx.paths, 'network', name)) throw new KvmError('NETWORK_EXISTS', `a network named "${name}" already exists`, { hint: 'POST with ?replace=true to overwrite it' });
+    return (await svc()).createNetworksFrom(o, defs, 'request body', replace);
+  });
+  bind(app, R.upNetwork, async ({ params }) => (await svc()).upNetwork(o, params.name) as unknown as Record<string, unknown>);
+  bind(app, R.downNetwork, async ({ params, body }) => (await svc()).downNetwork(o, params.name, body.force) as unknown as Record<string, unknown>);
+  bind(app, R.deleteNetwork, async ({ params, query }) => (await svc()).removeNetwork(o, params.name, query.force === 'true') as unknown as Record<string, unknown>);
+}

@@ -1,0 +1,130 @@
+/** VM routes: list, get, create/update/delete definitions, lifecycle and control. */
+import fs from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import { badInput, KvmError } from '../../errors.js';
+import { defPath, exists, readVm } from '../../spec/store.js';
+import type { VmSpec } from '../../spec/vm.js';
+import { routes as R, type VmListItem } from '../contract.js';
+import { bind } from '../route.js';
+import { parseBody } from '../definition-body.js';
+import type { ServerCtx } from '../server.js';
+
+function guestMounts(spec: VmSpec): string[] {
+  return spec.shares.map((s) =>
+    s.driver === '9p' ? `mount -t 9p -o trans=virtio,version=9p2000.L${s.readOnly ? ',ro' : ''} ${s.tag} /mnt/${s.tag}` : `mount -t virtiofs ${s.tag} /mnt/${s.tag}`,
+  );
+}
+
+export function vmRoutes(app: FastifyInstance, ctx: ServerCtx): void {
+  const { paths } = ctx;
+  const status = () => import('../../vm/status.js');
+
+  bind(app, R.listVms, async () => {
+    const { listVms } = await status();
+    const rows = await listVms(paths);
+    return rows.map((s): VmListItem => {
+      let spec: VmSpec | undefined;
+      let definitionError: string | undefined;
+      try {
+        spec = readVm(paths, s.name);
+      } catch (e) {
+        definitionError = (e as Error).message;
+      }
+      return {
+        ...s,
+        description: spec?.description,
+        cpus: spec?.cpu.count,
+        memory: spec?.memory,
+        display: spec?.display.type,
+        restart: spec?.restart,
+        supervision: ctx.supervisor?.info(s.name),
+        definitionError,
+      };
+    });
+  });
+
+  bind(app, R.getVm, async ({ params }) => {
+    const spec = readVm(paths, params.name);
+    const { vmStatus } = await status();
+    return { spec, yaml: fs.readFileSync(defPath(paths, 'vm', params.name), 'utf8'), status: await vmStatus(paths, params.name), supervision: ctx.supervisor?.info(params.name), guestMounts: guestMounts(spec) };
+  });
+
+  const apply = async (body: Parameters<typeof parseBody>[0], expect: { name?: string; create: boolean }) => {
+    const defs = parseBody(body, 'vm');
+    const d = defs[0]!;
+    if (expect.name && d.spec.name !== expect.name) {
+      throw badInput('NAME_MISMATCH', `the definition names "${d.spec.name}" but the URL names "${expect.name}"`, 'rename by creating a new VM and removing the old one', [{ path: 'name', message: `must be "${expect.name}"` }]);
+    }
+    if (expect.create && exists(paths, 'vm', d.spec.name)) throw new KvmError('VM_EXISTS', `a VM named "${d.spec.name}" already exists`, { hint: `PUT /api/vms/${d.spec.name} to change it` });
+    if (!expect.create) readVm(paths, d.spec.name); // 404 when it does not exist
+    const { checkLoadedDefinitions, applyLoadedDefinitions } = await import('../../vm/definitions.js');
+    const [r] = applyLoadedDefinitions(paths, checkLoadedDefinitions(paths, defs, 'request body'));
+    ctx.watcher?.kick();
+    return r;
+  };
+  bind(app, R.createVm, async ({ body }) => apply(body, { create: true }));
+  bind(app, R.updateVm, async ({ params, body }) => apply(body, { name: params.name, create: false }));
+
+  bind(app, R.deleteVm, async ({ params }) => {
+    const { removeVm } = await import('../../vm/remove.js');
+    await removeVm(paths, params.name);
+    ctx.watcher?.kick();
+    return { removed: params.name };
+  });
+
+  bind(app, R.startVm, async ({ params, body }) => {
+    const { startVm } = await import('../../vm/start.js');
+    return startVm(paths, params.name, { waitForGuest: body.waitForGuest, timeoutMs: body.timeoutSec !== undefined ? body.timeoutSec * 1000 : undefined });
+  });
+  bind(app, R.stopVm, async ({ params, body }) => {
+    const { stopVm } = await import('../../vm/stop.js');
+    return stopVm(paths, params.name, { timeoutSec: body.timeoutSec, force: body.force });
+  });
+  bind(app, R.killVm, async ({ params }) => {
+    const { killVm } = await import('../../vm/stop.js');
+    return killVm(paths, params.name);
+  });
+  bind(app, R.restartVm, async ({ params, body }) => {
+    const { stopVm } = await import('../../vm/stop.js');
+    const { startVm } = await import('../../vm/start.js');
+    const { vmStatus } = await status();
+    readVm(paths, params.name);
+    const s = await vmStatus(paths, params.name);
+    const stopped = s.state === 'running' || s.state === 'paused' ? await stopVm(paths, params.name, { timeoutSec: body.timeoutSec }) : undefined;
+    return { stopped, started: await startVm(paths, params.name, {}) };
+  });
+
+  for (const [route, fn] of [
+    [R.pauseVm, 'pauseVm'],
+    [R.resumeVm, 'resumeVm'],
+    [R.resetVm, 'resetVm'],
+  ] as const) {
+    bind(app, route, async ({ params }) => {
+      const control = await import('../../vm/control.js');
+      await control[fn](paths, params.name);
+      return { name: params.name, done: route.path.split('/').pop()! };
+    });
+  }
+
+  bind(app, R.monitorVm, async ({ params, body }) => {
+    const { monitorCommand } = await import('../../vm/control.js');
+    return { output: await monitorCommand(paths, params.name, body.command) };
+  });
+  bind(app, R.qmpVm, async ({ params, body }) => {
+    const { qmpCommand } = await import('../../vm/control.js');
+    return { return: await qmpCommand(paths, params.name, JSON.stringify(body)) };
+  });
+
+  bind(app, R.validate, async ({ body }) => {
+    try {
+      const defs = parseBody(body, 'any');
+      const d = defs[0]!;
+      const { checkLoadedDefinitions } = await import('../../vm/definitions.js');
+      checkLoadedDefinitions(paths, defs, 'request body');
+      return { ok: true, kind: d.kind, name: d.spec.name, issues: [] };
+    } catch (e) {
+      if (e instanceof KvmError && e.code === 'SPEC_INVALID') return { ok: false, issues: e.issues ?? [] };
+      throw e;
+    }
+  });
+}

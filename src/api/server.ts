@@ -1,0 +1,170 @@
+/**
+ * `kvmctl serve`'s HTTP/WebSocket server (fastify), built without listening so that tests can
+ * drive it through `inject`. Thin: every route calls the same service functions as the CLI.
+ * The watcher (state changes + QMP events), the supervisor (restart policies) and the metrics
+ * sampler run only when `watch` is on.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Fastify, { type FastifyInstance } from 'fastify';
+import websocket from '@fastify/websocket';
+import type { Paths } from '../host/paths.js';
+import { Supervisor } from '../vm/supervisor.js';
+import { MetricsSampler, toPrometheus } from '../vm/metrics.js';
+import { routes as R } from './contract.js';
+import { toApiError, unauthorized } from './errors.js';
+import { EventBus } from './events.js';
+import { openApiDocument } from './openapi.js';
+import { bind } from './route.js';
+import { diskRoutes } from './routes/disks.js';
+import { hostRoutes } from './routes/host.js';
+import { networkRoutes } from './routes/networks.js';
+import { vmRoutes } from './routes/vms.js';
+import { wsRoutes } from './routes/ws.js';
+import { tokenMatches } from './token.js';
+import { VmWatcher } from './watcher.js';
+
+export const VERSION = '0.1.0';
+
+export type ServerOptions = {
+  paths: Paths;
+  /** Require this bearer token (TCP). Undefined: no auth (the unix socket, guarded by its mode). */
+  token?: string;
+  /** Watch VMs: events, supervision, QMP connections (default true). */
+  watch?: boolean;
+  /** Network namespace for network operations (tests). */
+  netns?: string;
+  /** TLS. */
+  https?: { cert: Buffer; key: Buffer };
+  /** The built web UI (default: dist/web next to this module's dist/). */
+  webRoot?: string;
+  log?: (m: string) => void;
+  /** Event ring buffer size. */
+  eventBuffer?: number;
+  reconcileMs?: number;
+};
+
+export type ServerCtx = {
+  paths: Paths;
+  netns?: string;
+  bus: EventBus;
+  watcher?: VmWatcher;
+  supervisor?: Supervisor;
+  metrics: MetricsSampler;
+};
+
+export type KvmServer = { app: FastifyInstance; ctx: ServerCtx; close(): Promise<void> };
+
+const MIME: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json',
+  '.woff2': 'font/woff2',
+  '.map': 'application/json',
+};
+
+function defaultWebRoot(): string {
+  // dist/api/server.js → dist/web; src/api/server.ts (tests) → dist/web as well.
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  return path.resolve(here, '..', '..', 'dist', 'web').replace(`${path.sep}dist${path.sep}dist${path.sep}`, `${path.sep}dist${path.sep}`);
+}
+
+export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
+  const app = Fastify({ logger: false, ...(opts.https ? { https: opts.https } : {}), bodyLimit: 4 * 1024 * 1024, forceCloseConnections: true });
+  const bus = new EventBus(opts.eventBuffer);
+  const metrics = new MetricsSampler(opts.paths, async (name) => {
+    const c = ctx.watcher?.qmp(name);
+    return c ? c.execute('query-blockstats', undefined, { timeoutMs: 2000 }) : [];
+  });
+  const ctx: ServerCtx = { paths: opts.paths, netns: opts.netns, bus, metrics };
+  const started = Date.now();
+
+  if (opts.watch !== false) {
+    const log = opts.log ?? (() => undefined);
+    ctx.supervisor = new Supervisor(opts.paths, {
+      start: async (name) => (await import('../vm/start.js')).startVm(opts.paths, name, {}),
+      publish: (e) => bus.publish(e),
+      log,
+    });
+    ctx.watcher = new VmWatcher(opts.paths, bus, (t) => ctx.supervisor!.onTransition(t), opts.reconcileMs);
+  }
+
+  await app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024 } });
+
+  // YAML bodies: POST /api/vms with Content-Type: application/yaml is {yaml: <the text>}.
+  for (const type of ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain']) {
+    app.addContentTypeParser(type, { parseAs: 'string' }, (_req, body, done) => done(null, { yaml: body as string }));
+  }
+
+  app.setErrorHandler((err, _req, reply) => {
+    const { status, body } = toApiError(err);
+    if (status >= 500) opts.log?.(`error: ${body.code}: ${body.message}`);
+    void reply.status(status).send(body);
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.status(404).send({ code: 'NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}`, hint: 'GET /api/openapi.json lists the routes' });
+  });
+
+  if (opts.token !== undefined) {
+    const token = opts.token;
+    app.addHook('onRequest', async (req) => {
+      const url = req.url.split('?')[0]!;
+      if (url === R.health.path) return;
+      // The web UI's own files are public (it asks for the token); the API and /metrics are not.
+      if (!url.startsWith('/api/') && url !== '/metrics') return;
+      const h = req.headers.authorization;
+      const given = h?.startsWith('Bearer ') ? h.slice(7).trim() : req.headers.upgrade ? ((req.query as { token?: string }).token ?? undefined) : undefined;
+      if (!given) throw unauthorized('this server needs a token');
+      if (!tokenMatches(given, token)) throw unauthorized('wrong token');
+    });
+  }
+
+  bind(app, R.health, async () => ({ ok: true as const, version: VERSION, pid: process.pid, uptimeSec: Math.round((Date.now() - started) / 1000), serverId: bus.serverId }));
+  const openapi = openApiDocument(VERSION);
+  app.get(R.openapi.path, async () => openapi);
+  vmRoutes(app, ctx);
+  networkRoutes(app, ctx);
+  diskRoutes(app, ctx);
+  hostRoutes(app, ctx);
+  wsRoutes(app, ctx);
+
+  const sample = async () => {
+    const { listNames } = await import('../spec/store.js');
+    const w = ctx.watcher;
+    const names = listNames(opts.paths, 'vm').map((name) => ({ name, state: w?.state(name) ?? 'running' }));
+    return metrics.sample(names.filter((n) => n.state === 'running' || n.state === 'paused' || !w));
+  };
+  bind(app, R.metrics, async () => sample());
+  app.get(R.prometheus.path, async (_req, reply) => reply.type(R.prometheus.text).send(toPrometheus(await sample())));
+
+  const webRoot = opts.webRoot ?? defaultWebRoot();
+  app.get('/*', async (req, reply) => {
+    const url = decodeURIComponent(req.url.split('?')[0]!);
+    if (url.startsWith('/api/')) return reply.callNotFound();
+    const rel = path.normalize(url).replace(/^(\.\.(\/|\\|$))+/, '');
+    let file = path.join(webRoot, rel);
+    if (!file.startsWith(webRoot) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) file = path.join(webRoot, 'index.html');
+    if (!fs.existsSync(file)) {
+      return reply.status(404).send({ code: 'NO_WEB_UI', message: `the web UI is not built (${webRoot})`, hint: 'npm run build (vite build --config web/vite.config.ts)' });
+    }
+    return reply.type(MIME[path.extname(file)] ?? 'application/octet-stream').send(fs.createReadStream(file));
+  });
+
+  await app.ready();
+  await ctx.watcher?.start();
+
+  return {
+    app,
+    ctx,
+    async close() {
+      ctx.supervisor?.close();
+      await ctx.watcher?.close();
+      await app.close();
+    },
+  };
+}

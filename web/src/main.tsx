@@ -2,7 +2,7 @@
 import { StrictMode, useEffect, useState, type FormEvent } from 'react';
 import { createRoot } from 'react-dom/client';
 import { call, getToken, setToken, setUnauthorizedHandler, takeTokenFromUrl } from './api.js';
-import { useEventsConnected } from './live.js';
+import { useEvents, useEventsConnected } from './live.js';
 import { CreateVm } from './pages/CreateVm.js';
 import { Disks } from './pages/Disks.js';
 import { HostCheck } from './pages/HostCheck.js';
@@ -66,7 +66,11 @@ function App() {
   );
 }
 
+const ignore = () => {};
+
 function Connection() {
+  // Keeps the one events WebSocket open on every page (pages add their own listeners).
+  useEvents(ignore);
   const live = useEventsConnected();
   return <span className="right" role="status" aria-live="polite">{live ? 'live' : 'connecting…'}</span>;
 }

@@ -22,6 +22,10 @@ export function ErrorBox({ error, title }: { error: unknown; title?: string }) {
   );
 }
 
-export function StateBadge({ state }: { state: string }) {
-  return <span className={`state ${state}`} data-state={state}>{state}</span>;
+export function StateBadge({ state, testId }: { state: string; testId?: string }) {
+  return (
+    <span className={`state ${state}`} data-state={state} data-testid={testId}>
+      {state}
+    </span>
+  );
 }

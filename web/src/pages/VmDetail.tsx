@@ -90,7 +90,7 @@ export function VmDetail({ name, tab }: { name: string; tab: VmTab }) {
         <h1>
           VM <span className="mono" style={{ fontSize: 20 }}>{name}</span>
         </h1>
-        {data && <StateBadge state={state} />}
+        {data && <StateBadge state={state} testId="vm-state" />}
         <span className="spacer" />
         <div className="row" role="group" aria-label="Power">
           {btn('startVm', !running && !!data, 'primary')}

@@ -30,7 +30,7 @@ export const VERSION = '0.1.0';
 export type ServerOptions = {
   paths: Paths;
   /** Require this bearer token (TCP). Undefined: no auth (the unix socket, guarded by its mode). */
-  token?: string;
+  token?: string | (() => string);
   /** Watch VMs: events, supervision, QMP connections (default true). */
   watch?: boolean;
   /** Network namespace for network operations (tests). */
@@ -111,7 +111,8 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
   });
 
   if (opts.token !== undefined) {
-    const token = opts.token;
+    const tok = opts.token;
+    const token = typeof tok === 'function' ? tok : () => tok;
     app.addHook('onRequest', async (req) => {
       const url = req.url.split('?')[0]!;
       if (url === R.health.path) return;
@@ -120,7 +121,7 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
       const h = req.headers.authorization;
       const given = h?.startsWith('Bearer ') ? h.slice(7).trim() : req.headers.upgrade ? ((req.query as { token?: string }).token ?? undefined) : undefined;
       if (!given) throw unauthorized('this server needs a token');
-      if (!tokenMatches(given, token)) throw unauthorized('wrong token');
+      if (!tokenMatches(given, token())) throw unauthorized('wrong token');
     });
   }
 

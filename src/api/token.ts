@@ -38,6 +38,26 @@ export function rotateToken(paths: Paths): { token: string; file: string } {
   return { token: writeToken(file), file };
 }
 
+/** The token of a file, re-read when the file changes (so `serve token rotate` takes effect at once). */
+export function fileTokenReader(file: string, initial: string): () => string {
+  let cur = initial;
+  let stamp = '';
+  return () => {
+    try {
+      const st = fs.statSync(file);
+      const s = `${st.mtimeMs}:${st.ino}:${st.size}`;
+      if (s !== stamp) {
+        const t = fs.readFileSync(file, 'utf8').trim();
+        if (t) cur = t;
+        stamp = s;
+      }
+    } catch {
+      /* file gone: keep the last token */
+    }
+    return cur;
+  };
+}
+
 /** Constant-time comparison. */
 export function tokenMatches(given: string | undefined, want: string): boolean {
   if (!given) return false;

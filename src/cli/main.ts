@@ -15,16 +15,18 @@ program
   .description('Declarative manager for QEMU/KVM virtual machines')
   .version('0.1.0')
   .option('--json', 'print machine-readable JSON')
+  .option('--remote <url|socket>', 'work through a kvmctl serve (its unix socket path, or http(s)://HOST:PORT with KVMCTL_TOKEN): list, status, start, stop, kill, restart, pause, resume, reset')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
 /** Wraps a command action: builds the context, maps errors to message + hint + exit status. */
 const action: Action = (fn) => async (...args: any[]) => {
   const cmd = args[args.length - 1] as Command;
-  const opts = cmd.optsWithGlobals() as { json?: boolean };
+  const opts = cmd.optsWithGlobals() as { json?: boolean; remote?: string };
   const ctx = makeCtx(opts);
   try {
-    await fn(ctx, ...args);
+    if (opts.remote && cmd.name() !== 'serve') await (await import('../api/remote-cli.js')).runRemote(ctx, opts.remote, cmd, args.slice(0, -1));
+    else await fn(ctx, ...args);
   } catch (e) {
     const r = renderError(e);
     if (opts.json) process.stdout.write(`${JSON.stringify({ error: r.json }, null, 2)}\n`);

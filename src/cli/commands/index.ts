@@ -13,6 +13,7 @@ import { register as guest } from './guest.js';
 import { register as net } from './net.js';
 import { register as disk } from './disk.js';
 import { register as image } from './image.js';
+import { register as serve } from './serve.js';
 import { register as autostart } from './autostart.js';
 
 export type Register = (program: Command, action: Action) => void;
@@ -21,4 +22,5 @@ export const commands: Register[] = [definitions, lifecycle, monitor, console, d
 commands.push(importCmdline);
 commands.push(disk);
 commands.push(image);
+commands.push(serve);
 commands.push(autostart);

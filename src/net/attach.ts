@@ -2,7 +2,7 @@
  * A VM's NICs at start and stop: create and attach what each NIC needs, hand the argv builder a
  * NicAttachment per NIC, and remove it all again.
  *
- *   network bridge/host-only → the network is brought up if needed, the VM gets its own tap
+ *   network bridge/host-only/nat → the network is brought up if needed (nat: always re-checked), the VM gets its own tap
  *                              (kv<hash>n<i>, alias kvmctl:vm=NAME,nic=ID, owned by runAs),
  *                              enslaved and up → {kind:'tap', ifname}
  *   network macvtap          → kv<hash>m<i> on the parent with the NIC's MAC (deterministic when
@@ -202,10 +202,15 @@ export async function prepareNics(
         }
         continue;
       }
-      // bridge / host-only
+      // bridge / host-only / nat
       const br = bridgeIfname(net)!;
       const brLink = await getLink(br, ipo);
-      if (!brLink) {
+      if (net.type === 'nat') {
+        // Always: brings it up, or refreshes dnsmasq's static leases (this VM's MAC/IP) and repairs.
+        const { natUp } = await import('./nat/nat.js');
+        const up = await natUp(net, { paths: opts.paths, netns: opts.netns, warn: (m) => warnings.push(m) });
+        warnings.push(...up.steps.filter((s) => !s.startsWith('restarted dnsmasq')).map((s) => `network ${net.name}: ${s}`));
+      } else if (!brLink) {
         const up = await bridgeUp(net, { paths: opts.paths, netns: opts.netns, warn: (m) => warnings.push(m) });
         warnings.push(...up.steps.map((s) => `network ${net.name}: ${s}`));
       }

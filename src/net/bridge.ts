@@ -196,7 +196,7 @@ export async function bridgeDown(net: BridgeLikeSpec, ctx: NetCtx & { force?: bo
   return { network: net.name, bridge: br, action: 'removed', steps };
 }
 
-export type NetStatus = { network: string; type: string; state: 'up' | 'down' | 'absent' | 'foreign' | 'n/a'; interface?: string; ports: string[]; addresses: string[]; users: string[] };
+export type NetStatus = { network: string; type: string; state: 'up' | 'down' | 'absent' | 'foreign' | 'n/a' | 'degraded'; interface?: string; ports: string[]; addresses: string[]; users: string[] };
 
 export async function bridgeStatus(net: BridgeLikeSpec, opts: IpOpts): Promise<NetStatus> {
   const br = bridgeIfname(net)!;

@@ -3,7 +3,8 @@
  * the VM lifecycle (through attach.ts). Definitions are read with src/spec/store.ts.
  */
 import { KvmError } from '../errors.js';
-import type { NetworkSpec } from '../spec/network.js';
+import type { Paths } from '../host/paths.js';
+import { natBridgeView, type NetworkSpec } from '../spec/network.js';
 import { bridgeDown, bridgeStatus, bridgeUp, type DownResult, type NetCtx, type NetStatus, type UpResult } from './bridge.js';
 import { vmIsRunning } from './gc.js';
 import { getLink, ip, listLinks, parseOwner, type IpOpts } from './ip.js';
@@ -11,6 +12,7 @@ import { getLink, ip, listLinks, parseOwner, type IpOpts } from './ip.js';
 export type { NetCtx, NetStatus, UpResult, DownResult };
 
 export async function netUp(net: NetworkSpec, ctx: NetCtx): Promise<UpResult> {
+  if (net.type === 'nat') return (await import('./nat/nat.js')).natUp(net, ctx);
   if (net.type === 'bridge' || net.type === 'host-only') return bridgeUp(net, ctx);
   if (net.type === 'macvtap') {
     // Per-VM macvtaps are made at start; here only the parent is checked (and brought up: the
@@ -30,6 +32,7 @@ export async function netUp(net: NetworkSpec, ctx: NetCtx): Promise<UpResult> {
 export async function netDown(net: NetworkSpec, ctx: NetCtx & { force?: boolean; isRunning?: (vm: string) => boolean }): Promise<DownResult> {
   const isRunning = ctx.isRunning ?? ((vm: string) => vmIsRunning(ctx.paths, vm));
   if (net.type === 'bridge' || net.type === 'host-only') return bridgeDown(net, { ...ctx, isRunning });
+  if (net.type === 'nat') return (await import('./nat/nat.js')).natDown(net, { ...ctx, isRunning });
   if (net.type === 'macvtap') {
     const users = (await listLinks(ctx)).filter((l) => l.link === net.parent && l.linkinfo?.info_kind === 'macvtap').map((l) => parseOwner(l.ifalias)).flatMap((o) => (o?.kind === 'vm' ? [o.vm] : []));
     const running = users.filter(isRunning);
@@ -39,7 +42,9 @@ export async function netDown(net: NetworkSpec, ctx: NetCtx & { force?: boolean;
   return { network: net.name, bridge: '', action: 'absent', steps: [] };
 }
 
-export async function netStatus(net: NetworkSpec, opts: IpOpts): Promise<NetStatus> {
+export async function netStatus(net: NetworkSpec, opts: IpOpts & { paths?: Paths }): Promise<NetStatus> {
+  if (net.type === 'nat' && opts.paths) return (await import('./nat/nat.js')).natStatus(net, { paths: opts.paths, netns: opts.netns });
+  if (net.type === 'nat') return bridgeStatus(natBridgeView(net), opts);
   if (net.type === 'bridge' || net.type === 'host-only') return bridgeStatus(net, opts);
   if (net.type === 'macvtap') {
     const links = await listLinks(opts);

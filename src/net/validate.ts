@@ -4,7 +4,7 @@
  * checks (default route, uplink already in a bridge, foreign interfaces) are in bridge.ts.
  */
 import type { ErrorIssue } from '../errors.js';
-import { bridgeIfname, uplinksOf, type NetworkSpec } from '../spec/network.js';
+import { bridgeIfname, natBridgeView, uplinksOf, type NetworkSpec } from '../spec/network.js';
 import { cidrOverlap } from './cidr.js';
 
 export function networkSetIssues(nets: NetworkSpec[]): ErrorIssue[] {
@@ -28,6 +28,8 @@ export function networkSetIssues(nets: NetworkSpec[]): ErrorIssue[] {
     for (const u of uplinksOf(n)) claim(n, u, 'uplink');
     if (n.type === 'bridge' || n.type === 'host-only') for (const t of n.taps) claim(n, t, 'static tap');
   }
+  // A nat network's bridge and address take part in the checks below as a host-only one would.
+  nets = nets.map((n) => (n.type === 'nat' ? natBridgeView(n) : n));
   // macvtap parents may be shared by several macvtap networks, but not be a bridge's uplink.
   for (const n of nets) {
     if (n.type !== 'macvtap') continue;

@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import type { ErrorIssue } from '../errors.js';
-import { bridgeIfname, type NetworkSpec } from './network.js';
+import { bridgeIfname, natNicIssues, type NetworkSpec } from './network.js';
 import type { VmSpec } from './vm.js';
 
 export function crossDefinitionIssues(vms: VmSpec[], nets: NetworkSpec[], imagesDir: string): ErrorIssue[] {
@@ -28,6 +28,7 @@ export function crossDefinitionIssues(vms: VmSpec[], nets: NetworkSpec[], images
       } else writers.set(file, vm.name);
     });
   }
+  issues.push(...natNicIssues(vms, nets));
   // One MAC in two VMs: on a shared segment both guests lose traffic (derived MACs are unique per VM and NIC).
   const macs = new Map<string, string>();
   for (const vm of vms) {

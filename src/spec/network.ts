@@ -11,7 +11,8 @@
  */
 import { z } from 'zod';
 import { IFNAME_RE, IFNAME_RULE } from './names.js';
-import { name, portForwardSchema } from './vm.js';
+import { name, portForwardSchema, type VmSpec } from './vm.js';
+import { defaultRange, IPV4_RE, inSubnet, subnetOf, v4ToInt } from '../net/nat/ipv4.js';
 
 const ifname = z.string().regex(IFNAME_RE, { error: IFNAME_RULE });
 export const cidr = z
@@ -76,11 +77,63 @@ export const userNetSchema = z.strictObject({
   forwards: z.array(portForwardSchema).default([]),
 });
 
+const ipv4 = z.string().regex(IPV4_RE, { error: 'must be an IPv4 address such as 192.168.100.10' });
+const port = z.number().int().min(1).max(65535);
+/** DNS names dnsmasq serves (labels of letters, digits and "-", dot-separated). */
+const HOSTNAME_RE = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const hostname = z.string().regex(HOSTNAME_RE, { error: 'must be a DNS name such as web or db.lab.example' });
+
+export const natForwardSchema = z.strictObject({
+  proto: z.enum(['tcp', 'udp']).default('tcp'),
+  /** Only connections to this host address (default: any local address of the host). */
+  hostAddr: ipv4.optional(),
+  hostPort: port,
+  /** A VM name (its NIC on this network needs a fixed ip:) or an IPv4 address in the subnet. */
+  guest: z.string().min(1),
+  /** Default: hostPort. */
+  guestPort: port.optional(),
+});
+
+/**
+ * NAT network (libvirt's "default" network): a bridge with the host's address, DHCP and DNS from
+ * a dnsmasq that kvmctl runs for this network, masquerading out through the host's route (or
+ * `egress`), optional port forwards. See docs/networking.md.
+ */
+export const natNetSchema = z.strictObject({
+  kind: z.literal('network'),
+  name,
+  description: z.string().optional(),
+  type: z.literal('nat'),
+  /** Bridge interface name (default: the network's name). */
+  interface: ifname.optional(),
+  /** The host's address on the bridge, with the subnet's prefix length: 192.168.100.1/24. */
+  address: z.string().regex(/^[\d.]+\/\d{1,2}$/, { error: 'must be an IPv4 address with prefix length, such as 192.168.100.1/24' }),
+  mtu: z.number().int().min(68).max(65535).optional(),
+  /** Masquerade only out of this interface, the "uplink" (default: whichever interface the route picks, any but the bridge). */
+  egress: ifname.optional(),
+  /** DHCP range (default: the upper half of the subnet) and lease time in seconds; false = no DHCP. */
+  dhcp: z
+    .union([z.literal(false), z.strictObject({ start: ipv4.optional(), end: ipv4.optional(), leaseTime: z.number().int().min(120).default(3600) })])
+    .default({ leaseTime: 3600 }),
+  dns: z
+    .strictObject({
+      /** Domain of the guests' names (default: none; VM names resolve as plain names). */
+      domain: hostname.optional(),
+      /** Upstream servers for other names. Absent: the host's /etc/resolv.conf; [] = serve local names only. */
+      upstream: z.array(ipv4).optional(),
+      /** Extra names dnsmasq answers: name → IPv4 address. */
+      hosts: z.record(hostname, ipv4).default({}),
+    })
+    .prefault({}),
+  forwards: z.array(natForwardSchema).default([]),
+});
+
 export const networkSchema = z
-  .discriminatedUnion('type', [bridgeNetSchema, hostOnlyNetSchema, macvtapNetSchema, userNetSchema], {
-    error: 'type must be one of bridge, host-only, macvtap, user',
+  .discriminatedUnion('type', [bridgeNetSchema, hostOnlyNetSchema, macvtapNetSchema, userNetSchema, natNetSchema], {
+    error: 'type must be one of bridge, host-only, macvtap, user, nat',
   })
   .superRefine((n, ctx) => {
+    if (n.type === 'nat') return natChecks(n, ctx);
     if (n.type !== 'bridge' && n.type !== 'host-only') return;
     const br = n.interface ?? n.name;
     if (!IFNAME_RE.test(br)) {
@@ -102,6 +155,83 @@ export const networkSchema = z
     if (n.stp && (n.forwardDelay < 2)) ctx.addIssue({ code: 'custom', path: ['forwardDelay'], message: `with stp: true the kernel needs a forwardDelay of 2–30 seconds, got ${n.forwardDelay}` });
   });
 
+function natChecks(n: z.output<typeof natNetSchema>, ctx: z.RefinementCtx): void {
+  const br = n.interface ?? n.name;
+  if (!IFNAME_RE.test(br)) {
+    ctx.addIssue({ code: 'custom', path: ['interface'], message: `the bridge interface would be "${br}" (the network's name), which is not a valid interface name (at most 15 characters); give interface: with a shorter name` });
+  }
+  const [a, l] = n.address.split('/');
+  if (!IPV4_RE.test(a!) || Number(l) < 8 || Number(l) > 30) {
+    ctx.addIssue({ code: 'custom', path: ['address'], message: `"${n.address}" must be an IPv4 address with a prefix length of 8–30, such as 192.168.100.1/24` });
+    return;
+  }
+  const s = subnetOf(n.address);
+  if (!inSubnet(s.host, s)) ctx.addIssue({ code: 'custom', path: ['address'], message: `${s.host} is the ${s.host === s.network ? 'network' : 'broadcast'} address of ${s.cidr}; the host needs an address inside it` });
+  if (n.dhcp) {
+    for (const k of ['start', 'end'] as const) {
+      const v = n.dhcp[k];
+      if (v && !inSubnet(v, s)) ctx.addIssue({ code: 'custom', path: ['dhcp', k], message: `${v} is not inside ${s.cidr}` });
+    }
+    if (n.dhcp.start && n.dhcp.end && v4ToInt(n.dhcp.start) > v4ToInt(n.dhcp.end)) ctx.addIssue({ code: 'custom', path: ['dhcp', 'end'], message: `${n.dhcp.end} comes before start ${n.dhcp.start}` });
+    const r = natDhcpRange(n);
+    if (r && v4ToInt(s.host) >= v4ToInt(r.start) && v4ToInt(s.host) <= v4ToInt(r.end)) ctx.addIssue({ code: 'custom', path: ['dhcp'], message: `the range ${r.start}–${r.end} contains the host's own address ${s.host}` });
+  }
+  const seen = new Map<string, number>();
+  n.forwards.forEach((f, i) => {
+    const k = `${f.proto}/${f.hostAddr ?? '*'}:${f.hostPort}`;
+    if (seen.has(k)) ctx.addIssue({ code: 'custom', path: ['forwards', i, 'hostPort'], message: `${f.proto} port ${f.hostPort} is already forwarded (forwards[${seen.get(k)}])` });
+    seen.set(k, i);
+    if (IPV4_RE.test(f.guest) && !inSubnet(f.guest, s)) ctx.addIssue({ code: 'custom', path: ['forwards', i, 'guest'], message: `${f.guest} is not inside ${s.cidr}` });
+    else if (!IPV4_RE.test(f.guest) && !NAME_OK.test(f.guest)) ctx.addIssue({ code: 'custom', path: ['forwards', i, 'guest'], message: `"${f.guest}" is neither an IPv4 address nor a VM name` });
+  });
+}
+const NAME_OK = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+export type NatSpec = z.output<typeof natNetSchema>;
+
+/** The DHCP range a nat network hands out (undefined when DHCP is off). */
+export function natDhcpRange(n: NatSpec): { start: string; end: string } | undefined {
+  if (!n.dhcp) return undefined;
+  const s = subnetOf(n.address);
+  const d = defaultRange(s);
+  return { start: n.dhcp.start ?? d.start, end: n.dhcp.end ?? d.end };
+}
+
+/** The bridge part of a nat network, as the host-only network bridge.ts and the exporters know. */
+export function natBridgeView(n: NatSpec): BridgeLikeSpec {
+  return { kind: 'network', name: n.name, description: n.description, type: 'host-only', interface: n.interface, addresses: [n.address], stp: false, forwardDelay: 0, taps: [], mtu: n.mtu };
+}
+
+/**
+ * NIC `ip:` (a fixed address) is for NICs on nat networks only, inside the subnet, not the host's
+ * own address, and used once per network. Pure; called by the cross-definition checks.
+ */
+export function natNicIssues(vms: VmSpec[], nets: NetworkSpec[]): { path: string; message: string }[] {
+  const issues: { path: string; message: string }[] = [];
+  const byName = new Map(nets.map((n) => [n.name, n]));
+  const taken = new Map<string, string>();
+  for (const vm of vms) {
+    vm.nics.forEach((nic, i) => {
+      const ip = nic.ip;
+      if (ip === undefined) return;
+      const where = `vm/${vm.name}: nics[${i}].ip`;
+      const net = nic.network !== undefined ? byName.get(nic.network) : undefined;
+      if (!net || net.type !== 'nat') {
+        if (nic.network === undefined || net) issues.push({ path: where, message: `a fixed ip: is only for NICs on a nat network${net ? ` ("${net.name}" is ${net.type})` : ''}` });
+        return;
+      }
+      const s = subnetOf(net.address);
+      if (!inSubnet(ip, s)) issues.push({ path: where, message: `${ip} is not inside network "${net.name}"'s ${s.cidr}` });
+      else if (ip === s.host) issues.push({ path: where, message: `${ip} is the host's own address on network "${net.name}"` });
+      const k = `${net.name}/${ip}`;
+      const other = taken.get(k);
+      if (other) issues.push({ path: where, message: `${ip} is already the fixed address of ${other} on network "${net.name}"` });
+      else taken.set(k, `VM "${vm.name}" nics[${i}]`);
+    });
+  }
+  return issues;
+}
+
 export type NetworkInput = z.input<typeof networkSchema>;
 export type NetworkSpec = z.output<typeof networkSchema>;
 export type NetworkType = NetworkSpec['type'];
@@ -109,7 +239,7 @@ export type BridgeLikeSpec = Extract<NetworkSpec, { type: 'bridge' | 'host-only'
 
 /** The Linux interface that a bridge-type network uses. */
 export function bridgeIfname(net: NetworkSpec): string | undefined {
-  return net.type === 'bridge' || net.type === 'host-only' ? (net.interface ?? net.name) : undefined;
+  return net.type === 'bridge' || net.type === 'host-only' || net.type === 'nat' ? (net.interface ?? net.name) : undefined;
 }
 
 /** The uplinks of a bridge-type network ([] for host-only and the others). */

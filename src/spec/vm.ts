@@ -121,6 +121,8 @@ export const nicSchema = z
     model: z.enum(NIC_MODELS).default('virtio'),
     mac: z.string().regex(MAC_RE, { error: 'is not a MAC address (six hex pairs such as 52:54:00:12:34:56)' }).optional(),
     vhost: z.enum(['auto', 'on', 'off']).default('auto'),
+    /** Fixed IPv4 address (a static DHCP lease) on a nat network; checked against the network in cross.ts. */
+    ip: z.string().regex(/^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/, { error: 'must be an IPv4 address such as 192.168.100.10' }).optional(),
   })
   .superRefine((n, ctx) => nicChecks(n, ctx));
 

@@ -14,6 +14,7 @@ import { register as net } from './net.js';
 import { register as disk } from './disk.js';
 import { register as image } from './image.js';
 import { register as serve } from './serve.js';
+import { register as ipCmd } from './ip.js';
 import { register as autostart } from './autostart.js';
 
 export type Register = (program: Command, action: Action) => void;
@@ -24,3 +25,4 @@ commands.push(disk);
 commands.push(image);
 commands.push(serve);
 commands.push(autostart);
+commands.push(ipCmd);

@@ -1,4 +1,4 @@
-/** kvmctl net: guest networks (bridge, host-only, macvtap, user), boot-config export/import. */
+/** kvmctl net: guest networks (bridge, host-only, macvtap, user, nat), boot-config export/import. */
 import type { Command } from 'commander';
 import type { Action } from '../main.js';
 
@@ -7,7 +7,7 @@ type NsOpt = { netns?: string };
 export function register(program: Command, action: Action): void {
   const net = program
     .command('net')
-    .description('guest networks: bridges, host-only nets, macvtap, user-mode; boot-config export/import')
+    .description('guest networks: bridges, host-only nets, NAT with DHCP/DNS, macvtap, user-mode; boot-config export/import')
     .option('--netns <ns>', 'work inside this network namespace (ip -n NS); default: env KVMCTL_NETNS');
   const nsOf = (cmd: Command) => (cmd.optsWithGlobals() as NsOpt).netns ?? process.env.KVMCTL_NETNS;
   const svc = () => import('../../net/service.js');
@@ -50,13 +50,14 @@ export function register(program: Command, action: Action): void {
       action(async (ctx, name: string, ...args: unknown[]) => {
         const r = await (await svc()).showNetwork({ paths: ctx.paths, netns: nsOf(last(args)) }, name);
         const { stringify } = await import('yaml');
-        ctx.out(r, () => `${stringify(r.spec).trimEnd()}\n# state: ${r.status.state}${r.status.ports.length ? `, ports: ${r.status.ports.join(' ')}` : ''}${r.status.users.length ? `, VMs: ${r.status.users.join(' ')}` : ''}`);
+        const problems = (r.status as { problems?: string[] }).problems ?? [];
+        ctx.out(r, () => `${stringify(r.spec).trimEnd()}\n# state: ${r.status.state}${r.status.ports.length ? `, ports: ${r.status.ports.join(' ')}` : ''}${r.status.users.length ? `, VMs: ${r.status.users.join(' ')}` : ''}${problems.map((p) => `\n# ${p}`).join('')}`);
       }),
     );
 
   net
     .command('up')
-    .description('create the bridge (uplinks, static taps, host addresses); idempotent')
+    .description('create the bridge (uplinks, static taps, host addresses; nat: dnsmasq, nftables, ip_forward); idempotent, repairs a nat network')
     .argument('<name>')
     .action(
       action(async (ctx, name: string, ...args: unknown[]) => {
@@ -92,11 +93,12 @@ export function register(program: Command, action: Action): void {
 
   net
     .command('gc')
-    .description('remove leftover taps/macvtaps (marked kvmctl:vm=NAME) of VMs that are not running')
+    .description('remove leftovers: taps/macvtaps of VMs that are not running; of nat networks whose net up never finished: bridge, dnsmasq, nftables rules, ip_forward')
     .action(
       action(async (ctx, ...args: unknown[]) => {
         const r = await (await svc()).gcNetworks({ paths: ctx.paths, netns: nsOf(last(args)) });
-        ctx.out(r, () => (r.removed.length ? r.removed.map((x) => `removed ${x.ifname} (VM ${x.vm}, ${x.nic})`).join('\n') : 'nothing to remove'));
+        const lines = [...r.removed.map((x) => `removed ${x.ifname} (VM ${x.vm}, ${x.nic})`), ...r.nat.flatMap((n) => n.steps.map((s) => `${n.network}: ${s}`))];
+        ctx.out(r, () => (lines.length ? lines.join('\n') : 'nothing to remove'));
       }),
     );
 

@@ -62,6 +62,12 @@ function connect(): void {
   };
 }
 
+/** Connect now (after sign-in) instead of at the next back-off retry. */
+export function reconnectEvents(): void {
+  retry = 0;
+  connect();
+}
+
 /** Calls `f` for every event (and `{kind:'reset'}` when the page should reload its data). */
 export function useEvents(f: Listener): void {
   useEffect(() => {

@@ -2,7 +2,7 @@
 import { StrictMode, useEffect, useState, type FormEvent } from 'react';
 import { createRoot } from 'react-dom/client';
 import { call, getToken, setToken, setUnauthorizedHandler, takeTokenFromUrl } from './api.js';
-import { useEvents, useEventsConnected } from './live.js';
+import { reconnectEvents, useEvents, useEventsConnected } from './live.js';
 import { CreateVm } from './pages/CreateVm.js';
 import { Disks } from './pages/Disks.js';
 import { HostCheck } from './pages/HostCheck.js';
@@ -109,6 +109,7 @@ function Login({ onDone }: { onDone: () => void }) {
     setToken(t.trim());
     try {
       await call('listVms');
+      reconnectEvents();
       onDone();
     } catch (x) {
       setErr((x as Error).message);

@@ -114,7 +114,22 @@ export function VmDetail({ name, tab }: { name: string; tab: VmTab }) {
             {tabs
               .filter((t) => t.show)
               .map((t) => (
-                <button key={t.id} type="button" role="tab" id={`tab-${t.id}`} aria-selected={tab === t.id} aria-controls="vm-panel" onClick={() => go(href.vm(name, t.id))}>
+                <button
+                  key={t.id}
+                  type="button"
+                  role="tab"
+                  id={`tab-${t.id}`}
+                  aria-selected={tab === t.id}
+                  aria-controls="vm-panel"
+                  onClick={() => go(href.vm(name, t.id))}
+                  onKeyDown={(e) => {
+                    // Arrow keys move between tabs, as in any tab list.
+                    if (e.key !== 'ArrowRight' && e.key !== 'ArrowLeft') return;
+                    const all = [...e.currentTarget.parentElement!.querySelectorAll<HTMLButtonElement>('[role=tab]')];
+                    const i = all.indexOf(e.currentTarget) + (e.key === 'ArrowRight' ? 1 : -1);
+                    all[(i + all.length) % all.length]?.focus();
+                  }}
+                >
                   {t.label}
                 </button>
               ))}

@@ -48,7 +48,7 @@ function mustExist(file: string): void {
   if (!st.isFile() && !st.isBlockDevice()) throw badInput('DISK_NOT_A_FILE', `${file} is not an image file`);
 }
 
-function sameFile(a: string, b: string): boolean {
+export function sameFile(a: string, b: string): boolean {
   try {
     const x = fs.statSync(a);
     const y = fs.statSync(b);
@@ -289,7 +289,7 @@ async function qcow2For(file: string, what: string): Promise<{ abs: string; info
   return { abs, info };
 }
 
-function checkSnapshotName(name: string): void {
+export function checkSnapshotName(name: string): void {
   if (!/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/.test(name)) {
     throw badInput('SNAPSHOT_BAD_NAME', `"${name}" is not a valid snapshot name`, 'letters, digits, _ . : - (up to 128), starting with a letter or digit');
   }

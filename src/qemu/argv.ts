@@ -24,6 +24,10 @@ export type ArgvContext = {
   kernel?: { path: string; initrd?: string; append?: string };
   /** Apply `boot.once` (an install boot from the CD-ROM). */
   bootOnce?: boolean;
+  /** Per disk id: the image QEMU opens instead of the definition's file (the top of an external snapshot chain, src/vm/storage.ts). */
+  diskFiles?: Record<string, { file: string; format: string }>;
+  /** A cloud-init NoCloud seed image (label cidata), attached read-only as a virtio disk. */
+  seed?: string;
 };
 
 export type BuiltArgv = { argv: string[]; warnings: string[]; accel: 'kvm' | 'tcg'; cpuModel: string };
@@ -102,8 +106,8 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
   let scsi = false;
   vm.disks.forEach((d, i) => {
     const id = diskId(d, i);
-    const file = resolveIn(ctx.imagesDir, d.file);
-    const common = { file, format: diskFormat(d), cache: d.cache, aio: d.aio, discard: d.discard, readonly: d.readOnly };
+    const file = ctx.diskFiles?.[id]?.file ?? resolveIn(ctx.imagesDir, d.file);
+    const common = { file, format: ctx.diskFiles?.[id]?.format ?? diskFormat(d), cache: d.cache, aio: d.aio, discard: d.discard, readonly: d.readOnly };
     if (d.interface === 'virtio' && layout.mmio) {
       add('-drive', qemuOpts(undefined, { ...common, if: 'none', id }), '-device', qemuOpts('virtio-blk-device', { drive: id }));
     } else if (d.interface === 'virtio' || d.interface === 'ide' || d.interface === 'sata') {
@@ -120,6 +124,7 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
   vm.cdroms.forEach((c, i) => {
     add('-drive', qemuOpts(undefined, { file: resolveIn(ctx.imagesDir, c.file), if: 'ide', media: 'cdrom', readonly: true, id: c.id ?? `cd${i}` }));
   });
+  if (ctx.seed) add('-drive', qemuOpts(undefined, { file: ctx.seed, format: 'raw', if: 'virtio', media: 'disk', readonly: true, id: 'cidata' }));
 
   // Boot: direct kernel, or the firmware's boot order.
   if (ctx.kernel) {

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { IFNAME_RE, IFNAME_RULE, MAC_RE, NAME_RE, NAME_RULE, isMulticastMac } from './names.js';
 import { parseSize } from './units.js';
+import { seedSchema } from '../disk/cloud-init-schema.js';
 
 export const name = z.string({ error: 'must be a name (a string)' }).regex(NAME_RE, { error: NAME_RULE });
 
@@ -198,6 +199,8 @@ export const vmSchema = z
     serial: z.enum(['socket', 'none']).default('socket'),
     display: displaySchema.prefault({}),
     shares: z.array(shareSchema).default([]),
+    /** cloud-init NoCloud seed (user-data, meta-data, network-config): built at each start and attached as a read-only virtio disk labelled cidata. */
+    cloudInit: seedSchema.optional(),
     /** Escape hatch: appended verbatim to the QEMU command line. */
     extraArgs: z.array(z.string()).default([]),
     autostart: autostartSchema.prefault(false),

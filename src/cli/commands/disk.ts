@@ -34,7 +34,12 @@ async function withProgress<T>(label: string, quiet: boolean, fn: (update: (p: n
 
 export function register(program: Command, action: Action): void {
   const disk = program.command('disk').description('disk images: create, info, resize, convert, snapshots, clones, check, rm (qemu-img)');
-  const svc = () => import('../../disk/images.js');
+  // The disk service, with refusals naming the running VM that uses an image (src/vm/storage.ts).
+  const svc = async () => {
+    const [img, storage, { resolvePaths }] = await Promise.all([import('../../disk/images.js'), import('../../vm/storage.js'), import('../../host/paths.js')]);
+    img.setImageInUseResolver(storage.runningImageUser(resolvePaths()));
+    return img;
+  };
   const abs = (p: string) => path.resolve(p); // CLI paths are relative to the current directory
 
   disk
@@ -123,13 +128,22 @@ export function register(program: Command, action: Action): void {
       }),
     );
 
-  const snap = disk.command('snapshot').description('internal snapshots of a qcow2 image (VM stopped)');
+  const snap = disk.command('snapshot').description('snapshots: internal (qcow2, VM stopped), or an external overlay when a running VM uses the image');
   snap
     .command('create')
+    .description("internal qcow2 snapshot; for the disk of a running VM an external overlay <image>.NAME.qcow2 taken over QMP (the VM keeps running)")
     .argument('<path>')
     .argument('<name>')
     .action(
       action(async (ctx, file: string, name: string) => {
+        const storage = await import('../../vm/storage.js');
+        const owner = await storage.findImageOwner(ctx.paths, abs(file));
+        if (owner && (await storage.runningImageUser(ctx.paths)(abs(file)))) {
+          if (!owner.isTop) throw (await import('../../errors.js')).badInput('SNAPSHOT_NOT_TOP', `${abs(file)} is a frozen layer of VM "${owner.vm}"'s disk ${owner.id}`, `snapshot the VM instead: kvmctl snapshot ${owner.vm} ${name} --disk ${owner.id}`);
+          const r = await storage.snapshotVm(ctx.paths, owner.vm, name, { disks: [owner.id] });
+          ctx.out(r, () => `VM "${owner.vm}" is running: external snapshot "${name}" of ${owner.id}; it now writes to ${r.disks[0]!.file}`);
+          return;
+        }
         const s = await (await svc()).snapshotCreate(abs(file), name);
         ctx.out(s, () => `snapshot "${s.name}" (id ${s.id}) of ${abs(file)} created`);
       }),

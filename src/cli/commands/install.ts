@@ -1,0 +1,73 @@
+/** VM-level storage: install (boot once from an ISO), cdrom eject/insert, snapshot of a VM's disks. */
+import type { Command } from 'commander';
+import type { Action } from '../main.js';
+
+const storage = () => import('../../vm/storage.js');
+
+export function register(program: Command, action: Action): void {
+  program
+    .command('install')
+    .description('start a VM with an installer ISO in its first CD-ROM drive, booting once from it (-boot once=d), then from disk on the next reset')
+    .argument('<name>')
+    .requiredOption('--iso <file>', 'the installer ISO')
+    .option('--wait-for-guest [marker]', 'also wait for a line on the serial console')
+    .addHelpText('after', '\nThe definition is not changed: the next `kvmctl start` boots as defined.\nExample:\n  kvmctl install exam_vm --iso install-amd64-minimal.iso')
+    .action(
+      action(async (ctx, name: string, o: { iso: string; waitForGuest?: string | boolean }) => {
+        const { startVm } = await import('../../vm/start.js');
+        const r = await startVm(ctx.paths, name, { install: { iso: o.iso }, waitForGuest: o.waitForGuest, log: (m) => process.stderr.write(`${m}\n`) });
+        for (const w of r.warnings) ctx.warn(w);
+        ctx.out(r, () => `installing ${name} from ${o.iso} (pid ${r.pid}, ${r.accel}): boots once from the CD-ROM, then from disk`);
+      }),
+    );
+
+  program
+    .command('cdrom')
+    .description("eject or insert a running VM's CD-ROM medium (QMP)")
+    .argument('<name>')
+    .argument('<op>', 'eject or insert')
+    .argument('[file]', 'the ISO to insert')
+    .option('--id <drive>', "the CD-ROM drive (default: the definition's first, cd0)")
+    .option('--force', 'eject even when the guest has locked the tray')
+    .action(
+      action(async (ctx, name: string, op: string, file: string | undefined, o: { id?: string; force?: boolean }) => {
+        const { badInput } = await import('../../errors.js');
+        if (op !== 'eject' && op !== 'insert') throw badInput('BAD_OPERATION', `"${op}" is not eject or insert`);
+        const r = await (await storage()).cdromVm(ctx.paths, name, op, { file, id: o.id, force: o.force });
+        ctx.out(r, () => (r.inserted ? `${name} ${r.id}: ${r.inserted}` : `${name} ${r.id}: empty${r.trayOpen ? ' (tray open)' : ''}`));
+      }),
+    );
+
+  program
+    .command('snapshot')
+    .description("snapshot a VM's disks: external qcow2 overlays while it runs (it keeps running), internal qcow2 snapshots when stopped")
+    .argument('<name>')
+    .argument('[snapshot]', 'snapshot name (default: snap-YYYYMMDD-HHMMSS)')
+    .option('--disk <id...>', 'only these disks (default: every writable disk)')
+    .option('--list', 'list the snapshots of each disk')
+    .option('--revert', 'go back to the snapshot (VM stopped): everything written since is discarded')
+    .action(
+      action(async (ctx, name: string, snap: string | undefined, o: { disk?: string[]; list?: boolean; revert?: boolean }) => {
+        const s = await storage();
+        if (o.list) {
+          const r = await s.listVmSnapshots(ctx.paths, name);
+          ctx.out(r, () =>
+            r.disks
+              .map((d) => `${d.id}: ${d.top}${d.external.length ? `\n  external: ${d.external.map((x) => x.name).join(' → ')}` : ''}${d.internal.length ? `\n  internal: ${d.internal.join(', ')}` : ''}`)
+              .join('\n'),
+          );
+          return;
+        }
+        if (o.revert) {
+          const { badInput } = await import('../../errors.js');
+          if (!snap) throw badInput('SNAPSHOT_MISSING', '--revert needs the snapshot name');
+          const r = await s.revertVm(ctx.paths, name, snap);
+          ctx.out(r, () => `${name}: ${r.disks.join(', ')} reverted to "${snap}" (${r.mode})`);
+          return;
+        }
+        const at = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+        const r = await s.snapshotVm(ctx.paths, name, snap ?? `snap-${at}`, { disks: o.disk });
+        ctx.out(r, () => r.disks.map((d) => (r.mode === 'external' ? `${name} ${d.id}: snapshot "${r.name}": now writing to ${d.file} (on ${d.backing})` : `${name} ${d.id}: internal snapshot "${r.name}" of ${d.file}`)).join('\n'));
+      }),
+    );
+}

@@ -15,6 +15,7 @@ import { register as disk } from './disk.js';
 import { register as image } from './image.js';
 import { register as serve } from './serve.js';
 import { register as ipCmd } from './ip.js';
+import { register as install } from './install.js';
 import { register as autostart } from './autostart.js';
 
 export type Register = (program: Command, action: Action) => void;
@@ -25,4 +26,5 @@ commands.push(disk);
 commands.push(image);
 commands.push(serve);
 commands.push(autostart);
+commands.push(install);
 commands.push(ipCmd);

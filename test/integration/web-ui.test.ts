@@ -171,6 +171,14 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI in Chromium against kvmctl
     await row.locator('[data-state=running]').waitFor();
     // Two metrics samples make the first CPU % (the first sample has no previous one).
     await expect.poll(async () => Number(await row.locator('svg.spark').getAttribute('data-points')), { timeout: 20_000, intervals: [500] }).toBeGreaterThanOrEqual(2);
+    // The list polls metrics every 2 s, not faster.
+    let polls = 0;
+    const count = (r: { url(): string }) => void (r.url().includes('/api/metrics') && polls++);
+    page.on('request', count);
+    await page.waitForTimeout(6000);
+    page.off('request', count);
+    expect(polls).toBeGreaterThanOrEqual(2);
+    expect(polls).toBeLessThanOrEqual(4);
     await b.shot('list-running-sparkline');
     await row.getByRole('link', { name: VM }).click();
     await page.locator('[data-testid=vm-state][data-state=running]').waitFor();

@@ -86,14 +86,18 @@ export function useEvents(f: Listener): void {
   }, [f]);
 }
 
+// Subscribe functions must keep their identity: a new one on each render makes React unsubscribe
+// and subscribe again on every render (for the metrics poller: a sample per render, in a loop).
+const subscribeConnected = (cb: () => void) => {
+  connListeners.add(cb);
+  return () => {
+    connListeners.delete(cb);
+  };
+};
+const getConnected = () => connected;
+
 export function useEventsConnected(): boolean {
-  return useSyncExternalStore(
-    (cb) => {
-      connListeners.add(cb);
-      return () => connListeners.delete(cb);
-    },
-    () => connected,
-  );
+  return useSyncExternalStore(subscribeConnected, getConnected);
 }
 
 /* ------------------------------------------------------------------ metrics */
@@ -119,22 +123,25 @@ async function sample(): Promise<void> {
   mlisteners.forEach((f) => f());
 }
 
-export function useMetrics(intervalMs = 2000): MetricsState {
-  return useSyncExternalStore(
-    (cb) => {
-      mlisteners.add(cb);
-      if (!timer) {
-        void sample();
-        timer = setInterval(() => void sample(), intervalMs);
-      }
-      return () => {
-        mlisteners.delete(cb);
-        if (mlisteners.size === 0 && timer) {
-          clearInterval(timer);
-          timer = null;
-        }
-      };
-    },
-    () => mstate,
-  );
+const INTERVAL_MS = 2000;
+
+function subscribeMetrics(cb: () => void): () => void {
+  mlisteners.add(cb);
+  if (!timer) {
+    void sample();
+    timer = setInterval(() => void sample(), INTERVAL_MS);
+  }
+  return () => {
+    mlisteners.delete(cb);
+    if (mlisteners.size === 0 && timer) {
+      clearInterval(timer);
+      timer = null;
+    }
+  };
+}
+const getMetrics = () => mstate;
+
+/** The latest metrics and each VM's CPU % history, sampled every 2 s while a page shows them. */
+export function useMetrics(): MetricsState {
+  return useSyncExternalStore(subscribeMetrics, getMetrics);
 }

@@ -8,6 +8,7 @@ const count = (what: string, min: number) => (v: string) => {
   return n;
 };
 const stderr = (m: string) => process.stderr.write(`${m}\n`);
+const dur = (ms: number) => (ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`);
 
 export function register(program: Command, action: Action): void {
   program
@@ -27,7 +28,8 @@ export function register(program: Command, action: Action): void {
           if (!r.groups.length) lines.push('no VM is marked autostart (autostart: true in its definition)');
           for (const n of r.networks) lines.push(`network ${n.name}: ${n.result}${n.error ? ` — ${n.error.message}` : ''}`);
           for (const g of r.groups) {
-            lines.push(`order ${g.order}${g.delaySec ? ` (then ${g.delaySec} s delay${g.waitedMs !== undefined ? '' : ', not needed'})` : ''}:`);
+            const delay = !g.delaySec || g === r.groups[r.groups.length - 1] ? '' : r.dryRun || g.waitedMs !== undefined ? ` (then ${g.delaySec} s delay)` : ` (${g.delaySec} s delay skipped: nothing started)`;
+            lines.push(`order ${g.order}${delay}:`);
             for (const o of g.outcomes) {
               const what =
                 o.result === 'started' ? `started (pid ${o.pid}) in ${o.tookMs} ms`
@@ -38,7 +40,7 @@ export function register(program: Command, action: Action): void {
             }
           }
           for (const u of r.unreadable) lines.push(`${u.name}: definition does not read: ${u.error.message}`);
-          if (!r.dryRun) lines.push(`${r.started} started, ${r.skipped} already running, ${r.failed} failed in ${(r.tookMs / 1000).toFixed(1)} s`);
+          if (!r.dryRun) lines.push(`${r.started} started, ${r.skipped} already running, ${r.failed} failed in ${dur(r.tookMs)}`);
           return lines.join('\n');
         });
         if (r.failed) process.exitCode = 1;
@@ -59,8 +61,8 @@ export function register(program: Command, action: Action): void {
         ctx.out(r, () =>
           [
             ...(r.vms.length ? [] : ['no VM is running']),
-            ...r.vms.map((v) => `${v.name}: ${how[v.how]} after ${(v.tookMs / 1000).toFixed(1)} s${v.error ? ` — ${v.error.message}` : ''}`),
-            `${r.graceful} graceful, ${r.forced} forced, ${r.failed} failed in ${(r.tookMs / 1000).toFixed(1)} s`,
+            ...r.vms.map((v) => `${v.name}: ${how[v.how]} after ${dur(v.tookMs)}${v.error ? ` — ${v.error.message}` : ''}`),
+            `${r.graceful} graceful, ${r.forced} forced, ${r.failed} failed in ${dur(r.tookMs)}`,
           ].join('\n'),
         );
         if (r.failed) process.exitCode = 1;

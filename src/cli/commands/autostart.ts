@@ -1,10 +1,10 @@
 /** autostart, shutdown-all, service install|uninstall: VMs at host boot and shutdown. */
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import type { Action } from '../main.js';
 
 const count = (what: string, min: number) => (v: string) => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${what} "${v}" must be a whole number ≥ ${min}`);
+  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${what} must be a whole number ≥ ${min}`);
   return n;
 };
 const stderr = (m: string) => process.stderr.write(`${m}\n`);

@@ -265,7 +265,8 @@ export async function natGc(paths: Paths, o: { netns?: string }): Promise<NatGcR
   const here = (s: NatState) => (s.netns ?? '') === (o.netns ?? '');
   for (const [name, st] of states) {
     if (!here(st) || st.phase === 'up') continue;
-    out.push({ network: name, steps: await natTeardown(paths, name, { netns: st.netns }) });
+    const steps = await natTeardown(paths, name, { netns: st.netns });
+    out.push({ network: name, steps: [...steps, `cleared the state of a net up that did not finish (phase ${st.phase})`] });
     states.delete(name);
   }
   const up = new Set([...states.values()].filter(here).map((s) => s.network));

@@ -136,12 +136,15 @@ describe.skipIf(!can.ok)('autostart and shutdown-all', () => {
     expect(by.deaf0.how).toBe('quit');
     expect(res).toMatchObject({ graceful: 2, forced: 1, failed: 0 });
     // Reverse order: order 0 begins after b1 is down (or at 2.5 s, half the timeout, at the latest).
-    expect(by.b1.atMs).toBeLessThan(500);
-    expect(by.a0.atMs).toBeGreaterThanOrEqual(Math.min(by.b1.endMs, 2500) - 50);
-    expect(by.a0.atMs).toBeLessThanOrEqual(2500 + 500);
+    // (t0 is taken before the status of every VM is read: under load that alone takes a while.)
+    expect(by.b1.atMs).toBeLessThan(2500);
+    for (const n of ['a0', 'deaf0']) {
+      expect(by[n].atMs).toBeGreaterThanOrEqual(Math.min(by.b1.endMs, 2500) - 50);
+      expect(by[n].atMs).toBeLessThanOrEqual(2500 + 1500);
+    }
     // One deadline: the deaf guest is forced at about 5 s after shutdown-all began, not 5 s after its group began.
     expect(by.deaf0.endMs).toBeGreaterThanOrEqual(5000);
-    expect(res.tookMs).toBeLessThan(5000 + 4000);
+    expect(res.tookMs).toBeLessThan(5000 + 7000); // quit waits 2 s, SIGKILL 5 s more at worst
     log(`shutdown-all took ${res.tookMs} ms (CLI ${r.ms} ms): ${res.vms.map((v: any) => `${v.name} ${v.how} ${v.atMs}→${v.endMs} ms (grace ${v.graceSec} s)`).join(', ')}`);
     // No QEMU left, runtime files cleaned, the VMs show as stopped.
     expect(qemuProcessesMentioning(h.dir)).toEqual([]);

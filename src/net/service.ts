@@ -7,10 +7,11 @@ import { stringify } from 'yaml';
 import { badInput, KvmError } from '../errors.js';
 import type { Paths } from '../host/paths.js';
 import { loadFiles, specError, type Definition } from '../spec/load.js';
-import type { NetworkSpec } from '../spec/network.js';
+import { natBridgeView, type NetworkSpec } from '../spec/network.js';
 import { exists, listNames, readAllNetworks, readNetwork, readVm, removeDef, writeDef } from '../spec/store.js';
 import type { VmSpec } from '../spec/vm.js';
 import { exportIfupdown } from './export/ifupdown.js';
+import { exportNatFiles } from './export/nat.js';
 import { exportNetifrc } from './export/netifrc.js';
 import { exportNetworkd } from './export/networkd.js';
 import { exportScript } from './export/script.js';
@@ -108,27 +109,35 @@ export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 export function exportNetworks(o: NetOpts, format: string, names: string[]): { text: string; files?: { path: string; content: string }[] } {
   if (!(EXPORT_FORMATS as readonly string[]).includes(format)) throw badInput('BAD_FORMAT', `--format ${format}: not one of ${EXPORT_FORMATS.join(', ')}`);
   const all = readAllNetworks(o.paths);
-  const nets = names.length ? names.map((n) => readNetwork(o.paths, n)) : [...all.values()];
-  if (!nets.length) throw new KvmError('NO_NETWORKS', 'no networks defined', { hint: 'kvmctl net create -f FILE', exit: 2 });
+  const picked = names.length ? names.map((n) => readNetwork(o.paths, n)) : [...all.values()];
+  if (!picked.length) throw new KvmError('NO_NETWORKS', 'no networks defined', { hint: 'kvmctl net create -f FILE', exit: 2 });
+  const vms: VmSpec[] = [];
+  for (const v of listNames(o.paths, 'vm')) {
+    try {
+      vms.push(readVm(o.paths, v));
+    } catch {
+      /* skip broken */
+    }
+  }
+  // A nat network's bridge is exported like a host-only one; its firewall, dnsmasq and sysctl files come extra.
+  const nets = picked.map((n) => (n.type === 'nat' ? { ...natBridgeView(n), description: `nat network: bridge part; the rest is in kvmctl-${n.name}.nft, dnsmasq-kvmctl-${n.name}.conf, 99-kvmctl-${n.name}.conf` } : n));
+  const natFilesOut = picked.flatMap((n) => (n.type === 'nat' ? exportNatFiles(n, vms) : []));
+  const withNat = (r: { text: string; files?: { path: string; content: string }[] }) => {
+    if (!natFilesOut.length) return r;
+    const files = [...(r.files ?? []), ...natFilesOut];
+    const text = r.files ? files.map((f) => `### ${f.path}\n${f.content}`).join('\n') : `${r.text}${natFilesOut.map((f) => `\n### ${f.path}\n${f.content}`).join('')}`;
+    return { text, files: r.files ? files : [{ path: format === 'netifrc' ? 'net' : format === 'ifupdown' ? 'interfaces' : 'kvmctl-net.sh', content: r.text }, ...natFilesOut] };
+  };
   switch (format as ExportFormat) {
     case 'netifrc':
-      return { text: exportNetifrc(nets) };
+      return withNat({ text: exportNetifrc(nets) });
     case 'ifupdown':
-      return { text: exportIfupdown(nets) };
-    case 'script': {
-      const vms: VmSpec[] = [];
-      for (const v of listNames(o.paths, 'vm')) {
-        try {
-          vms.push(readVm(o.paths, v));
-        } catch {
-          /* skip broken */
-        }
-      }
-      return { text: exportScript(nets, vms) };
-    }
+      return withNat({ text: exportIfupdown(nets) });
+    case 'script':
+      return withNat({ text: exportScript(nets, vms) });
     case 'networkd': {
       const files = exportNetworkd(nets);
-      return { text: files.map((f) => `### ${f.path}\n${f.content}`).join('\n'), files };
+      return withNat({ text: files.map((f) => `### ${f.path}\n${f.content}`).join('\n'), files });
     }
   }
 }

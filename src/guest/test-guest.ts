@@ -61,6 +61,8 @@ export const GUEST_MODULES = [
   '9pnet', '9pnet_virtio', 'netfs', 'fscache', '9p', 'button', 'evdev',
   // cheap extras: CD-ROMs on virtio-scsi, and the KVM PTP clock for time sync
   'virtio_scsi', 'sr_mod', 'isofs', 'ptp_kvm',
+  // virtiofs shares (vhost-user-fs-pci)
+  'fuse', 'virtiofs',
 ] as const;
 
 /** Modules that may refuse to load (ptp_kvm needs KVM's paravirtual clock: not under TCG). */

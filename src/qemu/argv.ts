@@ -28,6 +28,8 @@ export type ArgvContext = {
   diskFiles?: Record<string, { file: string; format: string }>;
   /** A cloud-init NoCloud seed image (label cidata), attached read-only as a virtio disk. */
   seed?: string;
+  /** Per virtiofs share id: the vhost-user socket of the virtiofsd kvmctl runs for it (src/vm/virtiofs.ts). */
+  virtiofs?: Record<string, string>;
 };
 
 export type BuiltArgv = { argv: string[]; warnings: string[]; accel: 'kvm' | 'tcg'; cpuModel: string };
@@ -193,10 +195,15 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
   }
 
   // Shared folders.
+  // virtiofs: guest RAM must be shared with virtiofsd (a memfd backend on one NUMA node).
+  if (vm.shares.some((s) => s.driver === 'virtiofs')) add('-object', qemuOpts('memory-backend-memfd', { id: 'mem', size: formatSize(vm.memory), share: 'on' }), '-numa', 'node,memdev=mem');
   vm.shares.forEach((s, i) => {
     const id = s.id ?? `fs${i}`;
     if (s.driver === 'virtiofs') {
-      throw new KvmError('UNSUPPORTED', `shares[${i}]: virtiofs is not supported yet`, { exit: 2, hint: 'use driver: 9p' });
+      const sock = ctx.virtiofs?.[id];
+      if (!sock) throw new KvmError('UNSUPPORTED', `shares[${i}]: virtiofs needs a virtiofsd, and none was found`, { exit: 2, hint: "Debian's QEMU ships /usr/lib/qemu/virtiofsd (qemu-system-common); or use driver: 9p" });
+      add('-chardev', qemuOpts('socket', { id: `${id}-vfs`, path: sock }), '-device', qemuOpts(dev('vhost-user-fs-pci'), { chardev: `${id}-vfs`, tag: s.tag, 'queue-size': 1024 }));
+      return;
     }
     add('-fsdev', qemuOpts('local', { id, path: s.path, security_model: s.securityModel, readonly: s.readOnly }));
     add('-device', qemuOpts(dev('virtio-9p-pci'), { fsdev: id, mount_tag: s.tag }));

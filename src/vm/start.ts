@@ -75,12 +75,14 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
       : { attachments: [], fds: [] as number[], macs: [] as string[], warnings: [] as string[], closeFds: () => undefined, release: async () => undefined };
     let pid: number | undefined;
     let exited: Promise<unknown> | undefined;
+    let vfs: { stop: () => Promise<void>; sockets: Record<string, string> } | undefined; // virtiofsd per virtiofs share
     try {
       // Disks open the top of their snapshot chain; a cloud-init seed is built fresh (src/vm/storage.ts).
       const storage = await import('./storage.js');
       const layers = storage.activeDiskFiles(paths, vm);
       const seed = await storage.buildVmSeed(paths, vm);
-      const built = buildArgv(vm, facts, { runtime: rt, imagesDir: paths.images, attachments: nics.attachments, kernel, bootOnce: opts.bootOnce || !!opts.install, diskFiles: layers.files, seed });
+      vfs = vm.shares.some((s) => s.driver === 'virtiofs') ? await (await import('./virtiofs.js')).startVirtiofsd(vm, rt) : undefined;
+      const built = buildArgv(vm, facts, { runtime: rt, imagesDir: paths.images, attachments: nics.attachments, kernel, bootOnce: opts.bootOnce || !!opts.install, diskFiles: layers.files, seed, virtiofs: vfs?.sockets });
       built.warnings.push(...layers.warnings);
       built.warnings.push(...nics.warnings);
       const argv = opts.netns ? ['ip', 'netns', 'exec', opts.netns, ...built.argv] : built.argv;
@@ -128,6 +130,7 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
         await waitGone(pid, 5000);
       }
       await nics.release().catch(() => undefined);
+      await vfs?.stop().catch(() => undefined);
       for (const p of [rt.qmp, rt.serial, rt.vnc, rt.pidfile, files.state]) fs.rmSync(p, { force: true });
       writeJson(`${rt.dir}/last-exit.json`, { at: new Date().toISOString(), how: 'start-failed', reason: e instanceof Error ? e.message : String(e) });
       throw e;

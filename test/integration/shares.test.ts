@@ -122,3 +122,64 @@ describe.skipIf(!isRoot)('9p shares, every security model, with the real guest',
     expect((await serialExec(paths, 'shares', 'cat /mnt/ro/later.txt')).output.trim()).toBe('later');
   });
 });
+
+/** virtiofs: kvmctl runs virtiofsd per share; it goes away with QEMU. */
+const virtiofsd = ['/usr/lib/qemu/virtiofsd', '/usr/libexec/virtiofsd'].find((p) => fs.existsSync(p));
+const virtiofsdPids = (sock: string) =>
+  fs.readdirSync('/proc').filter((d) => {
+    if (!/^\d+$/.test(d)) return false;
+    try {
+      const st = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      return fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(sock) && st.slice(st.lastIndexOf(')') + 2)[0] !== 'Z';
+    } catch {
+      return false;
+    }
+  });
+
+describe.skipIf(!isRoot || !virtiofsd)('virtiofs share with the real guest', () => {
+  let vdir: string;
+  let sock: string;
+  beforeAll(async () => {
+    vdir = path.join(h.dir, 'vfs');
+    fs.mkdirSync(vdir);
+    fs.writeFileSync(path.join(vdir, 'host.txt'), 'over virtiofs\n');
+    await h.apply(`name: vfs
+memory: 256M
+kernel: { builtin: test-guest }
+shares:
+  - { path: ${vdir}, tag: hostfs, driver: virtiofs }
+stopTimeout: 20
+`);
+    sock = path.join(h.dir, 'run/vms/vfs/vfs-fs0.sock');
+  });
+
+  it('virtiofsd runs for the share, the guest mounts it, reads and writes with real ownership; virtiofsd ends with QEMU', async () => {
+    const s = await h.cli(['start', 'vfs', '--wait-for-guest', '--json']);
+    expect(s.code, s.stderr).toBe(0);
+    const argv = JSON.parse(s.stdout).argv.join(' ');
+    expect(argv).toContain('-object memory-backend-memfd,id=mem,size=256M,share=on -numa node,memdev=mem');
+    expect(argv).toContain(`-chardev socket,id=fs0-vfs,path=${sock} -device vhost-user-fs-pci,chardev=fs0-vfs,tag=hostfs`);
+    expect(virtiofsdPids(sock).length).toBeGreaterThan(0);
+    const m = await serialExec(paths, 'vfs', 'mkdir -p /mnt/vfs && mount -t virtiofs hostfs /mnt/vfs && cat /mnt/vfs/host.txt && echo guest > /mnt/vfs/g.txt && chown 1234:2345 /mnt/vfs/g.txt');
+    expect(m.status, m.output).toBe(0);
+    expect(m.output).toContain('over virtiofs');
+    const st = fs.statSync(path.join(vdir, 'g.txt'));
+    expect([st.uid, st.gid, fs.readFileSync(path.join(vdir, 'g.txt'), 'utf8')]).toEqual([1234, 2345, 'guest\n']);
+    expect((await h.cli(['kill', 'vfs'])).code).toBe(0);
+    const end = Date.now() + 5000;
+    while (virtiofsdPids(sock).length && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    expect(virtiofsdPids(sock)).toEqual([]);
+  }, 180_000);
+
+  it('a read-only virtiofs share is refused before anything starts (this virtiofsd has no read-only mode)', async () => {
+    await h.apply(`name: vfsro
+memory: 256M
+kernel: { builtin: test-guest }
+shares: [{ path: ${vdir}, tag: hostfs, driver: virtiofs, readOnly: true }]
+`);
+    const r = await h.cli(['start', 'vfsro']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/no read-only mode/);
+    expect(virtiofsdPids(path.join(h.dir, 'run/vms/vfsro/'))).toEqual([]);
+  }, 60_000);
+});

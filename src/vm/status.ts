@@ -39,7 +39,9 @@ export async function cleanupDead(paths: Paths, name: string, exit: LastExit | u
     /* nothing to release, or the network layer reports it on the next start */
   }
   for (const p of [f.pidfile, f.qmp, f.serial, f.vnc, `${f.dir}/monitor.sock`, f.state]) fs.rmSync(p, { force: true });
-  if (exit && run) writeJson(`${f.dir}/last-exit.json`, exit);
+  // Also without state.json (a start killed between spawning QEMU and writing it): a QEMU that
+  // died is still remembered as crashed.
+  if (exit) writeJson(`${f.dir}/last-exit.json`, exit);
 }
 
 /** `lockHeld`: the caller holds the VM's lock itself, so a held lock does not mean "starting". */

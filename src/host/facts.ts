@@ -20,6 +20,8 @@ export type HostFacts = {
   runAs: 'runas' | 'run-with' | 'none';
   /** QEMU accepts `-sandbox`. */
   sandbox: boolean;
+  /** Host TSC rate in kHz (constant TSC only): a TCG guest's TSC ticks at this rate (see machineLayout in argv.ts). */
+  tscKhz?: number;
 };
 
 /** Facts of a KVM host with vhost-net and a modern QEMU: for golden tests and docs. */

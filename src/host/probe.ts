@@ -52,7 +52,7 @@ function cacheKey(qemu: string): string {
       return '-';
     }
   };
-  return [qemu, st(qemu), st('/dev/kvm'), st('/dev/vhost-net'), process.getuid?.()].join('|');
+  return [qemu, st(qemu), st('/dev/kvm'), st('/dev/vhost-net'), process.getuid?.(), 'tsc'].join('|');
 }
 
 export async function probeHost(paths: Paths, opts: { fresh?: boolean } = {}): Promise<HostFacts> {
@@ -78,6 +78,7 @@ export async function probeHost(paths: Paths, opts: { fresh?: boolean } = {}): P
     accels: [],
     runAs: 'none',
     sandbox: false,
+    tscKhz: tscKhz(cpuinfo),
   };
   const [ver, machines, accels, help] = await Promise.all([
     run([qemu, '--version'], { allowFailure: true, timeoutMs: 10_000 }).catch(() => undefined),
@@ -98,6 +99,13 @@ export async function probeHost(paths: Paths, opts: { fresh?: boolean } = {}): P
     fs.renameSync(tmp, cacheFile);
   }
   return facts;
+}
+
+/** The host's TSC rate from /proc/cpuinfo ("cpu MHz" is the TSC rate when the TSC is constant). Pure. */
+export function tscKhz(cpuinfo: string): number | undefined {
+  if (!/^flags\s*:.*\bconstant_tsc\b/m.test(cpuinfo)) return undefined;
+  const mhz = Number(/^cpu MHz\s*:\s*([\d.]+)/m.exec(cpuinfo)?.[1]);
+  return mhz > 0 ? Math.round(mhz * 1000) : undefined;
 }
 
 /** `-machine help` → machine names, aliases included ("q35  ... (alias of pc-q35-7.2)"). */

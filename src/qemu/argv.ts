@@ -75,7 +75,7 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
   } else if (accel === 'tcg' && vm.machine.accel[0] === 'kvm') {
     warnings.push(`KVM is not usable here (${facts.kvmWhy ?? 'unknown reason'}): falling back to TCG software emulation, roughly 10–50× slower`);
   }
-  const layout = machineLayout(vm, facts, ctx, warnings); // the fast-boot profile (microvm / qboot)
+  const layout = machineLayout(vm, facts, ctx, warnings, accel); // the fast-boot profile (microvm / qboot)
   const machineType = layout.type;
   const dev = (pci: string) => (layout.mmio ? pci.replace(/-pci$/, '-device') : pci); // virtio-mmio on microvm
   if (facts.machines.length > 0 && !facts.machines.includes(machineType)) {
@@ -132,7 +132,8 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
   if (ctx.kernel) {
     add('-kernel', ctx.kernel.path);
     if (ctx.kernel.initrd) add('-initrd', ctx.kernel.initrd);
-    if (ctx.kernel.append) add('-append', ctx.kernel.append);
+    const append = [ctx.kernel.append, layout.append].filter(Boolean).join(' ');
+    if (append) add('-append', append);
   }
   if (vm.boot) {
     const order = vm.boot.order.map((b) => BOOT_LETTER[b]).join('');
@@ -236,6 +237,8 @@ export type MachineLayout = {
   /** Minimal firmware for a q35 direct-kernel boot (qboot, shipped in Debian's qemu-system-data). */
   bios?: string;
   noReboot: boolean;
+  /** Added to the kernel command line (microvm under TCG: the TSC rate, see below). */
+  append?: string;
 };
 
 /** What keeps a definition off the microvm machine (no PCI, no ISA IDE, no VGA). Empty = fits. */
@@ -257,8 +260,18 @@ export const FAST_GIVES_UP =
   'no PCI (no PCI passthrough or hotplug of PCI devices), no VGA/display, no CD-ROMs or IDE/SATA/NVMe disks, ' +
   'no firmware boot (direct kernel boot only), and guest reboot, a panic with panic=-1 or `kvmctl reset` end the VM (-no-reboot)';
 
-export function machineLayout(vm: VmSpec, facts: HostFacts, ctx: ArgvContext, warnings: string[]): MachineLayout {
-  const std: MachineLayout = { type: vm.machine.type, mmio: vm.machine.type === 'microvm', machineOpts: {}, noReboot: false };
+/**
+ * microvm has no HPET and no ACPI PM timer. Under KVM the guest reads its TSC rate from kvm-clock;
+ * under TCG it calibrates the TSC against the PIT, which fails on a loaded host ("Fast TSC
+ * calibration failed ... No reference (HPET/PMTIMER) available") and the boot then hangs. So under
+ * TCG microvm is used only when the host TSC rate is known, and the kernel is told it
+ * (tsc_early_khz=: a TCG guest's TSC is the host's).
+ */
+export function machineLayout(vm: VmSpec, facts: HostFacts, ctx: ArgvContext, warnings: string[], accel: 'kvm' | 'tcg' = 'kvm'): MachineLayout {
+  const userAppend = ctx.kernel?.append ?? '';
+  const tscArg = accel === 'tcg' && facts.tscKhz && ctx.kernel && !/\btsc_early_khz=/.test(userAppend) ? `tsc_early_khz=${facts.tscKhz}` : undefined;
+  const isMicro = vm.machine.type === 'microvm';
+  const std: MachineLayout = { type: vm.machine.type, mmio: isMicro, machineOpts: {}, noReboot: false, append: isMicro ? tscArg : undefined };
   if (vm.machine.type === 'microvm') {
     // Asked for by name: devices must fit, there is nothing to fall back to.
     const why = microvmBlockers(vm, !!ctx.kernel);
@@ -267,9 +280,11 @@ export function machineLayout(vm: VmSpec, facts: HostFacts, ctx: ArgvContext, wa
   if (vm.profile !== 'fast') return std;
   const canMicrovm = facts.machines.length === 0 || facts.machines.includes('microvm');
   const why = microvmBlockers(vm, !!ctx.kernel);
+  if (!(accel === 'kvm' || facts.tscKhz || /\btsc_early_khz=/.test(userAppend)))
+    why.push('under TCG microvm needs the host TSC rate (it has no HPET/PM timer to calibrate against) and it is unknown here');
   if (vm.machine.type === 'microvm' || (vm.machine.type === 'q35' && canMicrovm && why.length === 0)) {
     warnings.push(`profile fast: microvm machine with virtio-mmio devices; gives up ${FAST_GIVES_UP}`);
-    return { type: 'microvm', mmio: true, machineOpts: { 'x-option-roms': 'off' }, noReboot: true };
+    return { type: 'microvm', mmio: true, machineOpts: { 'x-option-roms': 'off' }, noReboot: true, append: tscArg };
   }
   const reason = vm.machine.type !== 'q35' ? `machine ${vm.machine.type} was asked for` : !canMicrovm ? `${facts.qemuBinary} has no microvm machine` : why.join('; ');
   const qboot = ctx.kernel && vm.display.type === 'none' && (vm.machine.type === 'q35' || vm.machine.type === 'pc');

@@ -59,5 +59,5 @@ export const seedSchema = z.strictObject({
   userData: z.union([z.string().min(1), cloudConfigSchema]),
   /** meta-data; `instance-id` defaults to iid-HOSTNAME. */
   metaData: z.looseObject({ 'instance-id': z.string().min(1).optional(), 'local-hostname': hostname.optional() }).optional(),
-  networkConfig: z.union([z.string().min(1), networkConfigSchema]).optional(),
+  networkConfig: z.union([z.string().min(1), networkConfigSchema], { error: 'must be network-config text, or a mapping with version: 1 or version: 2' }).optional(),
 });

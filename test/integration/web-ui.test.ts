@@ -13,7 +13,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasChromium, openBrowser, type TestBrowser } from '../helpers/browser.js';
-import { BIN, ROOT, makeHome, type Home } from '../helpers/kvmctl.js';
+import { BIN, ROOT, makeHome, qemuProcessesMentioning, type Home } from '../helpers/kvmctl.js';
 
 const SHOTS = path.join(ROOT, 'test-output/web-ui');
 const WEB_BUILT = fs.existsSync(path.join(ROOT, 'dist/web/index.html'));
@@ -76,6 +76,11 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI in Chromium against kvmctl
   let serverLog = '';
   const token = randomBytes(16).toString('hex');
   const pageErrors: string[] = [];
+  /** Screenshot, after checking the page fits the 1366 px window (no sideways scrolling). */
+  const shot = async (name: string) => {
+    expect(await b.page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), `${name}: wider than the window`).toBe(true);
+    await b.shot(name);
+  };
 
   beforeAll(async () => {
     fs.rmSync(SHOTS, { recursive: true, force: true });
@@ -111,7 +116,7 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI in Chromium against kvmctl
     await page.getByLabel('API token').fill('wrong');
     await page.keyboard.press('Enter');
     await page.getByRole('alert').filter({ hasText: /token/ }).waitFor();
-    await b.shot('sign-in-wrong-token');
+    await shot('sign-in-wrong-token');
     await page.getByLabel('API token').fill(token);
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { name: 'Virtual machines' }).waitFor();
@@ -123,9 +128,7 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI in Chromium against kvmctl
     expect(page.url()).not.toContain(token);
     await page.getByText('No VMs are defined yet').waitFor();
     await expect.poll(() => page.locator('header [role=status]').textContent()).toBe('live');
-    // Readable at laptop width: nothing wider than the window.
-    expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
-    await b.shot('empty-list');
+    await shot('empty-list');
   });
 
   it('creates a VM from the form; a bad field gets its error next to it', async () => {
@@ -145,7 +148,7 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI in Chromium against kvmctl
     await memErr.waitFor();
     expect(await memErr.textContent()).toContain('12Q');
     expect(await page.getByLabel('Memory').getAttribute('aria-invalid')).toBe('true');
-    await b.shot('create-form-field-error');
+    await shot('create-form-field-error');
 
     await page.getByLabel('Memory').fill('256M');
     await page.getByRole('button', { name: 'Create VM' }).click();
@@ -164,7 +167,7 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI in Chromium against kvmctl
     await start.focus();
     await page.keyboard.press('Enter');
     await page.locator('[data-testid=vm-state][data-state=running]').waitFor({ timeout: 90_000 });
-    await b.shot('detail-running');
+    await shot('detail-running');
 
     await page.getByRole('link', { name: 'VMs', exact: true }).click();
     const row = page.locator(`tr[data-vm=${VM}]`);
@@ -179,7 +182,7 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI in Chromium against kvmctl
     page.off('request', count);
     expect(polls).toBeGreaterThanOrEqual(2);
     expect(polls).toBeLessThanOrEqual(4);
-    await b.shot('list-running-sparkline');
+    await shot('list-running-sparkline');
     await row.getByRole('link', { name: VM }).click();
     await page.locator('[data-testid=vm-state][data-state=running]').waitFor();
   }, 150_000);
@@ -197,7 +200,7 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI in Chromium against kvmctl
       await page.keyboard.type('echo ui$((6*7))\n', { delay: 5 });
       await page.waitForTimeout(3000);
     }
-    await b.shot('serial-console');
+    await shot('serial-console');
     // Keyboard users leave the terminal (which takes Tab for the guest) with Ctrl+].
     await page.keyboard.press('Control+]');
     expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Focus terminal');
@@ -213,7 +216,7 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI in Chromium against kvmctl
     const ink = await canvasInk(b);
     expect(ink.w).toBeGreaterThanOrEqual(640);
     expect(ink.h).toBeGreaterThanOrEqual(350);
-    await b.shot('vnc-console');
+    await shot('vnc-console');
   }, 60_000);
 
   it('stops it and shows it stopped', async () => {
@@ -221,8 +224,8 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI in Chromium against kvmctl
     await page.getByRole('button', { name: 'Stop', exact: true }).click();
     await page.locator('[data-testid=vm-state][data-state=stopped]').waitFor({ timeout: 60_000 });
     await page.getByRole('status').filter({ hasText: /Stopped \((acpi|quit|sigkill)\)/ }).waitFor();
-    await b.shot('detail-stopped');
-    expect(home.pids().filter((p) => fs.existsSync(`/proc/${p}`))).toEqual([]);
+    await shot('detail-stopped');
+    expect(qemuProcessesMentioning(home.dir)).toEqual([]);
   }, 90_000);
 
   it('points a definition error at its line in the YAML editor', async () => {
@@ -242,12 +245,12 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI in Chromium against kvmctl
       const t = document.activeElement as HTMLTextAreaElement;
       return t.value.slice(t.selectionStart, t.selectionEnd);
     })).toBe('memroy');
-    await b.shot('definition-error');
+    await shot('definition-error');
     await page.getByRole('button', { name: 'Revert' }).click();
 
     await page.getByRole('link', { name: 'VMs', exact: true }).click();
     await page.locator(`tr[data-vm=${VM}] [data-state=stopped]`).waitFor();
-    await b.shot('list-stopped');
+    await shot('list-stopped');
   });
 
   it('shows networks, creates a disk image and runs the host check', async () => {
@@ -260,7 +263,7 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI in Chromium against kvmctl
     const net = page.getByRole('table', { name: 'Networks' }).getByRole('row').filter({ hasText: 'usernet' });
     await net.waitFor();
     expect(await net.textContent()).toContain('user');
-    await b.shot('networks');
+    await shot('networks');
 
     await page.getByRole('link', { name: 'Disks', exact: true }).click();
     await page.getByLabel('Path').fill('data.qcow2');
@@ -271,14 +274,14 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI in Chromium against kvmctl
     await info.waitFor();
     expect(await info.textContent()).toMatch(/"format": "qcow2"/);
     expect(await info.textContent()).toContain(String(64 * 1024 * 1024));
-    await b.shot('disks');
+    await shot('disks');
 
     await page.getByRole('link', { name: 'Host', exact: true }).click();
     const rows = page.getByRole('table', { name: 'Host checks' }).locator('tbody tr');
     await rows.first().waitFor({ timeout: 60_000 });
     expect(await rows.count()).toBeGreaterThan(3);
     expect(await page.getByLabel('Summary').textContent()).toMatch(/accelerator (KVM|TCG)/);
-    await b.shot('host-check');
+    await shot('host-check');
     expect(pageErrors).toEqual([]);
   }, 90_000);
 });

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cliIn, diffSnapshots, mapLimit, snapshot, writeReport } from './lib.js';
+import { cliIn, diffSnapshots, mapLimit, retryDist, snapshot, writeReport } from './lib.js';
 
 type Entry = { file: string; category: string; via: ('apply' | 'validate' | 'import')[]; path: string; args?: string[]; stdin?: boolean };
 
@@ -48,12 +48,8 @@ async function runOne(e: Entry, via: Entry['via'][number]): Promise<Outcome> {
           : ['validate', file];
     const before = snapshot(home);
     const input = e.stdin ? fs.readFileSync(file, 'utf8') : '';
-    let r = await cliIn(home, args, { input });
-    // Another engineer's `tsc` rewriting dist/ mid-run: not this input's fault, run it again.
-    for (let i = 0; i < 3 && /SyntaxError: The requested module/.test(r.stderr); i++) {
-      await new Promise((res) => setTimeout(res, 3000));
-      r = await cliIn(home, args, { input });
-    }
+    // Another engineer's `tsc` rewriting dist/ mid-run is not this input's fault: run it again.
+    const r = await retryDist(() => cliIn(home, args, { input }));
     return { entry: e, via, code: r.code, stderr: r.stderr, ms: r.ms, written: diffSnapshots(before, snapshot(home)) };
   } finally {
     fs.rmSync(home, { recursive: true, force: true });

@@ -47,6 +47,19 @@ export function cliIn(home: string, args: string[], o: { input?: string; timeout
   });
 }
 
+/** dist/ being rewritten by a concurrent `tsc` (several engineers share the tree) shows as a module error. */
+export const DIST_REBUILDING = /SyntaxError: The requested module|ERR_MODULE_NOT_FOUND|Cannot find module '\/.*\/dist\//;
+
+/** Run `fn` again (up to 5 times, 2 s apart) while its CLI result shows dist/ being rebuilt. */
+export async function retryDist<T extends { code: number; stderr: string }>(fn: () => Promise<T>): Promise<T> {
+  let r = await fn();
+  for (let i = 0; i < 5 && r.code !== 0 && DIST_REBUILDING.test(r.stderr); i++) {
+    await sleep(2000);
+    r = await fn();
+  }
+  return r;
+}
+
 /** Every entry under dir with its type, size, mode and mtime: two equal snapshots = nothing written. */
 export function snapshot(dir: string): Map<string, string> {
   const out = new Map<string, string>();

@@ -22,7 +22,7 @@ import { isVmLocked } from '../../src/vm/lock.js';
 import { canBootGuest } from '../helpers/guest-vm.js';
 import { makeHome, qemuProcessesMentioning, type Home } from '../helpers/kvmctl.js';
 import { canUseNetns, createNetns, type Netns } from '../helpers/netns.js';
-import { prng, SEED, sleep, writeReport } from './lib.js';
+import { prng, retryDist, SEED, sleep, writeReport } from './lib.js';
 
 const RUNS = Number(process.env.KVT_KILL_RUNS ?? 24);
 const VM = 'rk';
@@ -50,12 +50,7 @@ afterAll(async () => {
 
 type Status = { state: string; pid?: number; reason?: string };
 async function status(): Promise<Status> {
-  let r = await h.cli(['status', VM, '--json']);
-  // Another engineer's `tsc` rewriting dist/ mid-run shows as a module SyntaxError: ask again.
-  for (let i = 0; i < 5 && r.code !== 0 && /SyntaxError|ERR_MODULE_NOT_FOUND/.test(r.stderr); i++) {
-    await sleep(2000);
-    r = await h.cli(['status', VM, '--json']);
-  }
+  const r = await retryDist(() => h.cli(['status', VM, '--json']));
   if (r.code !== 0) throw new Error(`kvmctl status ${VM} failed (exit ${r.code}): ${r.stderr}`);
   return JSON.parse(r.stdout) as Status;
 }

@@ -173,8 +173,15 @@ export async function snapshotVm(paths: Paths, name: string, snap: string, opts:
           : q.execute('transaction', { actions: actions.map((data) => ({ type: 'blockdev-snapshot-sync', data })) }, { timeoutMs: 30_000 }),
       );
     } catch (e) {
-      writeLayers(paths, name, before);
-      for (const { file } of planned) fs.rmSync(file, { force: true }); // QEMU refused: nothing opened them
+      // The reply may be lost (timeout, QMP closed) after QEMU switched: an overlay QEMU has open is
+      // the disk's live layer now and stays recorded; only the ones it never opened are undone.
+      const { qemuLocksOn } = await import('../disk/safety.js');
+      const live = planned.filter(({ file }) => fs.existsSync(file) && qemuLocksOn(file).open);
+      if (live.length === planned.length) return { vm: name, name: snap, mode: 'external', disks: planned.map(({ a, file }) => ({ id: a.id, file, backing: a.top })) };
+      const kept: LayersFile = JSON.parse(JSON.stringify(before));
+      for (const { a } of live) kept.disks[a.id] = after.disks[a.id]!;
+      writeLayers(paths, name, kept);
+      for (const { file } of planned) if (!live.some((l) => l.file === file)) fs.rmSync(file, { force: true });
       throw new KvmError('SNAPSHOT_FAILED', `VM "${name}": external snapshot "${snap}" failed: ${e instanceof Error ? e.message : String(e)}`, {
         hint: 'the VM runs on unchanged; check the images directory is writable and has space',
         cause: e,

@@ -30,6 +30,8 @@ export type ArgvContext = {
   seed?: string;
   /** Per virtiofs share id: the vhost-user socket of the virtiofsd kvmctl runs for it (src/vm/virtiofs.ts). */
   virtiofs?: Record<string, string>;
+  /** Live migration destination: `-incoming URI` (e.g. tcp:10.0.0.2:49200); QMP reports `inmigrate` until it is done. */
+  incoming?: string;
 };
 
 export type BuiltArgv = { argv: string[]; warnings: string[]; accel: 'kvm' | 'tcg'; cpuModel: string };
@@ -222,6 +224,7 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
     add('-sandbox', qemuOpts('on', { obsolete: 'deny', elevateprivileges: vm.runAs ? undefined : 'deny', spawn: 'deny', resourcecontrol: 'deny' }));
   }
   add('-msg', 'timestamp=on');
+  if (ctx.incoming) add('-incoming', ctx.incoming);
   a.push(...vm.extraArgs);
   return { argv: a, warnings, accel, cpuModel };
 }

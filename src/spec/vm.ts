@@ -218,6 +218,12 @@ export const vmSchema = z
         resetAfterSec: z.number().min(0).default(300),
       })
       .prefault({}),
+    /** Cluster mode: restart on another host after this host's lease expired (needs disks on shared storage); see docs/cluster.md. */
+    ha: z.boolean().default(false),
+    /** Cluster mode: place only on these hosts. */
+    hosts: z.array(name).optional(),
+    /** Cluster mode: never on the same host as another VM of this group. */
+    antiAffinity: name.optional(),
   })
   .superRefine(vmCrossChecks);
 

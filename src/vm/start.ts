@@ -33,6 +33,8 @@ export type StartOptions = {
   /** Network namespace the VM's links live in (kvmctl run under `ip netns exec NS`). */
   netns?: string;
   log?: (msg: string) => void;
+  /** Live migration destination: start with `-incoming URI` and return while QMP says `inmigrate` (src/cluster/migrate.ts). */
+  incoming?: string;
 };
 
 export type StartResult = { name: string; pid: number; accel: 'kvm' | 'tcg'; warnings: string[]; argv: string[]; qmpReadyMs: number; guestReadyMs?: number };
@@ -82,7 +84,7 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
       const layers = storage.activeDiskFiles(paths, vm);
       const seed = await storage.buildVmSeed(paths, vm);
       vfs = vm.shares.some((s) => s.driver === 'virtiofs') ? await (await import('./virtiofs.js')).startVirtiofsd(vm, rt) : undefined;
-      const built = buildArgv(vm, facts, { runtime: rt, imagesDir: paths.images, attachments: nics.attachments, kernel, bootOnce: opts.bootOnce || !!opts.install, diskFiles: layers.files, seed, virtiofs: vfs?.sockets });
+      const built = buildArgv(vm, facts, { runtime: rt, imagesDir: paths.images, attachments: nics.attachments, kernel, bootOnce: opts.bootOnce || !!opts.install, diskFiles: layers.files, seed, virtiofs: vfs?.sockets, incoming: opts.incoming });
       built.warnings.push(...layers.warnings);
       built.warnings.push(...nics.warnings);
       const argv = opts.netns ? ['ip', 'netns', 'exec', opts.netns, ...built.argv] : built.argv;
@@ -110,7 +112,7 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
       };
       writeJson(files.state, run);
       if (runAs) shareSockets(rt, runAs.uid);
-      if (opts.wait !== false && !first.running) {
+      if (opts.wait !== false && !first.running && !opts.incoming) {
         throw new KvmError('START_FAILED', `VM "${name}" is ${first.status} right after start`, { hint: qemuLogTail(paths, name) || undefined });
       }
       let guestReadyMs: number | undefined;

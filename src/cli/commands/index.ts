@@ -17,6 +17,7 @@ import { register as serve } from './serve.js';
 import { register as ipCmd } from './ip.js';
 import { register as install } from './install.js';
 import { register as autostart } from './autostart.js';
+import { register as cluster } from './cluster.js';
 
 export type Register = (program: Command, action: Action) => void;
 
@@ -28,3 +29,4 @@ commands.push(serve);
 commands.push(autostart);
 commands.push(install);
 commands.push(ipCmd);
+commands.push(cluster);

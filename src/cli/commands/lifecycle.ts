@@ -17,9 +17,12 @@ export function register(program: Command, action: Action): void {
     .option('--wait-for-guest [marker]', 'also wait for a line on the serial console (default: the test guest ready marker)')
     .option('--timeout <seconds>', 'give up waiting after this long', seconds)
     .option('--netns <name>', 'create the VM\'s links in this network namespace and run QEMU inside it')
+    .option('--on <host>', 'cluster mode: run it on this host instead of placing it (docs/cluster.md)')
     .addHelpText('after', '\nExamples:\n  kvmctl start tiny --wait-for-guest\n  kvmctl start exam_vm')
     .action(
-      action(async (ctx, name: string, opts: { waitForGuest?: string | boolean; timeout?: number; netns?: string }) => {
+      action(async (ctx, name: string, opts: { waitForGuest?: string | boolean; timeout?: number; netns?: string; on?: string }) => {
+        // In a cluster (this host ran cluster init/join) start means: place it, write the desired state.
+        if (opts.on || (await import('../../cluster/local.js')).inCluster(ctx.paths)) return (await import('./cluster.js')).clusterStartCmd(ctx, name, opts);
         const { startVm } = await import('../../vm/start.js');
         const r = await startVm(ctx.paths, name, {
           waitForGuest: opts.waitForGuest,
@@ -40,6 +43,7 @@ export function register(program: Command, action: Action): void {
     .option('-f, --force', 'skip the ACPI power-down')
     .action(
       action(async (ctx, name: string, opts: { timeout?: number; force?: boolean }) => {
+        if ((await import('../../cluster/local.js')).inCluster(ctx.paths)) return (await import('./cluster.js')).clusterStopCmd(ctx, name, opts);
         const { stopVm } = await import('../../vm/stop.js');
         const r = await stopVm(ctx.paths, name, { timeoutSec: opts.timeout, force: opts.force });
         const how = { acpi: 'the guest powered off (ACPI)', quit: 'QMP quit', sigkill: 'SIGKILL' }[r.how];

@@ -1,0 +1,561 @@
+/**
+ * `kvmctl agent`: one per host. Holds the host's etcd lease, converges this host's VMs on the
+ * desired state in etcd, takes and releases VM ownership in transactions, restarts HA VMs of
+ * hosts whose lease expired (after a safety margin), runs its side of live migrations, and
+ * fences itself: when it cannot renew its lease in time it SIGKILLs its HA VMs before the lease
+ * can expire — and a detached watchdog it keeps feeding does the same if the agent dies or hangs.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Etcd3, Lease } from 'etcd3';
+import { KvmError } from '../errors.js';
+import { spawnDetached } from '../host/exec.js';
+import type { Paths } from '../host/paths.js';
+import { parseDefinitions } from '../spec/load.js';
+import { listNames, writeDef } from '../spec/store.js';
+import type { VmSpec } from '../spec/vm.js';
+import { connect, getJson, keys, withTimeout, type ClusterConfig, type Desired, type HostInfo, type Keys, type Migration, type Observed } from './etcd.js';
+import { localDisks, place, type Placed } from './placement.js';
+import { writeFeed, fenceNow, type Feed } from './watchdog.js';
+
+export type AgentOptions = {
+  paths: Paths;
+  etcd: string[];
+  prefix: string;
+  host: string;
+  /** Address other hosts reach this one at (live migration streams come in here). */
+  addr?: string;
+  /** Memory this host offers to VMs (default: all of it). */
+  memory?: number;
+  log?: (msg: string) => void;
+  /** Do not start the watchdog process (tests of the agent's own fencing). */
+  noWatchdog?: boolean;
+};
+
+type Snapshot = {
+  config: ClusterConfig;
+  defs: Map<string, { text: string; spec?: VmSpec }>;
+  desired: Map<string, Desired>;
+  desiredRev: Map<string, string>;
+  owner: Map<string, string>;
+  hosts: Map<string, HostInfo>;
+  migrations: Map<string, Migration>;
+};
+
+const DEFAULT_CONFIG: ClusterConfig = { ttlSec: 5, marginMs: 1000, sharedStorage: [], createdAt: '' };
+
+export class Agent {
+  private c!: Etcd3;
+  private k: Keys;
+  private cfg: ClusterConfig = DEFAULT_CONFIG;
+  private lease?: Lease;
+  private leaseId?: string;
+  /** When the last keepalive that etcd answered was sent: the lease lives at least TTL after it. */
+  private lastRenewSent = 0;
+  private fenced = false;
+  private stopping = false;
+  private tasks = new Map<string, Promise<void>>();
+  private orphanSince = new Map<string, number>();
+  private observedSent = new Map<string, string>();
+  private haPids: Feed['ha'] = [];
+  private timers: NodeJS.Timeout[] = [];
+  private reconcileQueued = false;
+  private reconciling?: Promise<void>;
+  private feedFile: string;
+  private log: (m: string) => void;
+  private watcher?: { cancel(): Promise<void> };
+  /** One client per etcd member, for lease renewals (see keepaliveAny). */
+  private renewers: Etcd3[] = [];
+
+  constructor(private o: AgentOptions) {
+    this.k = keys(o.prefix);
+    this.log = o.log ?? ((m) => process.stderr.write(`${new Date().toISOString()} agent ${o.host}: ${m}\n`));
+    this.feedFile = path.join(o.paths.run, 'cluster', 'watchdog.json');
+  }
+
+  /** The time by which the HA VMs must be gone: the lease's earliest expiry minus a lead. */
+  fenceAt(): number {
+    if (!this.leaseId || this.fenced) return 0;
+    const ttl = this.cfg.ttlSec * 1000;
+    return this.lastRenewSent + ttl - Math.min(1000, ttl / 3);
+  }
+  private safeToAct(): boolean {
+    return !this.fenced && !!this.leaseId && Date.now() < this.fenceAt() - 300;
+  }
+
+  async start(): Promise<void> {
+    this.c = await connect(this.o.etcd);
+    const cfg = await getJson<ClusterConfig>(this.c, this.k.config, 5000).catch((e: unknown) => {
+      throw new KvmError('ETCD_UNAVAILABLE', `cannot read the cluster config from etcd (${this.o.etcd.join(', ')}): ${(e as Error).message}`, { hint: 'is etcd up? was kvmctl cluster init run?' });
+    });
+    if (!cfg) throw new KvmError('NOT_IN_CLUSTER', `no kvmctl cluster under ${this.o.prefix} in etcd`, { exit: 2, hint: 'kvmctl cluster init --etcd URLS first' });
+    this.cfg = cfg;
+    fs.mkdirSync(path.dirname(this.feedFile), { recursive: true });
+    this.feed();
+    if (!this.o.noWatchdog) await this.startWatchdog();
+    await this.renew();
+    const ttl = this.cfg.ttlSec * 1000;
+    this.timers.push(setInterval(() => void this.renew(), Math.max(200, ttl / 4)));
+    this.timers.push(setInterval(() => this.feed(), 200));
+    this.timers.push(setInterval(() => this.kick(), 1000));
+    const w = await this.c.watch().prefix(this.k.prefix).create();
+    w.on('put', (kv) => {
+      if (!kv.key.toString().startsWith(this.k.observedAll)) this.kick();
+    });
+    w.on('delete', () => this.kick());
+    w.on('error', () => undefined);
+    this.watcher = w;
+    this.log(`up: lease TTL ${this.cfg.ttlSec} s, failover margin ${this.cfg.marginMs} ms, addr ${this.o.addr ?? '-'}`);
+    this.kick();
+  }
+
+  private async startWatchdog(): Promise<void> {
+    const logFile = path.join(path.dirname(this.feedFile), 'watchdog.log');
+    const fd = fs.openSync(logFile, 'a');
+    try {
+      const main = process.argv[1];
+      if (!main) throw new KvmError('INTERNAL', 'cannot find the kvmctl entry point to start the watchdog');
+      const child = await spawnDetached([process.execPath, main, 'cluster', 'watchdog', this.feedFile], { stdio: ['ignore', fd, fd], env: { ...process.env } as Record<string, string> });
+      this.log(`watchdog pid ${child.pid}`);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** Write the watchdog's feed: the fence deadline and the HA QEMUs to kill. */
+  private feed(): void {
+    if (this.stopping) return;
+    try {
+      writeFeed(this.feedFile, { agentPid: process.pid, fenceAt: this.fenceAt() || Date.now() + 3_600_000 * (this.leaseId ? 0 : 1), ha: this.haPids, at: Date.now() });
+    } catch (e) {
+      this.log(`cannot feed the watchdog: ${(e as Error).message}`);
+    }
+    // The agent's own fence: the same deadline as the watchdog's.
+    if (this.leaseId && !this.fenced && Date.now() >= this.fenceAt()) this.fence('lease not renewed in time');
+  }
+
+  private fence(why: string): void {
+    this.fenced = true;
+    this.log(`FENCE: ${why}: stopping HA VMs before the lease (${this.leaseId}) can expire`);
+    fenceNow(this.haPids, this.log);
+    this.haPids = [];
+    this.lease?.release();
+    this.lease = undefined;
+    this.leaseId = undefined;
+  }
+
+  private async renew(): Promise<void> {
+    if (this.stopping) return;
+    try {
+      if (!this.lease || !this.leaseId) {
+        const lease = this.c.lease(this.cfg.ttlSec, { autoKeepAlive: false });
+        lease.on('lost', () => undefined);
+        const sent = Date.now();
+        const id = await withTimeout(lease.grant(), 2000, 'lease grant');
+        const info: HostInfo = {
+          name: this.o.host,
+          addr: this.o.addr,
+          memTotal: this.o.memory ?? os.totalmem(),
+          cpus: os.cpus().length,
+          networks: listNames(this.o.paths, 'network'),
+          storage: this.cfg.sharedStorage.filter((s) => fs.existsSync(s)),
+          agentPid: process.pid,
+          leaseId: id,
+          at: new Date().toISOString(),
+        };
+        await withTimeout(this.c.put(this.k.host(this.o.host)).value(JSON.stringify(info)).lease(id).exec(), 2000, 'host registration');
+        this.lease = lease;
+        this.leaseId = id;
+        this.lastRenewSent = sent;
+        this.observedSent.clear();
+        if (this.fenced) this.log(`new lease ${id}: back in the cluster`);
+        else this.log(`lease ${id} granted`);
+        this.fenced = false;
+        this.kick();
+        return;
+      }
+      const sent = Date.now();
+      const ttl = await this.keepaliveAny(this.leaseId, Math.min(2000, this.cfg.ttlSec * 400));
+      if (ttl <= 0) {
+        this.fence(`etcd says lease ${this.leaseId} expired`);
+        return;
+      }
+      this.lastRenewSent = sent;
+    } catch (e) {
+      if (!this.fenced) this.log(`lease renewal failed: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * One keepalive sent to every etcd member at once through its own connection; the first answer
+   * counts. A single client would keep retrying a member that just died for longer than the lease
+   * leaves (measured: a stopped member fenced VMs), while any live member forwards to the leader.
+   */
+  private async keepaliveAny(id: string, ms: number): Promise<number> {
+    if (!this.renewers.length) this.renewers = await Promise.all(this.o.etcd.map((u) => connect([u])));
+    const one = async (c: Etcd3): Promise<number> => {
+      const stream = await c.leaseClient.leaseKeepAlive();
+      try {
+        return await new Promise<number>((res, rej) => {
+          stream.on('data', (r: { TTL?: string | number }) => res(Number(r.TTL)));
+          stream.on('error', rej);
+          stream.write({ ID: id });
+        });
+      } finally {
+        stream.end();
+      }
+    };
+    return withTimeout(Promise.any(this.renewers.map(one)), ms, 'lease keepalive');
+  }
+
+  /** Ask for a reconcile (coalesced). */
+  private kick(): void {
+    if (this.stopping) return;
+    if (this.reconciling) {
+      this.reconcileQueued = true;
+      return;
+    }
+    this.reconciling = this.reconcile()
+      .catch((e: unknown) => this.log(`reconcile: ${(e as Error).message}`))
+      .finally(() => {
+        this.reconciling = undefined;
+        if (this.reconcileQueued) {
+          this.reconcileQueued = false;
+          setTimeout(() => this.kick(), 50);
+        }
+      });
+  }
+
+  private async snapshot(): Promise<Snapshot> {
+    const all = await withTimeout(this.c.getAll().prefix(this.k.prefix).exec(), 2000, 'snapshot');
+    const s: Snapshot = { config: this.cfg, defs: new Map(), desired: new Map(), desiredRev: new Map(), owner: new Map(), hosts: new Map(), migrations: new Map() };
+    for (const kv of all.kvs) {
+      const key = kv.key.toString().slice(this.k.prefix.length);
+      const val = kv.value.toString();
+      const [kind, ...rest] = key.split('/');
+      const name = rest.join('/');
+      if (kind === 'config') s.config = JSON.parse(val) as ClusterConfig;
+      else if (kind === 'defs' && rest[0] === 'vm') {
+        const doc = parseDefinitions(val, `etcd:${key}`)[0];
+        s.defs.set(rest[1]!, { text: val, spec: doc && !doc.issues.length ? (doc.spec as VmSpec) : undefined });
+      } else if (kind === 'desired') {
+        s.desired.set(name, JSON.parse(val) as Desired);
+        s.desiredRev.set(name, String(kv.mod_revision));
+      } else if (kind === 'owner') s.owner.set(name, val);
+      else if (kind === 'hosts') s.hosts.set(name, JSON.parse(val) as HostInfo);
+      else if (kind === 'migrate') s.migrations.set(name, JSON.parse(val) as Migration);
+    }
+    return s;
+  }
+
+  private task(name: string, fn: () => Promise<void>): void {
+    if (this.tasks.has(name)) return;
+    const p = fn()
+      .catch((e: unknown) => this.log(`${name}: ${(e as Error).message}`))
+      .finally(() => {
+        this.tasks.delete(name);
+        this.kick();
+      });
+    this.tasks.set(name, p);
+  }
+
+  private syncDef(name: string, text: string): void {
+    const file = path.join(this.o.paths.vmDefs, `${name}.yaml`);
+    let cur: string | undefined;
+    try {
+      cur = fs.readFileSync(file, 'utf8');
+    } catch {
+      cur = undefined;
+    }
+    if (cur?.trimEnd() !== text.trimEnd()) writeDef(this.o.paths, 'vm', name, text);
+  }
+
+  private async reconcile(): Promise<void> {
+    if (this.stopping || this.fenced || !this.leaseId) return;
+    const s = await this.snapshot();
+    this.cfg = s.config;
+    const me = this.o.host;
+    const { vmStatus } = await import('../vm/status.js');
+    const { procStat } = await import('../vm/proc.js');
+    const names = new Set([...s.defs.keys(), ...listNames(this.o.paths, 'vm')]);
+    const local = new Map<string, { state: string; pid?: number }>();
+    for (const n of names) {
+      if (this.tasks.has(n)) continue; // a start/stop/migration is changing it right now
+      const st = await vmStatus(this.o.paths, n).catch(() => undefined);
+      if (st) local.set(n, { state: st.state, pid: st.pid });
+    }
+    // The watchdog's list: every HA QEMU of this host, whoever owns it.
+    this.haPids = [...names]
+      .filter((n) => s.defs.get(n)?.spec?.ha)
+      .map((n) => ({ n, st: local.get(n) }))
+      .filter((x) => x.st?.pid && x.st.state !== 'stopped' && x.st.state !== 'crashed')
+      .map((x): Feed['ha'][number] => ({ vm: x.n, pid: x.st!.pid!, starttime: procStat(x.st!.pid!)?.starttime }))
+      .concat(this.haPids.filter((h) => this.tasks.has(h.vm)));
+    this.feed();
+    if (!this.safeToAct()) return;
+
+    const placed: Placed[] = [...s.desired.entries()]
+      .filter(([, d]) => d.state === 'running' && d.host)
+      .map(([vm, d]) => ({ vm, host: d.host!, memory: s.defs.get(vm)?.spec?.memory ?? 0, antiAffinity: s.defs.get(vm)?.spec?.antiAffinity }));
+
+    for (const n of names) {
+      if (this.tasks.has(n)) continue;
+      const def = s.defs.get(n);
+      const spec = def?.spec;
+      const d = s.desired.get(n);
+      const owner = s.owner.get(n);
+      const m = s.migrations.get(n);
+      const st = local.get(n);
+      const runningHere = !!st && st.state !== 'stopped' && st.state !== 'crashed';
+
+      // Live migration, destination side.
+      if (m && m.to === me && def) {
+        if (m.state === 'requested' && !runningHere) {
+          this.task(n, () => this.incoming(n, def.text, m));
+          continue;
+        }
+        if ((m.state === 'listening' || m.state === 'migrating') && runningHere) {
+          this.task(n, () => this.takeOverAfterMigration(n, m));
+          continue;
+        }
+        if (m.state === 'listening' || m.state === 'migrating' || m.state === 'requested') continue;
+      }
+      // Live migration, source side.
+      if (m && m.from === me && owner === me && m.state === 'listening' && runningHere) {
+        this.task(n, () => this.migrateOut(n, m));
+        continue;
+      }
+      if (m && m.from === me && m.state === 'switched') {
+        this.task(n, () => this.finishMigrationSource(n, m, runningHere));
+        continue;
+      }
+
+      if (owner === me) {
+        if (!d || d.state !== 'running' || (d.host && d.host !== me)) {
+          this.task(n, () => this.stopAndRelease(n, runningHere, spec));
+        } else if (!runningHere && def) {
+          this.task(n, () => this.startHere(n, def.text));
+        }
+      } else if (owner === undefined) {
+        if (d?.state === 'running' && d.host === me && def) {
+          this.task(n, () => this.claimAndStart(n, def.text, s.desiredRev.get(n)!, runningHere));
+        } else if (d?.state === 'running' && d.host && d.host !== me && !s.hosts.has(d.host) && spec?.ha) {
+          this.maybeFailOver(n, spec, d, s, placed);
+        } else {
+          this.orphanSince.delete(n);
+          if (runningHere && !(m && m.to === me)) this.task(n, () => this.stopForeign(n, 'nobody owns it and it is not desired here'));
+        }
+      } else if (runningHere) {
+        // Owned by another host: never two copies.
+        this.task(n, () => this.stopForeign(n, `owned by ${owner}`));
+      }
+      if (owner === me) await this.observe(n, st);
+    }
+  }
+
+  private async observe(n: string, st: { state: string; pid?: number } | undefined): Promise<void> {
+    const o: Observed = { host: this.o.host, state: st?.state ?? 'stopped', pid: st?.pid, at: '' };
+    const sig = JSON.stringify(o);
+    if (this.observedSent.get(n) === sig || !this.leaseId) return;
+    await withTimeout(this.c.put(this.k.observed(n)).value(JSON.stringify({ ...o, at: new Date().toISOString() })).lease(this.leaseId).exec(), 2000, 'observed');
+    this.observedSent.set(n, sig);
+  }
+
+  private async claimAndStart(n: string, text: string, desiredRev: string, runningHere: boolean): Promise<void> {
+    if (!this.safeToAct()) return;
+    const r = await withTimeout(
+      this.c
+        .if(this.k.owner(n), 'Version', '==', 0)
+        .and(this.k.desired(n), 'Mod', '==', Number(desiredRev))
+        .then(this.c.put(this.k.owner(n)).value(this.o.host).lease(this.leaseId!))
+        .commit(),
+      2000,
+      'claim',
+    );
+    if (!r.succeeded) return;
+    this.log(`owns ${n}`);
+    if (!runningHere) await this.startHere(n, text);
+  }
+
+  private async startHere(n: string, text: string): Promise<void> {
+    if (!this.safeToAct()) return;
+    this.syncDef(n, text);
+    const { startVm } = await import('../vm/start.js');
+    const r = await startVm(this.o.paths, n, { log: () => undefined });
+    this.log(`started ${n} (pid ${r.pid})`);
+  }
+
+  private async stopAndRelease(n: string, runningHere: boolean, spec: VmSpec | undefined): Promise<void> {
+    if (runningHere) {
+      const { stopVm } = await import('../vm/stop.js');
+      const r = await stopVm(this.o.paths, n, { timeoutSec: Math.min(spec?.stopTimeout ?? 30, 30) }).catch(async () => (await import('../vm/stop.js')).killVm(this.o.paths, n));
+      this.log(`stopped ${n} (${r.how})`);
+    }
+    await withTimeout(
+      this.c.if(this.k.owner(n), 'Value', '==', this.o.host).then(this.c.delete().key(this.k.owner(n)), this.c.delete().key(this.k.observed(n))).commit(),
+      2000,
+      'release',
+    );
+    this.log(`released ${n}`);
+  }
+
+  private async stopForeign(n: string, why: string): Promise<void> {
+    const { killVm } = await import('../vm/stop.js');
+    await killVm(this.o.paths, n).catch(() => undefined);
+    this.log(`killed local copy of ${n}: ${why}`);
+  }
+
+  private maybeFailOver(n: string, spec: VmSpec, d: Desired, s: Snapshot, placed: Placed[]): void {
+    const since = this.orphanSince.get(n) ?? Date.now();
+    this.orphanSince.set(n, since);
+    if (Date.now() - since < s.config.marginMs) {
+      setTimeout(() => this.kick(), s.config.marginMs - (Date.now() - since) + 20);
+      return;
+    }
+    const notShared = localDisks(spec, s.config.sharedStorage);
+    if (notShared.length) {
+      this.log(`cannot restart HA VM ${n}: disk ${notShared.join(', ')} is not on shared storage`);
+      return;
+    }
+    let target: string;
+    try {
+      target = place(spec, [...s.hosts.values()], placed, { exclude: [d.host!], sharedStorage: s.config.sharedStorage }).host;
+    } catch (e) {
+      this.log(`cannot restart HA VM ${n}: ${(e as Error).message}`);
+      return;
+    }
+    if (target !== this.o.host) return; // the chosen host does it
+    this.task(n, async () => {
+      if (!this.safeToAct()) return;
+      const nd: Desired = { state: 'running', host: this.o.host, placedBy: `failover from ${d.host}`, at: new Date().toISOString() };
+      const r = await withTimeout(
+        this.c
+          .if(this.k.owner(n), 'Version', '==', 0)
+          .and(this.k.desired(n), 'Mod', '==', Number(s.desiredRev.get(n)))
+          .then(this.c.put(this.k.owner(n)).value(this.o.host).lease(this.leaseId!), this.c.put(this.k.desired(n)).value(JSON.stringify(nd)))
+          .commit(),
+        2000,
+        'failover',
+      );
+      if (!r.succeeded) return;
+      this.orphanSince.delete(n);
+      this.log(`HA: restarting ${n} here (host ${d.host} lost its lease ${Date.now() - since} ms ago + margin)`);
+      await this.startHere(n, s.defs.get(n)!.text);
+    });
+  }
+
+  private async putMigration(n: string, m: Migration): Promise<void> {
+    await withTimeout(this.c.put(this.k.migrate(n)).value(JSON.stringify({ ...m, at: new Date().toISOString() })).exec(), 2000, 'migration update');
+  }
+
+  private async incoming(n: string, text: string, m: Migration): Promise<void> {
+    try {
+      if (!this.o.addr) throw new KvmError('NO_ADDR', `host ${this.o.host} has no address for incoming migrations`, { hint: 'start the agent with --addr IP' });
+      this.syncDef(n, text);
+      const port = 49152 + Math.floor(Math.random() * 10000);
+      const uri = `tcp:${this.o.addr}:${port}`;
+      const { startVm } = await import('../vm/start.js');
+      const r = await startVm(this.o.paths, n, { incoming: uri, log: () => undefined });
+      const spec = parseDefinitions(text)[0]?.spec as VmSpec | undefined;
+      if (spec?.ha) this.haPids.push({ vm: n, pid: r.pid, starttime: (await import('../vm/proc.js')).procStat(r.pid)?.starttime });
+      this.log(`${n}: waiting for the migration on ${uri} (pid ${r.pid})`);
+      await this.putMigration(n, { ...m, state: 'listening', uri });
+    } catch (e) {
+      await this.putMigration(n, { ...m, state: 'failed', error: `destination ${this.o.host}: ${(e as Error).message}` });
+    }
+  }
+
+  private async migrateOut(n: string, m: Migration): Promise<void> {
+    const { migrateOut } = await import('./migrate.js');
+    await this.putMigration(n, { ...m, state: 'migrating' });
+    let progress = m.progress;
+    let lastPut = 0;
+    const putProgress = (p: Pick<Migration, 'progress' | 'stats'>) => withTimeout(this.c.put(this.k.progress(n)).value(JSON.stringify({ id: m.id, ...p })).exec(), 2000, 'migration progress');
+    try {
+      const stats = await migrateOut(this.o.paths, n, m.uri!, (p) => {
+        progress = p;
+        if (Date.now() - lastPut > 300) {
+          lastPut = Date.now();
+          void putProgress({ progress: p }).catch(() => undefined);
+        }
+      });
+      this.log(`${n}: migrated to ${m.to} in ${stats.totalTimeMs} ms (downtime ${stats.downtimeMs} ms)`);
+      await putProgress({ progress, stats });
+    } catch (e) {
+      this.log(`${n}: migration failed: ${(e as Error).message}`);
+      await this.putMigration(n, { ...m, state: 'failed', progress, error: (e as Error).message });
+    }
+  }
+
+  /** Destination: once QEMU runs the guest, ownership moves in one transaction. */
+  private async takeOverAfterMigration(n: string, m: Migration): Promise<void> {
+    const { qemuRunState } = await import('./migrate.js');
+    const status = await qemuRunState(this.o.paths, n);
+    if (status !== 'running' || !this.safeToAct()) {
+      await new Promise((r) => setTimeout(r, 100));
+      return;
+    }
+    const cur = await getJson<Migration>(this.c, this.k.migrate(n));
+    const nd: Desired = { state: 'running', host: this.o.host, placedBy: `migrated from ${m.from}`, at: new Date().toISOString() };
+    const r = await withTimeout(
+      this.c
+        .if(this.k.owner(n), 'Value', '==', m.from)
+        .then(
+          this.c.put(this.k.owner(n)).value(this.o.host).lease(this.leaseId!),
+          this.c.put(this.k.desired(n)).value(JSON.stringify(nd)),
+          this.c.put(this.k.migrate(n)).value(JSON.stringify({ ...(cur ?? m), state: 'switched', at: new Date().toISOString() })),
+        )
+        .commit(),
+      2000,
+      'ownership switch',
+    );
+    if (r.succeeded) this.log(`${n}: owns it now (migrated from ${m.from})`);
+  }
+
+  /** Source: the guest runs on the destination; quit the paused copy here. */
+  private async finishMigrationSource(n: string, m: Migration, runningHere: boolean): Promise<void> {
+    if (runningHere) {
+      const { killVm } = await import('../vm/stop.js');
+      await killVm(this.o.paths, n);
+    }
+    const cur = (await getJson<Migration>(this.c, this.k.migrate(n))) ?? m;
+    await this.putMigration(n, { ...cur, state: 'done' });
+    this.log(`${n}: source copy cleaned up`);
+  }
+
+  /**
+   * Clean stop (SIGTERM): non-HA VMs keep running (their ownership lapses with the lease and the
+   * next agent on this host takes it back); HA VMs are quit first — nobody would hold the lock they
+   * run under — then the lease is revoked so other hosts restart them without waiting for the TTL.
+   */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const t of this.timers) clearInterval(t);
+    await Promise.allSettled([...this.tasks.values()]);
+    const { killVm } = await import('../vm/stop.js');
+    for (const h of this.haPids) {
+      await killVm(this.o.paths, h.vm).catch(() => undefined);
+      this.log(`stopped HA VM ${h.vm}: the agent is leaving`);
+    }
+    if (this.lease && !this.fenced) await withTimeout(this.lease.revoke(), 2000, 'lease revoke').catch(() => undefined);
+    try {
+      writeFeed(this.feedFile, { agentPid: process.pid, fenceAt: 0, ha: [], stop: true, at: Date.now() });
+    } catch {
+      /* nothing to tell */
+    }
+    await this.watcher?.cancel().catch(() => undefined);
+    for (const r of this.renewers) r.close();
+    this.c?.close();
+  }
+}
+
+export async function runAgent(o: AgentOptions): Promise<void> {
+  const a = new Agent(o);
+  await a.start();
+  await new Promise<void>((resolve) => {
+    const done = () => void a.stop().then(resolve);
+    process.once('SIGTERM', done);
+    process.once('SIGINT', done);
+  });
+}

@@ -15,6 +15,7 @@ import { MetricsSampler, toPrometheus } from '../vm/metrics.js';
 import { routes as R } from './contract.js';
 import { toApiError, unauthorized } from './errors.js';
 import { EventBus } from './events.js';
+import { SpecCache } from './list.js';
 import { openApiDocument } from './openapi.js';
 import { bind } from './route.js';
 import { diskRoutes } from './routes/disks.js';
@@ -52,6 +53,8 @@ export type ServerCtx = {
   watcher?: VmWatcher;
   supervisor?: Supervisor;
   metrics: MetricsSampler;
+  /** Parsed definitions, re-read when their file changes. */
+  specs: SpecCache;
 };
 
 export type KvmServer = { app: FastifyInstance; ctx: ServerCtx; close(): Promise<void> };
@@ -81,7 +84,7 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
     const c = ctx.watcher?.qmp(name);
     return c ? c.execute('query-blockstats', undefined, { timeoutMs: 2000 }) : [];
   });
-  const ctx: ServerCtx = { paths: opts.paths, netns: opts.netns, bus, metrics };
+  const ctx: ServerCtx = { paths: opts.paths, netns: opts.netns, bus, metrics, specs: new SpecCache(opts.paths) };
   const started = Date.now();
 
   if (opts.watch !== false) {
@@ -90,6 +93,7 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
       start: async (name) => (await import('../vm/start.js')).startVm(opts.paths, name, {}),
       publish: (e) => bus.publish(e),
       log,
+      spec: (name) => ctx.specs.get(name).spec,
     });
     ctx.watcher = new VmWatcher(opts.paths, bus, (t) => ctx.supervisor!.onTransition(t), opts.reconcileMs);
   }
@@ -126,8 +130,8 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
   }
 
   bind(app, R.health, async () => ({ ok: true as const, version: VERSION, pid: process.pid, uptimeSec: Math.round((Date.now() - started) / 1000), serverId: bus.serverId }));
-  const openapi = openApiDocument(VERSION);
-  app.get(R.openapi.path, async () => openapi);
+  let openapi: Record<string, unknown> | undefined; // built on first request: it costs memory nobody may need
+  app.get(R.openapi.path, async () => (openapi ??= openApiDocument(VERSION)));
   vmRoutes(app, ctx);
   networkRoutes(app, ctx);
   diskRoutes(app, ctx);

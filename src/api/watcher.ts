@@ -13,7 +13,7 @@ import { vmRuntimeFiles, type Paths } from '../host/paths.js';
 import { QmpClient } from '../qmp/client.js';
 import { listNames } from '../spec/store.js';
 import { isVmLocked } from '../vm/lock.js';
-import { observe, type LastExit } from '../vm/state.js';
+import { observe, type LastExit, type Observed } from '../vm/state.js';
 import { vmStatus } from '../vm/status.js';
 import type { VmStateName } from './contract.js';
 import type { EventBus } from './events.js';
@@ -29,6 +29,8 @@ type Entry = {
   /** QEMU's run state as the events connection knows it. */
   paused?: boolean;
   nextQmpTry?: number;
+  /** The files' and /proc's view at the last reconcile. */
+  obs?: Observed;
 };
 
 export class VmWatcher {
@@ -55,7 +57,9 @@ export class VmWatcher {
     for (const dir of [path.join(this.paths.run, 'vms'), this.paths.vmDefs]) {
       fs.mkdirSync(dir, { recursive: true });
       try {
-        const w = fs.watch(dir, { recursive: dir !== this.paths.vmDefs }, () => this.kick());
+        // Not recursive: lock dirs (run/vms/NAME.lock) and VM dirs appear here when a start or stop
+        // begins; what happens inside a VM's dir (the guest writing serial.log) is left to the reconcile.
+        const w = fs.watch(dir, () => this.kick());
         w.on('error', () => undefined);
         this.watchers.push(w);
       } catch {
@@ -78,6 +82,11 @@ export class VmWatcher {
 
   state(name: string): VmStateName | undefined {
     return this.vms.get(name)?.state;
+  }
+
+  /** What the last reconcile read from the VM's runtime files (the list serves it without re-reading). */
+  observed(name: string): Observed | undefined {
+    return this.vms.get(name)?.obs;
   }
 
   /** The events connection of a running VM (metrics use it for query-blockstats). */
@@ -131,6 +140,7 @@ export class VmWatcher {
   private async check(name: string): Promise<void> {
     const o = observe(this.paths, name);
     const e = this.vms.get(name);
+    if (e) e.obs = o;
     const sig = `${o.phase}|${o.pid ?? ''}|${o.run ? 1 : 0}|${o.run?.stoppingBy ?? ''}|${o.lastExit?.at ?? ''}|${e?.paused ? 'p' : ''}|${e?.qmp ? 'q' : ''}`;
     // Nothing moved and the state is final: skip the expensive parts.
     if (e && e.sig === sig && e.state !== 'starting' && e.state !== 'stopping') {
@@ -156,6 +166,7 @@ export class VmWatcher {
     const entry: Entry = e ?? { state, sig };
     const previous = e ? e.state : null;
     entry.sig = sig;
+    entry.obs = o;
     entry.pid = o.phase === 'alive' ? o.pid : undefined;
     this.vms.set(name, entry);
     if (o.phase === 'alive') this.ensureQmp(name, entry);

@@ -4,8 +4,9 @@ import type { FastifyInstance } from 'fastify';
 import { badInput, KvmError } from '../../errors.js';
 import { defPath, exists, readVm } from '../../spec/store.js';
 import type { VmSpec } from '../../spec/vm.js';
-import { routes as R, type VmListItem } from '../contract.js';
+import { routes as R } from '../contract.js';
 import { bind } from '../route.js';
+import { listForApi } from '../list.js';
 import { parseBody } from '../definition-body.js';
 import type { ServerCtx } from '../server.js';
 
@@ -19,29 +20,7 @@ export function vmRoutes(app: FastifyInstance, ctx: ServerCtx): void {
   const { paths } = ctx;
   const status = () => import('../../vm/status.js');
 
-  bind(app, R.listVms, async () => {
-    const { listVms } = await status();
-    const rows = await listVms(paths);
-    return rows.map((s): VmListItem => {
-      let spec: VmSpec | undefined;
-      let definitionError: string | undefined;
-      try {
-        spec = readVm(paths, s.name);
-      } catch (e) {
-        definitionError = (e as Error).message;
-      }
-      return {
-        ...s,
-        description: spec?.description,
-        cpus: spec?.cpu.count,
-        memory: spec?.memory,
-        display: spec?.display.type,
-        restart: spec?.restart,
-        supervision: ctx.supervisor?.info(s.name),
-        definitionError,
-      };
-    });
-  });
+  bind(app, R.listVms, async () => listForApi(ctx, ctx.specs));
 
   bind(app, R.getVm, async ({ params }) => {
     const spec = readVm(paths, params.name);

@@ -1,0 +1,193 @@
+/**
+ * The cluster with 3 "hosts" (namespaces with a veth to a shared bridge namespace), each with one
+ * member of a real 3-member etcd cluster, its own KVMCTL_HOME and a kvmctl agent; real QEMU (TCG)
+ * with the test guest. Lease TTL 3 s, failover margin 1 s. QEMU processes of every host are
+ * found by their KVMCTL_HOME path in /proc/PID/cmdline.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureTestGuest } from '../../src/guest/test-guest.js';
+import { serialExec } from '../../src/vm/serial-exec.js';
+import { etcdAvailable, killPid, makeCluster, pidsMentioning, type TestCluster, type TestHost } from '../helpers/cluster.js';
+import { ROOT } from '../helpers/kvmctl.js';
+import { canUseNetns } from '../helpers/netns.js';
+
+const TTL = 3;
+const MARGIN = 1000;
+const json = <T = any>(s: string): T => JSON.parse(s) as T;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const VM = (name: string, extra = '') => `name: ${name}
+memory: 128M
+kernel: { builtin: test-guest }
+stopTimeout: 10
+${extra}
+`;
+
+const can = canUseNetns();
+const why = !can.ok ? can.why : !etcdAvailable() ? 'etcd-server is not installed (scripts/setup.sh installs it)' : undefined;
+
+let c: TestCluster;
+const h = (name: string) => c.hosts.find((x) => x.name === name)!;
+/** Hosts whose KVMCTL_HOME runs a QEMU for this VM right now. */
+const runningOn = (vm: string): string[] => c.hosts.flatMap((x) => x.qemus().filter((p) => fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`/run/vms/${vm}/`)).map(() => x.name));
+async function status(): Promise<any> {
+  const r = await c.hosts[0]!.cli(['cluster', 'status', '--json']);
+  expect(r.code, r.stderr).toBe(0);
+  return json(r.stdout);
+}
+async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs: number, everyMs = 100): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+async function guestExec(host: TestHost, vm: string, cmd: string): Promise<string> {
+  const r = await serialExec(host.paths, vm, cmd, 30_000);
+  expect(r.status).toBe(0);
+  return r.output.trim();
+}
+async function waitGuest(host: TestHost, vm: string): Promise<void> {
+  await until(`${vm} guest ready on ${host.name}`, () => {
+    try {
+      return fs.readFileSync(path.join(host.home, 'run/vms', vm, 'serial.log'), 'utf8').includes('KVMCTL-GUEST-READY');
+    } catch {
+      return false;
+    }
+  }, 120_000, 200);
+}
+
+describe.skipIf(!!why)(`cluster on etcd, 3 hosts${why ? ` (skipped: ${why})` : ''}`, () => {
+  beforeAll(async () => {
+    c = await makeCluster(3, { ttl: TTL, margin: MARGIN });
+    await ensureTestGuest(c.hosts[0]!.paths);
+    for (const x of c.hosts) await x.startAgent();
+    await until('3 live agents', async () => (await status()).hosts.filter((x: any) => x.alive).length === 3, 30_000, 300);
+    const f = path.join(c.dir, 'vms.yaml');
+    fs.writeFileSync(f, [VM('mig'), VM('ha1', 'ha: true'), VM('spare'), VM('shared', 'shares:\n  - { path: /tmp, tag: hostshare }')].join('---\n'));
+    const a = await c.hosts[0]!.cli(['cluster', 'apply', '-f', f]);
+    expect(a.code, a.stderr).toBe(0);
+  }, 120_000);
+  afterAll(async () => {
+    await c?.destroy();
+  }, 60_000);
+
+  it('placement spreads VMs over the hosts (most uncommitted memory); kvmctl start/stop write desired state', async () => {
+    const placed: Record<string, string> = {};
+    for (const vm of ['mig', 'ha1', 'spare']) {
+      const r = await c.hosts[0]!.cli(['start', vm, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      placed[vm] = json(r.stdout).host;
+    }
+    expect(new Set(Object.values(placed)).size).toBe(3);
+    for (const [vm, host] of Object.entries(placed)) expect(runningOn(vm)).toEqual([host]);
+    const st = await status();
+    expect(st.vms.find((v: any) => v.name === 'ha1')).toMatchObject({ owner: placed.ha1, ha: true, observed: { state: 'running', host: placed.ha1 } });
+    // --on overrides placement; a pinned start of a running VM is a no-op.
+    const stop = await c.hosts[1]!.cli(['stop', 'spare', '--json']);
+    expect(stop.code, stop.stderr).toBe(0);
+    await until('spare gone', () => runningOn('spare').length === 0, 20_000);
+    expect((await status()).vms.find((v: any) => v.name === 'spare').owner).toBeUndefined();
+  }, 120_000);
+
+  it('refuses to live-migrate a VM with a 9p share, before trying', async () => {
+    const r = await c.hosts[0]!.cli(['migrate', 'shared', '--to', 'h2']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/9p share.*Migration is disabled when VirtFS export path/);
+  });
+
+  it('live migration keeps the guest RAM (a marker in tmpfs) and its uptime; ownership moves with it', async () => {
+    const st = await status();
+    const from = st.vms.find((v: any) => v.name === 'mig').owner as string;
+    const ha = st.vms.find((v: any) => v.name === 'ha1').owner as string;
+    const to = c.hosts.map((x) => x.name).find((n) => n !== from && n !== ha)!;
+    await waitGuest(h(from), 'mig');
+    await guestExec(h(from), 'mig', 'echo kvmctl-was-here > /tmp/marker');
+    const up0 = Number((await guestExec(h(from), 'mig', 'cat /proc/uptime')).split(' ')[0]);
+    const r = await c.hosts[0]!.cli(['migrate', 'mig', '--to', to, '--json'], 120_000);
+    expect(r.code, r.stderr).toBe(0);
+    const m = json(r.stdout);
+    expect(m).toMatchObject({ from, to, state: 'done' });
+    expect(m.stats.downtimeMs).toBeGreaterThanOrEqual(0);
+    await until('source copy gone', () => runningOn('mig').join() === to, 20_000);
+    expect(await guestExec(h(to), 'mig', 'cat /tmp/marker')).toBe('kvmctl-was-here');
+    const up1 = Number((await guestExec(h(to), 'mig', 'cat /proc/uptime')).split(' ')[0]);
+    expect(up1).toBeGreaterThan(up0); // the same boot continues (a restart would start near 0)
+    expect((await status()).vms.find((v: any) => v.name === 'mig')).toMatchObject({ owner: to, desired: { host: to } });
+    const numbers = { migrateCliMs: m.totalMs, qemuTotalMs: m.stats.totalTimeMs, downtimeMs: m.stats.downtimeMs, setupMs: m.stats.setupTimeMs, transferredBytes: m.stats.transferredBytes, uptimeBefore: up0, uptimeAfter: up1 };
+    fs.mkdirSync(path.join(ROOT, 'test-output'), { recursive: true });
+    fs.writeFileSync(path.join(ROOT, 'test-output/cluster-migration.json'), `${JSON.stringify(numbers, null, 2)}\n`);
+    console.log('migration', numbers);
+  }, 180_000);
+
+  it('kill -9 of an agent: the watchdog fences its HA VM within the lease TTL, another host restarts it after expiry + margin, never two copies', async () => {
+    const victim = h((await status()).vms.find((v: any) => v.name === 'ha1').owner);
+    const before = runningOn('ha1');
+    expect(before).toEqual([victim.name]);
+    let maxCopies = 0;
+    let fencedAt = 0;
+    let restartedAt = 0;
+    let restartedOn = '';
+    const t0 = Date.now();
+    await killPid(victim.agentPid, 'SIGKILL');
+    const killedAt = Date.now();
+    while (Date.now() - t0 < 30_000) {
+      const on = runningOn('ha1');
+      maxCopies = Math.max(maxCopies, on.length);
+      if (!fencedAt && !on.includes(victim.name)) fencedAt = Date.now();
+      const other = on.find((n) => n !== victim.name);
+      if (other && !restartedAt) {
+        restartedAt = Date.now();
+        restartedOn = other;
+      }
+      if (restartedAt && Date.now() - restartedAt > 2000) break; // watch two more seconds for a second copy
+      await sleep(50);
+    }
+    const numbers = { fencedAfterMs: fencedAt - killedAt, restartedAfterMs: restartedAt - killedAt, restartedOn, ttlMs: TTL * 1000, marginMs: MARGIN };
+    console.log('failover', numbers);
+    fs.writeFileSync(path.join(ROOT, 'test-output/cluster-failover.json'), `${JSON.stringify(numbers, null, 2)}\n`);
+    expect(maxCopies).toBe(1);
+    expect(fencedAt).toBeGreaterThan(0);
+    expect(fencedAt - killedAt).toBeLessThan(TTL * 1000);
+    expect(restartedAt).toBeGreaterThan(fencedAt);
+    // Not before the lease could have expired (it was renewed at most TTL/4 before the kill) plus the margin.
+    expect(restartedAt - killedAt).toBeGreaterThanOrEqual(TTL * 1000 * 0.75 + MARGIN - 100);
+    expect(restartedOn).not.toBe(victim.name);
+    // The non-HA VM elsewhere is untouched; the watchdog of the dead agent has exited.
+    expect(runningOn('mig')).toHaveLength(1);
+    await until('watchdog exits', () => pidsMentioning(victim.home, 'watchdog').length === 0, 5000);
+    // The host comes back: it does not start a second copy.
+    await victim.startAgent();
+    await until('victim back', async () => (await status()).hosts.find((x: any) => x.name === victim.name).alive, 20_000, 300);
+    await sleep(TTL * 1000);
+    expect(runningOn('ha1')).toEqual([restartedOn]);
+  }, 120_000);
+
+  it('stopping one etcd member keeps the cluster working (placement, leases, no fencing)', async () => {
+    const haPid = runningOn('ha1');
+    const victim = c.hosts[2]!;
+    await killPid(victim.etcdPid, 'SIGTERM');
+    const st = await status();
+    expect(st.etcd.filter((e: any) => !e.ok).map((e: any) => e.endpoint)).toEqual([`http://${victim.ip}:2379`]);
+    // Leases keep being renewed through the other members: nothing is fenced for 2 TTLs.
+    const qemusBefore = c.hosts.flatMap((x) => x.qemus()).sort();
+    await sleep(2 * TTL * 1000);
+    expect(c.hosts.flatMap((x) => x.qemus()).sort()).toEqual(qemusBefore);
+    expect((await status()).hosts.filter((x: any) => x.alive)).toHaveLength(3);
+    // New placements still work.
+    const r = await c.hosts[0]!.cli(['start', 'spare', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(runningOn('spare')).toEqual([json(r.stdout).host]);
+    expect(runningOn('ha1')).toEqual(haPid);
+    const s = await c.hosts[0]!.cli(['stop', 'spare']);
+    expect(s.code, s.stderr).toBe(0);
+  }, 120_000);
+
+  // Not done in this round (time): cutting one host's veth (a partition) and losing etcd quorum.
+  // The agent treats both like the kill -9 case (no renewal → fence at TTL − 1 s), see docs/cluster.md.
+  it.skip('partition of one host and loss of etcd quorum (not written yet: see docs/cluster.md)', () => undefined);
+});

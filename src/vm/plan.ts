@@ -22,7 +22,9 @@ export async function planCommandLine(paths: Paths, target: string, facts: HostF
   } else vm = readVm(paths, target);
   const { plannedAttachments } = await import('../net/attach.js');
   const kernel = await resolveKernel(vm, paths, { build: false });
-  const r = buildArgv(vm, facts, { runtime: runtimePaths(paths, vm.name), imagesDir: paths.images, attachments: plannedAttachments(vm, nets, facts), kernel });
+  const storage = (await import('./storage.js')).plannedStorage(paths, vm, runtimePaths(paths, vm.name).dir); // snapshot-chain tops, cloud-init seed, virtiofs sockets
+  const r = buildArgv(vm, facts, { runtime: runtimePaths(paths, vm.name), imagesDir: paths.images, attachments: plannedAttachments(vm, nets, facts), kernel, diskFiles: storage.diskFiles, seed: storage.seed, virtiofs: storage.virtiofs });
+  r.warnings.push(...storage.warnings);
   if (kernel?.notBuilt) r.warnings.push('the test guest is not built yet: kvmctl start (or kvmctl image test-guest) builds it');
   return r;
 }

@@ -21,6 +21,7 @@ import type { DiskSpec, VmSpec } from '../spec/vm.js';
 import { withVmLock } from './lock.js';
 import { readJson, writeJson } from './state.js';
 import { vmStatus } from './status.js';
+import { virtiofsSockets } from './virtiofs.js';
 
 export type Overlay = { name: string; file: string; createdAt: string };
 export type DiskChain = { base: string; overlays: Overlay[] };
@@ -253,6 +254,13 @@ export async function revertVm(paths: Paths, name: string, snap: string): Promis
     }
     return { vm: name, name: snap, mode: 'external', disks: hits.map((a) => a.id), removed };
   });
+}
+
+/** What start will hand buildArgv for storage, without building or spawning anything (`kvmctl cmdline`). */
+export function plannedStorage(paths: Paths, vm: VmSpec, runtimeDir: string): { diskFiles: Record<string, { file: string; format: string }>; seed?: string; virtiofs: Record<string, string>; warnings: string[] } {
+  const { files, warnings } = activeDiskFiles(paths, vm);
+  const seed = vm.cloudInit ? path.join(vmDataDir(paths, vm.name), 'cidata.iso') : undefined;
+  return { diskFiles: files, seed, virtiofs: virtiofsSockets(vm, runtimeDir), warnings };
 }
 
 // ---- install media and CD-ROMs ----

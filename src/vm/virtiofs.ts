@@ -67,6 +67,15 @@ export async function killVirtiofsd(runtimeDir: string): Promise<number> {
   return n;
 }
 
+/** Where each virtiofs share's vhost-user socket lives (pure: also for `kvmctl cmdline`). */
+export function virtiofsSockets(vm: VmSpec, runtimeDir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  vm.shares.forEach((s, i) => {
+    if (s.driver === 'virtiofs') out[s.id ?? `fs${i}`] = path.join(runtimeDir, `vfs-${s.id ?? `fs${i}`}.sock`);
+  });
+  return out;
+}
+
 export type Virtiofsds = { sockets: Record<string, string>; pids: number[]; stop: () => Promise<void> };
 
 /** Start one virtiofsd per virtiofs share and wait for its socket. Nothing to do without such shares. */
@@ -98,7 +107,7 @@ export async function startVirtiofsd(vm: VmSpec, rt: RuntimePaths, timeoutMs = 1
   };
   try {
     for (const { s, id } of shares) {
-      const sock = path.join(rt.dir, `vfs-${id}.sock`);
+      const sock = virtiofsSockets(vm, rt.dir)[id]!;
       if (Buffer.byteLength(sock) > MAX_SOCKET_PATH) throw badInput('SOCKET_PATH_TOO_LONG', `virtiofs socket path is over ${MAX_SOCKET_PATH} bytes: ${sock}`, 'use a shorter KVMCTL_HOME or VM name');
       fs.rmSync(sock, { force: true });
       const logFile = path.join(rt.dir, `virtiofsd-${id}.log`);

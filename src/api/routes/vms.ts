@@ -19,6 +19,14 @@ function guestMounts(spec: VmSpec): string[] {
 export function vmRoutes(app: FastifyInstance, ctx: ServerCtx): void {
   const { paths } = ctx;
   const status = () => import('../../vm/status.js');
+  /** After a change, let the watcher see it before answering: a list right after shows the new state. */
+  const settled = async <T>(p: Promise<T>): Promise<T> => {
+    try {
+      return await p;
+    } finally {
+      await ctx.watcher?.reconcile();
+    }
+  };
 
   bind(app, R.listVms, async () => listForApi(ctx, ctx.specs));
 
@@ -38,7 +46,7 @@ export function vmRoutes(app: FastifyInstance, ctx: ServerCtx): void {
     if (!expect.create) readVm(paths, d.spec.name); // 404 when it does not exist
     const { checkLoadedDefinitions, applyLoadedDefinitions } = await import('../../vm/definitions.js');
     const [r] = applyLoadedDefinitions(paths, checkLoadedDefinitions(paths, defs, 'request body'));
-    ctx.watcher?.kick();
+    await ctx.watcher?.reconcile();
     return r;
   };
   bind(app, R.createVm, async ({ body }) => apply(body, { create: true }));
@@ -46,22 +54,21 @@ export function vmRoutes(app: FastifyInstance, ctx: ServerCtx): void {
 
   bind(app, R.deleteVm, async ({ params }) => {
     const { removeVm } = await import('../../vm/remove.js');
-    await removeVm(paths, params.name);
-    ctx.watcher?.kick();
+    await settled(removeVm(paths, params.name));
     return { removed: params.name };
   });
 
   bind(app, R.startVm, async ({ params, body }) => {
     const { startVm } = await import('../../vm/start.js');
-    return startVm(paths, params.name, { waitForGuest: body.waitForGuest, timeoutMs: body.timeoutSec !== undefined ? body.timeoutSec * 1000 : undefined });
+    return settled(startVm(paths, params.name, { waitForGuest: body.waitForGuest, timeoutMs: body.timeoutSec !== undefined ? body.timeoutSec * 1000 : undefined }));
   });
   bind(app, R.stopVm, async ({ params, body }) => {
     const { stopVm } = await import('../../vm/stop.js');
-    return stopVm(paths, params.name, { timeoutSec: body.timeoutSec, force: body.force });
+    return settled(stopVm(paths, params.name, { timeoutSec: body.timeoutSec, force: body.force }));
   });
   bind(app, R.killVm, async ({ params }) => {
     const { killVm } = await import('../../vm/stop.js');
-    return killVm(paths, params.name);
+    return settled(killVm(paths, params.name));
   });
   bind(app, R.restartVm, async ({ params, body }) => {
     const { stopVm } = await import('../../vm/stop.js');
@@ -70,7 +77,7 @@ export function vmRoutes(app: FastifyInstance, ctx: ServerCtx): void {
     readVm(paths, params.name);
     const s = await vmStatus(paths, params.name);
     const stopped = s.state === 'running' || s.state === 'paused' ? await stopVm(paths, params.name, { timeoutSec: body.timeoutSec }) : undefined;
-    return { stopped, started: await startVm(paths, params.name, {}) };
+    return { stopped, started: await settled(startVm(paths, params.name, {})) };
   });
 
   for (const [route, fn] of [
@@ -80,7 +87,7 @@ export function vmRoutes(app: FastifyInstance, ctx: ServerCtx): void {
   ] as const) {
     bind(app, route, async ({ params }) => {
       const control = await import('../../vm/control.js');
-      await control[fn](paths, params.name);
+      await settled(control[fn](paths, params.name));
       return { name: params.name, done: route.path.split('/').pop()! };
     });
   }

@@ -30,6 +30,15 @@ export type TestHost = {
 
 export type TestCluster = { dir: string; bridge: Netns; hosts: TestHost[]; urls: string; destroy(): Promise<void> };
 
+/** Busybox's ping (the host has no ping): the static busybox the test guest is built from, unpacked into `dir`. */
+export async function busyboxPing(dir: string): Promise<string | undefined> {
+  const debs = path.join(GUEST_CACHE, 'debs');
+  const deb = fs.existsSync(debs) ? fs.readdirSync(debs).find((f) => f.startsWith('busybox-static_')) : undefined;
+  if (!deb) return undefined;
+  await run(['dpkg-deb', '-x', path.join(debs, deb), path.join(dir, 'bb')]);
+  return path.join(dir, 'bb/bin/busybox');
+}
+
 export function etcdAvailable(): boolean {
   return fs.existsSync('/usr/bin/etcd');
 }
@@ -68,7 +77,11 @@ export function pidsMentioning(text: string, what: string): number[] {
   return out;
 }
 
-export async function makeCluster(n = 3, opts: { ttl?: number; margin?: number; memory?: string } = {}): Promise<TestCluster> {
+/**
+ * `lan`: each host also gets a bridge br0 holding its eth0 (the address moves to br0) and a tap
+ * `vmtap0` in it, so a guest with `nics: [{tap: vmtap0}]` is on the shared segment on any host.
+ */
+export async function makeCluster(n = 3, opts: { ttl?: number; margin?: number; memory?: string; lan?: boolean } = {}): Promise<TestCluster> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kc-'));
   const bridge = await createNetns('kvt');
   await bridge.ip('link', 'add', 'br0', 'type', 'bridge');
@@ -96,8 +109,16 @@ export async function makeCluster(n = 3, opts: { ttl?: number; margin?: number; 
       await run(['ip', '-n', bridge.name, 'link', 'add', `p${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns.name]);
       await bridge.ip('link', 'set', `p${i}`, 'master', 'br0');
       await bridge.ip('link', 'set', `p${i}`, 'up');
-      await ns.ip('addr', 'add', `${ip}/24`, 'dev', 'eth0');
       await ns.ip('link', 'set', 'eth0', 'up');
+      if (opts.lan) {
+        await ns.ip('link', 'add', 'br0', 'type', 'bridge');
+        await ns.ip('link', 'set', 'eth0', 'master', 'br0');
+        await ns.ip('tuntap', 'add', 'vmtap0', 'mode', 'tap');
+        await ns.ip('link', 'set', 'vmtap0', 'master', 'br0');
+        await ns.ip('link', 'set', 'vmtap0', 'up');
+        await ns.ip('link', 'set', 'br0', 'up');
+      }
+      await ns.ip('addr', 'add', `${ip}/24`, 'dev', opts.lan ? 'br0' : 'eth0');
       const home = path.join(dir, `h${i}`);
       fs.mkdirSync(home);
       const env = { ...process.env, KVMCTL_HOME: home, KVMCTL_GUEST_CACHE: GUEST_CACHE };

@@ -4,16 +4,18 @@
  * with the test guest. Lease TTL 3 s, failover margin 1 s. QEMU processes of every host are
  * found by their KVMCTL_HOME path in /proc/PID/cmdline.
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureTestGuest } from '../../src/guest/test-guest.js';
 import { serialExec } from '../../src/vm/serial-exec.js';
-import { etcdAvailable, killPid, makeCluster, pidsMentioning, type TestCluster, type TestHost } from '../helpers/cluster.js';
+import { busyboxPing, etcdAvailable, killPid, makeCluster, pidsMentioning, type TestCluster, type TestHost } from '../helpers/cluster.js';
 import { ROOT } from '../helpers/kvmctl.js';
 import { canUseNetns } from '../helpers/netns.js';
 
 const TTL = 3;
+const GUEST_IP = '10.77.0.50';
 const MARGIN = 1000;
 const json = <T = any>(s: string): T => JSON.parse(s) as T;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -63,12 +65,12 @@ async function waitGuest(host: TestHost, vm: string): Promise<void> {
 
 describe.skipIf(!!why)(`cluster on etcd, 3 hosts${why ? ` (skipped: ${why})` : ''}`, () => {
   beforeAll(async () => {
-    c = await makeCluster(3, { ttl: TTL, margin: MARGIN });
+    c = await makeCluster(3, { ttl: TTL, margin: MARGIN, lan: true });
     await ensureTestGuest(c.hosts[0]!.paths);
     for (const x of c.hosts) await x.startAgent();
     await until('3 live agents', async () => (await status()).hosts.filter((x: any) => x.alive).length === 3, 30_000, 300);
     const f = path.join(c.dir, 'vms.yaml');
-    fs.writeFileSync(f, [VM('mig'), VM('ha1', 'ha: true'), VM('spare'), VM('shared', 'shares:\n  - { path: /tmp, tag: hostshare }')].join('---\n'));
+    fs.writeFileSync(f, [VM('mig', `nics: [{ tap: vmtap0, mac: "52:54:00:77:00:50" }]`).replace('test-guest }', `test-guest, append: "kvt.ip0=${GUEST_IP}/24" }`), VM('ha1', 'ha: true'), VM('spare'), VM('shared', 'shares:\n  - { path: /tmp, tag: hostshare }')].join('---\n'));
     const a = await c.hosts[0]!.cli(['cluster', 'apply', '-f', f]);
     expect(a.code, a.stderr).toBe(0);
   }, 120_000);
@@ -100,7 +102,7 @@ describe.skipIf(!!why)(`cluster on etcd, 3 hosts${why ? ` (skipped: ${why})` : '
     expect(r.stderr).toMatch(/9p share.*Migration is disabled when VirtFS export path/);
   });
 
-  it('live migration keeps the guest RAM (a marker in tmpfs) and its uptime; ownership moves with it', async () => {
+  it('live migration keeps the guest RAM (a marker in tmpfs), its uptime and its network (pings every 100 ms); ownership moves with it', async () => {
     const st = await status();
     const from = st.vms.find((v: any) => v.name === 'mig').owner as string;
     const ha = st.vms.find((v: any) => v.name === 'ha1').owner as string;
@@ -108,7 +110,23 @@ describe.skipIf(!!why)(`cluster on etcd, 3 hosts${why ? ` (skipped: ${why})` : '
     await waitGuest(h(from), 'mig');
     await guestExec(h(from), 'mig', 'echo kvmctl-was-here > /tmp/marker');
     const up0 = Number((await guestExec(h(from), 'mig', 'cat /proc/uptime')).split(' ')[0]);
+    // Pings from the third host's namespace, every 100 ms, through the shared bridge to the guest's tap.
+    const bb = await busyboxPing(c.dir);
+    let pinger: ReturnType<typeof spawn> | undefined;
+    let pingOut = '';
+    if (bb) {
+      await until('guest answers ping', async () => (await h(ha).ns.exec([bb, 'ping', '-c', '1', '-W', '1', GUEST_IP], { allowFailure: true })).exitCode === 0, 30_000, 300);
+      pinger = spawn('ip', ['netns', 'exec', h(ha).ns.name, bb, 'ping', '-i', '0.1', '-w', '60', GUEST_IP], { stdio: ['ignore', 'pipe', 'pipe'] });
+      pinger.stdout!.on('data', (d) => (pingOut += d));
+      await sleep(1000);
+    }
     const r = await c.hosts[0]!.cli(['migrate', 'mig', '--to', to, '--json'], 120_000);
+    if (pinger) {
+      await sleep(1500);
+      const done = new Promise((res) => pinger!.once('close', res));
+      pinger.kill('SIGINT');
+      await done;
+    }
     expect(r.code, r.stderr).toBe(0);
     const m = json(r.stdout);
     expect(m).toMatchObject({ from, to, state: 'done' });
@@ -118,7 +136,14 @@ describe.skipIf(!!why)(`cluster on etcd, 3 hosts${why ? ` (skipped: ${why})` : '
     const up1 = Number((await guestExec(h(to), 'mig', 'cat /proc/uptime')).split(' ')[0]);
     expect(up1).toBeGreaterThan(up0); // the same boot continues (a restart would start near 0)
     expect((await status()).vms.find((v: any) => v.name === 'mig')).toMatchObject({ owner: to, desired: { host: to } });
-    const numbers = { migrateCliMs: m.totalMs, qemuTotalMs: m.stats.totalTimeMs, downtimeMs: m.stats.downtimeMs, setupMs: m.stats.setupTimeMs, transferredBytes: m.stats.transferredBytes, uptimeBefore: up0, uptimeAfter: up1 };
+    const pm = /(\d+) packets transmitted, (\d+) packets received/.exec(pingOut);
+    const pingsLost = pm ? Number(pm[1]) - Number(pm[2]) : undefined;
+    if (bb) {
+      expect(pm, pingOut).toBeTruthy();
+      expect(Number(pm![2])).toBeGreaterThan(10);
+      expect(pingsLost).toBeLessThanOrEqual(3);
+    }
+    const numbers = { pingsSent: pm ? Number(pm[1]) : undefined, pingsLost, migrateCliMs: m.totalMs, qemuTotalMs: m.stats.totalTimeMs, downtimeMs: m.stats.downtimeMs, setupMs: m.stats.setupTimeMs, transferredBytes: m.stats.transferredBytes, uptimeBefore: up0, uptimeAfter: up1 };
     fs.mkdirSync(path.join(ROOT, 'test-output'), { recursive: true });
     fs.writeFileSync(path.join(ROOT, 'test-output/cluster-migration.json'), `${JSON.stringify(numbers, null, 2)}\n`);
     console.log('migration', numbers);

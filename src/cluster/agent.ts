@@ -301,6 +301,8 @@ export class Agent {
 
     for (const n of names) {
       if (this.tasks.has(n)) continue;
+      // VMs defined only on this host (kvmctl apply without the cluster) are not the cluster's business.
+      if (!s.defs.has(n) && !s.desired.has(n) && !s.owner.has(n)) continue;
       const def = s.defs.get(n);
       const spec = def?.spec;
       const d = s.desired.get(n);

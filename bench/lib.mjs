@@ -5,6 +5,7 @@
  * sides of an A/B comparison pay exactly the same launch cost.
  */
 import { spawn } from 'node:child_process';
+import { buildSync } from 'esbuild';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +24,17 @@ function snapshotCli() {
   fs.cpSync(path.join(ROOT, 'dist'), path.join(dir, 'dist'), { recursive: true, preserveTimestamps: true, filter: (src) => !src.includes(`${path.sep}web`) });
   fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(dir, 'package.json'));
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+  // A fresh bundle of the current sources (what setup.sh ships), newer than the copied tsc output
+  // so bin/kvmctl.js picks it: dist/bundle in the tree may be stale after someone's `tsc`.
+  try {
+    buildSync({
+      entryPoints: [path.join(ROOT, 'src/cli/main.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', splitting: true,
+      outdir: path.join(dir, 'dist/bundle'), logLevel: 'error',
+      banner: { js: "import { createRequire as __kvmctlRequire } from 'node:module'; const require = __kvmctlRequire(import.meta.url);" },
+    });
+  } catch (e) {
+    console.error(`bench: could not bundle the CLI (${e.message}); using the tsc output`);
+  }
   process.env.KVMCTL_BENCH_BIN = path.join(dir, 'bin/kvmctl.js');
   process.on('exit', () => {
     if (!process.env.BENCH_KEEP && process.env.KVMCTL_BENCH_SNAPSHOT_OWNER === String(process.pid)) fs.rmSync(dir, { recursive: true, force: true });

@@ -40,6 +40,7 @@ export function writeReport(results, file = path.join(ROOT, 'BENCHMARKS.md')) {
     L.push(`| \`kvmctl start --wait\` (wall: Node start-up + start + QMP answers \`query-status\`) | ${ms(f.kvmctl)} |`);
     L.push(`| … of which spawn → QMP ready, as kvmctl reports it | ${ms(f.kvmctlQmpReadyMs)} |`);
     L.push(`| seed's way: same argv + \`-daemonize\`, run directly | ${ms(f.seedDaemonize)} |`);
+    L.push(`| \`node -e 0\` (Node's own start-up: the floor of any Node CLI) | ${ms(f.nodeFloor)} |`);
     L.push('', `Ratio kvmctl / seed: ${verdict(f.met, f.ratio, '≤ 1.25×')}.`, '');
   }
   const g = by['guest-ready'];

@@ -11,7 +11,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { cleanRuntime, cmdlineArgv, killPid, line, load1, makeHome, QUICK, ratio, Results, runDaemonized, seedArgv, spawnBare, stats, tinyVm, waitMarker } from './lib.mjs';
+import { cleanRuntime, cmdlineArgv, killPid, line, load1, makeHome, QUICK, ratio, Results, runDaemonized, seedArgv, spawnBare, stats, timed, tinyVm, waitMarker } from './lib.mjs';
 
 export async function run(results) {
   const h = makeHome('s');
@@ -36,6 +36,7 @@ async function startLatency(h, results) {
   const a = [];
   const aQmp = [];
   const b = [];
+  const nodeFloor = [];
   const loads = [];
   // one warm-up of each (page cache, host-facts cache)
   for (let i = -1; i < runs; i++) {
@@ -51,6 +52,8 @@ async function startLatency(h, results) {
     if (i >= 0) b.push(d.ms);
     await killPid(d.pid);
     cleanRuntime(rtBare);
+    const n = await timed([process.execPath, '-e', '0']);
+    if (i >= 0) nodeFloor.push(n.ms);
   }
   const sa = stats(a);
   const sb = stats(b);
@@ -59,12 +62,13 @@ async function startLatency(h, results) {
   console.log(line('kvmctl start --wait (wall)', sa));
   console.log(line('  of which QMP ready after spawn (kvmctl)', stats(aQmp)));
   console.log(line('seed: same argv + -daemonize (wall)', sb));
+  console.log(line('node -e 0 (the floor of any Node CLI)', stats(nodeFloor)));
   console.log(`  ratio kvmctl/seed ${r} (target ≤ 1.25)`);
   results.add({
     id: 'start-latency',
     title: 'start to QMP-ready: kvmctl start --wait vs argv + -daemonize',
     command: `node bench/start.mjs${QUICK ? ' --quick' : ''}`,
-    figures: { kvmctl: sa, kvmctlQmpReadyMs: stats(aQmp), seedDaemonize: sb, ratio: r, target: 1.25, met: r !== undefined && r <= 1.25 },
+    figures: { kvmctl: sa, kvmctlQmpReadyMs: stats(aQmp), seedDaemonize: sb, nodeFloor: stats(nodeFloor), ratio: r, target: 1.25, met: r !== undefined && r <= 1.25 },
     loads,
   });
 }

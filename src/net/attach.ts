@@ -195,9 +195,10 @@ export async function prepareNics(
         } else {
           const parent = await getLink(net.parent, ipo);
           if (!parent) throw new KvmError('PARENT_NOT_FOUND', `network "${net.name}": parent "${net.parent}" does not exist`, { exit: 2 });
-          await createMacvtap(ifname, { parent: net.parent, mode: net.mode, mac, owner: { kind: 'vm', vm: vm.name, nic: id } }, ipo);
+          // Recorded before it exists: a kvmctl killed right after creating it leaves a record to undo it by.
           rec.links.push({ ifname, nic: id });
           saveRecord(opts.paths, vm.name, rec);
+          await createMacvtap(ifname, { parent: net.parent, mode: net.mode, mac, owner: { kind: 'vm', vm: vm.name, nic: id } }, ipo);
           await openFd(ifname, mac, i, vhost);
         }
         continue;
@@ -215,9 +216,9 @@ export async function prepareNics(
         warnings.push(...up.steps.map((s) => `network ${net.name}: ${s}`));
       }
       if (existing) await deleteLink(ifname, ipo); // leftover of a crash: start clean
-      await createTap(ifname, { owner: { kind: 'vm', vm: vm.name, nic: id }, user: opts.runAs, master: br, mtu: net.mtu }, ipo);
-      rec.links.push({ ifname, nic: id });
+      rec.links.push({ ifname, nic: id }); // recorded first, as above
       saveRecord(opts.paths, vm.name, rec);
+      await createTap(ifname, { owner: { kind: 'vm', vm: vm.name, nic: id }, user: opts.runAs, master: br, mtu: net.mtu }, ipo);
       attachments.push({ kind: 'tap', ifname, vhost });
       macs.push(mac);
     }
@@ -242,6 +243,9 @@ export async function releaseNics(vmName: string, paths: Paths, o: { netns?: str
     const owner = parseOwner(l.ifalias);
     if (owner?.kind === 'vm' && owner.vm === vmName) await deleteLink(l.ifname, ipo);
   }
+  // Links recorded but never marked (kvmctl killed between creating one and setting its alias).
+  const left = new Set((await listLinks(ipo)).map((l) => l.ifname));
+  for (const l of rec?.links ?? []) if (left.has(l.ifname)) await deleteLink(l.ifname, ipo).catch(() => undefined);
   for (const n of rec?.nodes ?? []) fs.rmSync(n, { force: true });
   fs.rmSync(recordFile(paths, vmName), { force: true });
 }

@@ -83,6 +83,8 @@ export async function vmStatus(paths: Paths, name: string, opts: { cleanup?: boo
     return { name, state: 'stopped', lastExit: exit };
   }
   if (await locked()) return { name, state: 'starting', lastExit: o.lastExit };
+  // A start killed after making NICs but before spawning QEMU: nobody will use them, release them now.
+  if (opts.cleanup !== false && !opts.lockHeld && fs.existsSync(`${f.dir}/nics.json`)) await cleanupDead(paths, name, undefined);
   if (o.lastExit?.how === 'crashed') return { name, state: 'crashed', lastExit: o.lastExit, reason: o.lastExit.reason };
   return { name, state: 'stopped', lastExit: o.lastExit };
 }

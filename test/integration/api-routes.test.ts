@@ -272,4 +272,25 @@ describe('listening for real', () => {
       await srv.close();
     }
   });
+  // openssl makes a throw-away self-signed certificate; without it there is nothing to serve TLS with.
+  it.skipIf(!fs.existsSync('/usr/bin/openssl'))('TLS with --cert/--key: https with the token', async () => {
+    const { run } = await import('../../src/host/exec.js');
+    const key = path.join(home, 'k.pem');
+    const cert = path.join(home, 'c.pem');
+    await run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']);
+    const srv = await serve({ paths, listen: '127.0.0.1:0', cert, key, watch: false });
+    try {
+      expect(srv.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      const https = await import('node:https');
+      const status = (auth?: string) =>
+        new Promise<number>((resolve, reject) =>
+          https.get(`${srv.url}/api/vms`, { ca: fs.readFileSync(cert), headers: auth ? { authorization: auth } : {} }, (r) => (r.resume(), resolve(r.statusCode!))).on('error', reject),
+        );
+      expect(await status()).toBe(401);
+      expect(await status(`Bearer ${srv.token}`)).toBe(200);
+    } finally {
+      await srv.close();
+    }
+    await expect(serve({ paths, listen: '127.0.0.1:0', cert, watch: false })).rejects.toMatchObject({ code: 'BAD_TLS' });
+  });
 });

@@ -128,7 +128,8 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
   vm.cdroms.forEach((c, i) => {
     add('-drive', qemuOpts(undefined, { file: resolveIn(ctx.imagesDir, c.file), if: 'ide', media: 'cdrom', readonly: true, id: c.id ?? `cd${i}` }));
   });
-  if (ctx.seed) add('-drive', qemuOpts(undefined, { file: ctx.seed, format: 'raw', if: 'virtio', media: 'disk', readonly: true, id: 'cidata' }));
+  if (ctx.seed && layout.mmio) add('-drive', qemuOpts(undefined, { file: ctx.seed, format: 'raw', if: 'none', readonly: true, id: 'cidata' }), '-device', 'virtio-blk-device,drive=cidata');
+  else if (ctx.seed) add('-drive', qemuOpts(undefined, { file: ctx.seed, format: 'raw', if: 'virtio', media: 'disk', readonly: true, id: 'cidata' }));
 
   // Boot: direct kernel, or the firmware's boot order.
   if (ctx.kernel) {

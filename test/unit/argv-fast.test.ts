@@ -87,6 +87,13 @@ describe('profile: fast', () => {
     expect(values(argv, '-append')).toEqual(['console=ttyS0']);
   });
 
+  it('a cloud-init seed becomes a virtio-blk-device on microvm', () => {
+    const c = { ...ctx(), seed: '/run/kvmctl/vms/f/seed.iso' };
+    const { argv } = buildArgv(vm({ profile: 'fast' }), TCG, c);
+    expect(values(argv, '-drive')).toEqual(['file=/run/kvmctl/vms/f/seed.iso,format=raw,if=none,readonly=on,id=cidata']);
+    expect(values(argv, '-device')).toContain('virtio-blk-device,drive=cidata');
+  });
+
   it('virtio-scsi disks become virtio-scsi-device; memMerge=false still reaches the machine', () => {
     const spec = vm({ profile: 'fast', machine: { memMerge: false }, disks: [{ file: '/d/a.raw', interface: 'scsi' }] });
     const { argv } = buildArgv(spec, TCG, ctx());

@@ -96,7 +96,8 @@ export class Agent {
     if (!this.o.noWatchdog) await this.startWatchdog();
     await this.renew();
     const ttl = this.cfg.ttlSec * 1000;
-    this.timers.push(setInterval(() => void this.renew(), Math.max(200, ttl / 4)));
+    // Often enough that a leader election (1–2 election timeouts) fits between two answers and the fence deadline.
+    this.timers.push(setInterval(() => void this.renew(), Math.min(1000, Math.max(200, ttl / 4))));
     this.timers.push(setInterval(() => this.feed(), 200));
     this.timers.push(setInterval(() => this.kick(), 1000));
     const w = await this.c.watch().prefix(this.k.prefix).create();
@@ -145,8 +146,19 @@ export class Agent {
     this.leaseId = undefined;
   }
 
+  private renewing = false;
   private async renew(): Promise<void> {
-    if (this.stopping) return;
+    // One renewal (or grant) at a time: two overlapping grants would leave keys on a lease nobody renews.
+    if (this.stopping || this.renewing) return;
+    this.renewing = true;
+    try {
+      await this.renewOnce();
+    } finally {
+      this.renewing = false;
+    }
+  }
+
+  private async renewOnce(): Promise<void> {
     try {
       if (!this.lease || !this.leaseId) {
         const lease = this.c.lease(this.cfg.ttlSec, { autoKeepAlive: false });

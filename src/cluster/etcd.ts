@@ -81,7 +81,10 @@ export async function connect(urls: string[]): Promise<Etcd3> {
 export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let t: NodeJS.Timeout;
   return Promise.race([
-    p.finally(() => clearTimeout(t)),
+    p.finally(() => clearTimeout(t)).catch((e: unknown) => {
+      if (e instanceof KvmError) throw e;
+      throw new KvmError('ETCD_UNAVAILABLE', `etcd: ${what}: ${(e as Error).message?.split('\n')[0] ?? String(e)}`, { hint: 'check that a quorum of etcd members is up and reachable (kvmctl cluster status --etcd URLS)', cause: e });
+    }),
     new Promise<T>((_, rej) => {
       t = setTimeout(() => rej(new KvmError('ETCD_UNAVAILABLE', `etcd did not answer ${what} within ${ms} ms`, { hint: 'check that a quorum of etcd members is up and reachable (kvmctl cluster status)' })), ms);
     }),

@@ -167,7 +167,7 @@ export async function makeCluster(n = 3, opts: { ttl?: number; margin?: number; 
       const log = fs.openSync(path.join(dir, `etcd-${h.name}.log`), 'a');
       try {
         const c = await spawnDetached(
-          ['ip', 'netns', 'exec', h.ns.name, 'etcd', '--name', h.name, '--data-dir', path.join(dir, `etcd-${h.name}`), '--listen-client-urls', `http://${h.ip}:2379`, '--advertise-client-urls', `http://${h.ip}:2379`, '--listen-peer-urls', `http://${h.ip}:2380`, '--initial-advertise-peer-urls', `http://${h.ip}:2380`, '--initial-cluster', peers, '--initial-cluster-state', 'new', '--initial-cluster-token', path.basename(dir), '--heartbeat-interval', '100', '--election-timeout', '1000', '--log-level', 'warn'],
+          ['ip', 'netns', 'exec', h.ns.name, 'etcd', '--name', h.name, '--data-dir', path.join(dir, `etcd-${h.name}`), '--listen-client-urls', `http://${h.ip}:2379`, '--advertise-client-urls', `http://${h.ip}:2379`, '--listen-peer-urls', `http://${h.ip}:2380`, '--initial-advertise-peer-urls', `http://${h.ip}:2380`, '--initial-cluster', peers, '--initial-cluster-state', 'new', '--initial-cluster-token', path.basename(dir), '--heartbeat-interval', '100', '--election-timeout', '1000', '--pre-vote', '--log-level', 'warn'],
           { stdio: ['ignore', log, log] },
         );
         h.etcdPid = c.pid;

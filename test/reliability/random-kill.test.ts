@@ -160,14 +160,17 @@ describe.skipIf(!can)('kill -9 at random points of start and stop', () => {
 
     // The guest ignores ACPI: a full stop must end by QMP quit within timeout + 2 s.
     let bounded: { how?: string; tookMs?: number; timeoutSec: number } = { timeoutSec: 2 };
-    if ((await settled()).state !== 'running') {
+    const last = await settled();
+    runs.push({ i: -1, op: `final (was ${last.state}, files ${fs.existsSync(vmDir()) ? fs.readdirSync(vmDir()).join(' ') : '-'})`, delayMs: 0, killed: false, exit: null, after: '', ms: 0 });
+    if (last.state !== 'running') {
       const s = await h.cli(['start', VM, '--netns', ns.name]);
       expect(s.code, s.stderr).toBe(0);
     }
     const stop = await h.cli(['stop', VM, '--timeout', '2', '--json']);
     expect(stop.code, stop.stderr).toBe(0);
     bounded = { ...bounded, ...(JSON.parse(stop.stdout) as { how: string; tookMs: number }) };
-    expect(await vmTaps()).toEqual([]);
+    const tapsAfterStop = await vmTaps();
+    if (tapsAfterStop.length) violations.push(`final stop left taps ${tapsAfterStop.map((t) => t.ifname).join(', ')}; files: ${fs.readdirSync(vmDir()).join(' ')}; last runs: ${JSON.stringify(runs.slice(-3))}`);
 
     writeReport('kill', {
       ...counts,

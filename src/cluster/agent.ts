@@ -86,9 +86,17 @@ export class Agent {
 
   async start(): Promise<void> {
     this.c = await connect(this.o.etcd);
-    const cfg = await getJson<ClusterConfig>(this.c, this.k.config, 5000).catch((e: unknown) => {
-      throw new KvmError('ETCD_UNAVAILABLE', `cannot read the cluster config from etcd (${this.o.etcd.join(', ')}): ${(e as Error).message}`, { hint: 'is etcd up? was kvmctl cluster init run?' });
-    });
+    // etcd may come up after the agent (host boot): wait for it rather than exit.
+    let cfg: ClusterConfig | undefined;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        cfg = await getJson<ClusterConfig>(this.c, this.k.config, 5000);
+        break;
+      } catch (e) {
+        if (attempt % 10 === 0) this.log(`waiting for etcd (${this.o.etcd.join(', ')}): ${(e as Error).message}`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
     if (!cfg) throw new KvmError('NOT_IN_CLUSTER', `no kvmctl cluster under ${this.o.prefix} in etcd`, { exit: 2, hint: 'kvmctl cluster init --etcd URLS first' });
     this.cfg = cfg;
     fs.mkdirSync(path.dirname(this.feedFile), { recursive: true });

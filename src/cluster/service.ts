@@ -141,7 +141,10 @@ export async function clusterStart(s: Session, paths: Paths, name: string, opts:
   const { spec } = await vmDef(s, paths, name);
   const [hosts, desired, defs] = await Promise.all([listJson<HostInfo>(s.c, s.k.hosts), listJson<Desired>(s.c, s.k.desiredAll), listStrings(s.c, s.k.defs('vm'))]);
   const cur = desired.get(name);
-  if (cur?.state === 'running' && cur.host) return { name, host: cur.host, how: 'already' };
+  if (cur?.state === 'running' && cur.host) {
+    if (opts.on && opts.on !== cur.host) throw badInput('VM_RUNNING', `VM "${name}" already runs on ${cur.host}`, `kvmctl migrate ${name} --to ${opts.on} (live), or kvmctl stop ${name} first`);
+    return { name, host: cur.host, how: 'already' };
+  }
   const cfg = await getJson<ClusterConfig>(s.c, s.k.config);
   let host: string;
   let considered: StartResultCluster['considered'];

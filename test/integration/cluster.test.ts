@@ -102,11 +102,21 @@ describe.skipIf(!!why)(`cluster on etcd, 3 hosts${why ? ` (skipped: ${why})` : '
     expect((await status()).vms.find((v: any) => v.name === 'spare').owner).toBeUndefined();
   }, 120_000);
 
-  it('cluster status reads as a table; a VM defined only on one host (not in the cluster) is left alone by its agent', async () => {
+  it('cluster status reads as a table; --on does not move a running VM; a busy host cannot leave; a VM defined only on one host is left alone by its agent', async () => {
     const t = await c.hosts[1]!.cli(['cluster', 'status']);
     expect(t.code, t.stderr).toBe(0);
     expect(t.stdout).toMatch(/^h1\s+yes\s+\d+\s+10\.77\.0\.1/m);
     expect(t.stdout).toMatch(/^ha1\s+running@h\d\s+h\d\s+running@h\d\s+yes/m);
+    // A running VM is not re-placed by --on (that is what migrate is for); a busy host cannot leave.
+    const st = await status();
+    const mig = st.vms.find((v: any) => v.name === 'mig').owner as string;
+    const other = c.hosts.find((y) => y.name !== mig)!;
+    const on = await c.hosts[0]!.cli(['start', 'mig', '--on', other.name]);
+    expect(on.code).toBe(2);
+    expect(on.stderr).toMatch(/already runs on .*kvmctl migrate mig --to/s);
+    const leave = await h(mig).cli(['cluster', 'leave']);
+    expect(leave.code).toBe(2);
+    expect(leave.stderr).toMatch(/HOST_BUSY.*still runs mig/);
     const x = c.hosts[2]!;
     fs.mkdirSync(x.paths.vmDefs, { recursive: true });
     fs.writeFileSync(path.join(x.paths.vmDefs, 'solo.yaml'), VM('solo'));

@@ -271,7 +271,9 @@ export function machineInfo() {
     cpu,
     kernel: `${os.type()} ${os.release()}`,
     node: process.version,
-    kvm: fs.existsSync('/dev/kvm'),
+    // /dev/kvm can exist without hardware virtualisation (see docs/design.md): count the CPU flags too.
+    kvm: fs.existsSync('/dev/kvm') && /^flags\s*:.*\b(vmx|svm)\b/m.test(fs.readFileSync('/proc/cpuinfo', 'utf8')),
+    devKvm: fs.existsSync('/dev/kvm'),
     loadAtStart: os.loadavg().map((x) => Number(x.toFixed(2))),
     quick: QUICK,
   };

@@ -29,7 +29,7 @@ results.meta.qemu = out('qemu-system-x86_64', ['--version'])?.split('\n')[0];
 results.meta.freeG = out('free', ['-g']);
 results.meta.cli = BIN;
 results.meta.gitHead = out('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']);
-results.meta.command = `npm run bench${QUICK ? ' -- --quick' : ''}`;
+results.meta.command = process.env.npm_lifecycle_event?.startsWith('bench') ? `npm run ${process.env.npm_lifecycle_event}` : `node bench/run-all.js ${process.argv.slice(2).join(' ')}`.trim();
 console.log(`kvmctl benchmarks${QUICK ? ' (quick)' : ''}: ${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}, ${results.meta.qemu}`);
 
 const t0 = Date.now();

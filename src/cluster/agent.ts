@@ -41,6 +41,7 @@ type Snapshot = {
   owner: Map<string, string>;
   hosts: Map<string, HostInfo>;
   migrations: Map<string, Migration>;
+  netDefs: Map<string, string>;
 };
 
 const DEFAULT_CONFIG: ClusterConfig = { ttlSec: 5, marginMs: 1000, sharedStorage: [], createdAt: '' };
@@ -67,6 +68,8 @@ export class Agent {
   private watcher?: { cancel(): Promise<void> };
   /** One client per etcd member, for lease renewals (see keepaliveAny). */
   private renewers: Etcd3[] = [];
+  /** Network definitions in etcd (latest snapshot). */
+  private netDefs = new Map<string, string>();
 
   constructor(private o: AgentOptions) {
     this.k = keys(o.prefix);
@@ -249,7 +252,7 @@ export class Agent {
 
   private async snapshot(): Promise<Snapshot> {
     const all = await withTimeout(this.c.getAll().prefix(this.k.prefix).exec(), 2000, 'snapshot');
-    const s: Snapshot = { config: this.cfg, defs: new Map(), desired: new Map(), desiredRev: new Map(), owner: new Map(), hosts: new Map(), migrations: new Map() };
+    const s: Snapshot = { config: this.cfg, defs: new Map(), desired: new Map(), desiredRev: new Map(), owner: new Map(), hosts: new Map(), migrations: new Map(), netDefs: new Map() };
     for (const kv of all.kvs) {
       const key = kv.key.toString().slice(this.k.prefix.length);
       const val = kv.value.toString();
@@ -259,7 +262,8 @@ export class Agent {
       else if (kind === 'defs' && rest[0] === 'vm') {
         const doc = parseDefinitions(val, `etcd:${key}`)[0];
         s.defs.set(rest[1]!, { text: val, spec: doc && !doc.issues.length ? (doc.spec as VmSpec) : undefined });
-      } else if (kind === 'desired') {
+      } else if (kind === 'defs' && rest[0] === 'network') s.netDefs.set(rest[1]!, val);
+      else if (kind === 'desired') {
         s.desired.set(name, JSON.parse(val) as Desired);
         s.desiredRev.set(name, String(kv.mod_revision));
       } else if (kind === 'owner') s.owner.set(name, val);
@@ -280,21 +284,30 @@ export class Agent {
     this.tasks.set(name, p);
   }
 
+  /** The cluster's definition of a VM, and of the networks its NICs use, into this host's config (startVm reads them there; it brings bridges up and makes the taps). */
   private syncDef(name: string, text: string): void {
-    const file = path.join(this.o.paths.vmDefs, `${name}.yaml`);
-    let cur: string | undefined;
-    try {
-      cur = fs.readFileSync(file, 'utf8');
-    } catch {
-      cur = undefined;
+    const put = (kind: 'vm' | 'network', n: string, t: string) => {
+      let cur: string | undefined;
+      try {
+        cur = fs.readFileSync(path.join(kind === 'vm' ? this.o.paths.vmDefs : this.o.paths.netDefs, `${n}.yaml`), 'utf8');
+      } catch {
+        cur = undefined;
+      }
+      if (cur?.trimEnd() !== t.trimEnd()) writeDef(this.o.paths, kind, n, t);
+    };
+    put('vm', name, text);
+    const spec = parseDefinitions(text)[0]?.spec as VmSpec | undefined;
+    for (const nic of spec?.nics ?? []) {
+      const t = nic.network ? this.netDefs.get(nic.network) : undefined;
+      if (t) put('network', nic.network!, t);
     }
-    if (cur?.trimEnd() !== text.trimEnd()) writeDef(this.o.paths, 'vm', name, text);
   }
 
   private async reconcile(): Promise<void> {
     if (this.stopping || this.fenced || !this.leaseId) return;
     const s = await this.snapshot();
     this.cfg = s.config;
+    this.netDefs = s.netDefs;
     const me = this.o.host;
     const { vmStatus } = await import('../vm/status.js');
     const { procStat } = await import('../vm/proc.js');
@@ -442,7 +455,9 @@ export class Agent {
     }
     let target: string;
     try {
-      target = place(spec, [...s.hosts.values()], placed, { exclude: [d.host!], sharedStorage: s.config.sharedStorage }).host;
+      // A network defined in the cluster can be brought up on any host.
+      const hosts = [...s.hosts.values()].map((x) => ({ ...x, networks: [...x.networks, ...s.netDefs.keys()] }));
+      target = place(spec, hosts, placed, { exclude: [d.host!], sharedStorage: s.config.sharedStorage }).host;
     } catch (e) {
       this.log(`cannot restart HA VM ${n}: ${(e as Error).message}`);
       return;

@@ -158,7 +158,9 @@ export async function clusterStart(s: Session, paths: Paths, name: string, opts:
         const sp = defs.get(vm) ? (parseDefinitions(defs.get(vm)!)[0]?.spec as VmSpec | undefined) : undefined;
         return { vm, host: d.host!, memory: sp?.memory ?? 0, antiAffinity: sp?.antiAffinity };
       });
-    const r = place(spec, [...hosts.values()], placed, { sharedStorage: cfg?.sharedStorage });
+    // A network defined in the cluster can be brought up on any host (the agent syncs it before the start).
+    const nets = [...(await listStrings(s.c, s.k.defs('network'))).keys()];
+    const r = place(spec, [...hosts.values()].map((x) => ({ ...x, networks: [...x.networks, ...nets] })), placed, { sharedStorage: cfg?.sharedStorage });
     host = r.host;
     considered = r.considered;
   }

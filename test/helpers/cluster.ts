@@ -78,8 +78,8 @@ export function pidsMentioning(text: string, what: string): number[] {
 }
 
 /**
- * `lan`: each host also gets a bridge br0 holding its eth0 (the address moves to br0) and a tap
- * `vmtap0` in it, so a guest with `nics: [{tap: vmtap0}]` is on the shared segment on any host.
+ * `lan`: each host also gets a bridge br0 holding its eth0 (the address moves to br0), so a guest
+ * on a kvmctl bridge network with `interface: br0` is on the shared segment on any host.
  */
 export async function makeCluster(n = 3, opts: { ttl?: number; margin?: number; memory?: string; lan?: boolean } = {}): Promise<TestCluster> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kc-'));
@@ -113,9 +113,6 @@ export async function makeCluster(n = 3, opts: { ttl?: number; margin?: number; 
       if (opts.lan) {
         await ns.ip('link', 'add', 'br0', 'type', 'bridge');
         await ns.ip('link', 'set', 'eth0', 'master', 'br0');
-        await ns.ip('tuntap', 'add', 'vmtap0', 'mode', 'tap');
-        await ns.ip('link', 'set', 'vmtap0', 'master', 'br0');
-        await ns.ip('link', 'set', 'vmtap0', 'up');
         await ns.ip('link', 'set', 'br0', 'up');
       }
       await ns.ip('addr', 'add', `${ip}/24`, 'dev', opts.lan ? 'br0' : 'eth0');

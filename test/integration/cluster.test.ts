@@ -76,7 +76,7 @@ describe.skipIf(!!why)(`cluster on etcd, 3 hosts${why ? ` (skipped: ${why})` : '
     for (const x of c.hosts) await x.startAgent();
     await until('3 live agents', async () => (await status()).hosts.filter((x: any) => x.alive).length === 3, 30_000, 300);
     const f = path.join(c.dir, 'vms.yaml');
-    fs.writeFileSync(f, [VM('mig', `nics: [{ tap: vmtap0, mac: "52:54:00:77:00:50" }]`).replace('test-guest }', `test-guest, append: "kvt.ip0=${GUEST_IP}/24" }`), VM('ha1', 'ha: true'), VM('spare'), VM('shared', 'shares:\n  - { path: /tmp, tag: hostshare }')].join('---\n'));
+    fs.writeFileSync(f, ['kind: network\nname: lan\ntype: bridge\ninterface: br0\n', VM('mig', `nics: [{ network: lan, mac: "52:54:00:77:00:50" }]`).replace('test-guest }', `test-guest, append: "kvt.ip0=${GUEST_IP}/24" }`), VM('ha1', 'ha: true'), VM('spare'), VM('shared', 'shares:\n  - { path: /tmp, tag: hostshare }')].join('---\n'));
     const a = await c.hosts[0]!.cli(['cluster', 'apply', '-f', f]);
     expect(a.code, a.stderr).toBe(0);
   }, 120_000);
@@ -147,7 +147,7 @@ describe.skipIf(!!why)(`cluster on etcd, 3 hosts${why ? ` (skipped: ${why})` : '
     await waitGuest(h(from), 'mig');
     await guestExec(h(from), 'mig', 'echo kvmctl-was-here > /tmp/marker');
     const up0 = Number((await guestExec(h(from), 'mig', 'cat /proc/uptime')).split(' ')[0]);
-    // Pings from the third host's namespace, every 100 ms, through the shared bridge to the guest's tap.
+    // Pings from the third host's namespace, every 100 ms, through the shared bridge to the guest's tap (made by kvmctl on each host, on the cluster's network lan).
     const bb = await busyboxPing(c.dir);
     let pinger: ReturnType<typeof spawn> | undefined;
     let pingOut = '';
@@ -169,6 +169,10 @@ describe.skipIf(!!why)(`cluster on etcd, 3 hosts${why ? ` (skipped: ${why})` : '
     expect(m).toMatchObject({ from, to, state: 'done' });
     expect(m.stats.downtimeMs).toBeGreaterThanOrEqual(0);
     await until('source copy gone', () => runningOn('mig').join() === to, 20_000);
+    // The tap was made on the destination's bridge and removed from the source's.
+    const ports = async (x: TestHost) => (await x.ns.ip('-o', 'link', 'show', 'master', 'br0')).split('\n').filter(Boolean).map((l) => l.split(': ')[1]!.split('@')[0]!);
+    await until('source tap removed', async () => (await ports(h(from))).join() === 'eth0', 10_000, 200);
+    expect((await ports(h(to))).filter((p) => p !== 'eth0')).toHaveLength(1);
     expect(await guestExec(h(to), 'mig', 'cat /tmp/marker')).toBe('kvmctl-was-here');
     const up1 = Number((await guestExec(h(to), 'mig', 'cat /proc/uptime')).split(' ')[0]);
     expect(up1).toBeGreaterThan(up0); // the same boot continues (a restart would start near 0)

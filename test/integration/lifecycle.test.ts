@@ -152,7 +152,7 @@ describe('control of a running VM', () => {
     child.stdout!.on('data', (d) => (out += d));
     await new Promise((r) => setTimeout(r, 800));
     child.stdin!.write('echo con$((6*7))sole\n');
-    const end = Date.now() + 15_000;
+    const end = Date.now() + 40_000;
     while (!out.includes('con42sole') && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
     child.stdin!.write(Buffer.from([0x1d])); // Ctrl-] detaches
     await new Promise((r) => child.once('close', r));
@@ -160,7 +160,7 @@ describe('control of a running VM', () => {
     expect(out).toContain('con42sole');
     // Still running after the console detached.
     expect(json((await h.cli(['status', 'tiny', '--json'])).stdout).state).toBe('running');
-  });
+  }, 90_000);
 
   it('logs prints the serial log', async () => {
     const r = await h.cli(['logs', 'tiny', '-n', '50']);
@@ -257,10 +257,22 @@ describe('bad input gets a clear error and changes nothing', () => {
   });
 
   it('a socket path too long for a unix socket', async () => {
-    await h.apply(`name: longsock\nmemory: 128M\nkernel: { builtin: test-guest }\nmonitor: { socket: /tmp/${'x'.repeat(120)}.sock }\n`);
-    const r = await h.cli(['start', 'longsock']);
+    // An explicit path is refused when the definition is applied…
+    const f = path.join(h.dir, 'longsock.yaml');
+    fs.writeFileSync(f, `name: longsock\nmemory: 128M\nkernel: { builtin: test-guest }\nmonitor: { socket: /tmp/${'x'.repeat(120)}.sock }\n`);
+    const r = await h.cli(['apply', '-f', f]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/monitor\.socket: socket path is \d+ bytes, over the 107-byte limit/);
+    expect(r.stderr).toMatch(/monitor\.socket: .*over the 107-byte limit/);
+    expect(fs.existsSync(path.join(h.dir, 'config/vms/longsock.yaml'))).toBe(false);
+    // …and one that only gets too long under a deep KVMCTL_HOME is refused at start, naming it.
+    const deep = path.join(h.dir, 'd'.repeat(60), 'e'.repeat(40));
+    fs.mkdirSync(deep, { recursive: true });
+    fs.writeFileSync(f, `name: longsock\nmemory: 128M\nkernel: { builtin: test-guest }\n`);
+    expect((await h.cli(['apply', '-f', f], { env: { KVMCTL_HOME: deep } })).code).toBe(0);
+    const s = await h.cli(['start', 'longsock'], { env: { KVMCTL_HOME: deep } });
+    expect(s.code).toBe(2);
+    expect(s.stderr).toMatch(/qmp: socket path is \d+ bytes, over the 107-byte limit/);
+    expect(fs.existsSync(path.join(deep, 'run/vms/longsock/qemu.pid'))).toBe(false);
   });
 
   it('a runAs user that does not exist', async () => {

@@ -148,14 +148,18 @@ describe('control of a running VM', () => {
 
   it('console shows the ready marker and runs a command in the guest', async () => {
     const child = h.spawnCli(['console', 'tiny']);
+    const closed = new Promise((r) => child.once('close', r));
     let out = '';
+    let err = '';
     child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (err += d));
     await new Promise((r) => setTimeout(r, 800));
     child.stdin!.write('echo con$((6*7))sole\n');
     const end = Date.now() + 40_000;
     while (!out.includes('con42sole') && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
     child.stdin!.write(Buffer.from([0x1d])); // Ctrl-] detaches
-    await new Promise((r) => child.once('close', r));
+    await closed;
+    expect(err).toBe('');
     expect(out).toContain('KVMCTL-GUEST-READY');
     expect(out).toContain('con42sole');
     // Still running after the console detached.

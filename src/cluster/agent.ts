@@ -81,7 +81,8 @@ export class Agent {
   fenceAt(): number {
     if (!this.leaseId || this.fenced) return 0;
     const ttl = this.cfg.ttlSec * 1000;
-    return this.lastRenewSent + ttl - Math.min(1000, ttl / 3);
+    // Lead: at least 1 s (the kill, the watchdog's 100 ms poll, a busy host), a quarter of longer TTLs, never over a third.
+    return this.lastRenewSent + ttl - Math.min(ttl / 3, Math.max(1000, ttl / 4));
   }
   private safeToAct(): boolean {
     return !this.fenced && !!this.leaseId && Date.now() < this.fenceAt() - 300;

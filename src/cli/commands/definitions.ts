@@ -92,7 +92,7 @@ export function register(program: Command, action: Action): void {
       action(async (ctx, name: string) => {
         const { readVm } = await import('../../spec/store.js');
         const { vmStatus } = await import('../../vm/status.js');
-        const { stringify } = await import('yaml');
+        const { stringify } = await import('../../spec/yaml-out.js');
         const spec = readVm(ctx.paths, name);
         const status = await vmStatus(ctx.paths, name);
         const mounts = spec.shares.map((s) =>

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { guestCacheRoot } from '../guest/test-guest.js';
 import { run } from '../host/exec.js';
 import { resolvePaths, type Paths } from '../host/paths.js';
 import { probeHost } from '../host/probe.js';
@@ -28,6 +29,9 @@ export async function runDemo(o: { examples: string; out: (s: string) => void; k
   const say = o.out;
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'kvmctl-demo-'));
   const paths: Paths = resolvePaths({ ...process.env, KVMCTL_HOME: home });
+  // The test guest comes from the caller's cache (built once by setup), not rebuilt in the
+  // throw-away home: a rebuild downloads two .debs and costs ~8 s per demo.
+  process.env.KVMCTL_GUEST_CACHE ??= guestCacheRoot(resolvePaths());
   const ns = `kvmctl-demo-${randomBytes(3).toString('hex')}`;
   const checks: Check[] = [];
   const check = async (name: string, fn: () => Promise<string>) => {
@@ -79,7 +83,8 @@ export async function runDemo(o: { examples: string; out: (s: string) => void; k
     const started = await Promise.all(
       ['demo-a', 'demo-b'].map((vm) => startVm(paths, vm, { netns: ns, waitForGuest: true, timeoutMs: 120_000 })),
     );
-    for (const s of started) say(`  started ${s.name} (pid ${s.pid}, ${s.accel}): QMP ready ${s.qmpReadyMs} ms, guest ready ${s.guestReadyMs} ms`);
+    const machineOf = (argv: string[]) => (argv[argv.indexOf('-machine') + 1] ?? '?').split(',')[0]!.replace(/^type=/, '');
+    for (const s of started) say(`  started ${s.name} (pid ${s.pid}, ${s.accel}, machine ${machineOf(s.argv)}): QMP ready ${s.qmpReadyMs} ms, guest ready ${s.guestReadyMs} ms`);
     say(`  both guests ready in ${Date.now() - t0} ms`);
     const links = JSON.parse((await ipn('-json', 'link', 'show')).stdout) as { ifname: string; master?: string }[];
     say(`  links in ${ns}: ${links.map((l) => (l.master ? `${l.ifname}→${l.master}` : l.ifname)).join(', ')}`);

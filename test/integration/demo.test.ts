@@ -8,19 +8,11 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/host/exec.js';
+import { isAlive as alive } from '../../src/vm/proc.js';
 import { BIN, GUEST_CACHE, ROOT } from '../helpers/kvmctl.js';
 import { canUseNetns, tempHome } from '../helpers/netns.js';
 
 const can = canUseNetns().ok;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe.skipIf(!can)('kvmctl demo (the quick start\'s main job)', () => {
   const home = tempHome();

@@ -17,7 +17,10 @@ export async function runRemote(ctx: Ctx, target: string, cmd: Command, args: un
     throw badInput('REMOTE_UNSUPPORTED', `"kvmctl ${name}" does not work through --remote yet`, `remote commands: ${REMOTE_COMMANDS.join(', ')}; or run it on the server's host`);
   }
   const api = remoteApi(parseRemote(target, ctx.paths));
-  const vm = args[0] as string;
+  // start/stop take several names locally (variadic: an array); through a server, one at a time.
+  const names = Array.isArray(args[0]) ? (args[0] as string[]) : [args[0] as string];
+  if (names.length > 1) throw badInput('REMOTE_UNSUPPORTED', `"kvmctl ${name}" takes one VM name through --remote`, `run it once per VM, or on the server's host: kvmctl ${name} ${names.join(' ')}`);
+  const vm = names[0]!;
   const opts = (args.find((a) => a && typeof a === 'object') ?? {}) as { timeout?: number; force?: boolean; waitForGuest?: boolean | string };
   switch (name) {
     case 'list': {

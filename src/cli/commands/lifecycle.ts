@@ -1,5 +1,9 @@
 /** start, stop, kill, restart, status, pause, resume, reset. */
 import type { Command } from 'commander';
+import { badInput } from '../../errors.js';
+import type { StartResult } from '../../vm/start.js';
+import type { StopResult } from '../../vm/stop.js';
+import type { StartOutcome, StopOutcome } from '../../vm/many.js';
 import type { Action } from '../main.js';
 
 const seconds = (v: string) => {
@@ -8,46 +12,75 @@ const seconds = (v: string) => {
   return n;
 };
 
+const startedLine = (r: StartResult) =>
+  `started ${r.name} (pid ${r.pid}, ${r.accel}) — QMP ready in ${r.qmpReadyMs} ms${r.guestReadyMs !== undefined ? `, guest ready in ${r.guestReadyMs} ms` : ''}`;
+
+const HOW = { acpi: 'the guest powered off (ACPI)', quit: 'QMP quit', sigkill: 'SIGKILL' } as const;
+const stoppedLine = (r: StopResult) => `stopped ${r.name} by ${HOW[r.how]} in ${r.tookMs} ms`;
+
 export function register(program: Command, action: Action): void {
   program
     .command('start')
-    .description('start a VM detached (its own session; kvmctl can exit or crash without touching it)')
-    .argument('<name>')
+    .description('start VMs detached (own sessions; kvmctl can exit or crash without touching them); several names start at once from this one process')
+    .argument('<names...>')
     .option('--wait', 'return once QMP reports the VM running (the default)')
     .option('--wait-for-guest [marker]', 'also wait for a line on the serial console (default: the test guest ready marker)')
-    .option('--timeout <seconds>', 'give up waiting after this long', seconds)
+    .option('--timeout <seconds>', 'give up waiting after this long (per VM)', seconds)
     .option('--netns <name>', 'create the VM\'s links in this network namespace and run QEMU inside it')
     .option('--on <host>', 'cluster mode: run it on this host instead of placing it (docs/cluster.md)')
-    .addHelpText('after', '\nExamples:\n  kvmctl start tiny --wait-for-guest\n  kvmctl start exam_vm')
+    .addHelpText(
+      'after',
+      '\nSeveral names: every definition is checked first (a bad one: exit 2, nothing started), then all start\nconcurrently, each under its own lock; one line per VM. If some fail, the others stay running and\nthe exit status is 1. --json prints an array.\n\nExamples:\n  kvmctl start tiny --wait-for-guest\n  kvmctl start exam_vm\n  kvmctl start web db cache --wait-for-guest',
+    )
     .action(
-      action(async (ctx, name: string, opts: { waitForGuest?: string | boolean; timeout?: number; netns?: string; on?: string }) => {
-        // In a cluster (this host ran cluster init/join) start means: place it, write the desired state.
-        if (opts.on || (await import('../../cluster/local.js')).inCluster(ctx.paths)) return (await import('./cluster.js')).clusterStartCmd(ctx, name, opts);
-        const { startVm } = await import('../../vm/start.js');
-        const r = await startVm(ctx.paths, name, {
+      action(async (ctx, names: string[], opts: { waitForGuest?: string | boolean; timeout?: number; netns?: string; on?: string }) => {
+        const startOpts = {
           waitForGuest: opts.waitForGuest,
           timeoutMs: opts.timeout !== undefined ? opts.timeout * 1000 : undefined,
           netns: opts.netns,
-          log: (m) => process.stderr.write(`${m}\n`),
-        });
+          log: (m: string) => process.stderr.write(`${m}\n`),
+        };
+        // In a cluster (this host ran cluster init/join) start means: place it, write the desired state.
+        const cluster = !!opts.on || (await import('../../cluster/local.js')).inCluster(ctx.paths);
+        if (names.length > 1) {
+          if (cluster) throw badInput('MULTI_UNSUPPORTED', 'in cluster mode start takes one VM name', 'start them one at a time: kvmctl start NAME');
+          const { startMany } = await import('../../vm/many.js');
+          const { printEach, finishMany } = await import('../many.js');
+          const onDone = printEach<StartOutcome>(ctx, startedLine);
+          finishMany(ctx, 'start', await startMany(ctx.paths, names, { ...startOpts, onDone }));
+          return;
+        }
+        const name = names[0]!;
+        if (cluster) return (await import('./cluster.js')).clusterStartCmd(ctx, name, opts);
+        const { startVm } = await import('../../vm/start.js');
+        const r = await startVm(ctx.paths, name, startOpts);
         for (const w of r.warnings) ctx.warn(w);
-        ctx.out(r, () => `started ${name} (pid ${r.pid}, ${r.accel}) — QMP ready in ${r.qmpReadyMs} ms${r.guestReadyMs !== undefined ? `, guest ready in ${r.guestReadyMs} ms` : ''}`);
+        ctx.out(r, () => startedLine(r));
       }),
     );
 
   program
     .command('stop')
-    .description('ACPI power-down, then after the timeout QMP quit, then SIGKILL; says which one ended the VM')
-    .argument('<name>')
+    .description('ACPI power-down, then after the timeout QMP quit, then SIGKILL; says which one ended the VM; several names stop at once')
+    .argument('<names...>')
     .option('-t, --timeout <seconds>', 'seconds to wait for the guest (default: the definition\'s stopTimeout, 60)', seconds)
     .option('-f, --force', 'skip the ACPI power-down')
     .action(
-      action(async (ctx, name: string, opts: { timeout?: number; force?: boolean }) => {
-        if ((await import('../../cluster/local.js')).inCluster(ctx.paths)) return (await import('./cluster.js')).clusterStopCmd(ctx, name, opts);
+      action(async (ctx, names: string[], opts: { timeout?: number; force?: boolean }) => {
+        const cluster = (await import('../../cluster/local.js')).inCluster(ctx.paths);
+        if (names.length > 1) {
+          if (cluster) throw badInput('MULTI_UNSUPPORTED', 'in cluster mode stop takes one VM name', 'stop them one at a time: kvmctl stop NAME');
+          const { stopMany } = await import('../../vm/many.js');
+          const { printEach, finishMany } = await import('../many.js');
+          const onDone = printEach<StopOutcome>(ctx, stoppedLine);
+          finishMany(ctx, 'stop', await stopMany(ctx.paths, names, { timeoutSec: opts.timeout, force: opts.force, onDone }));
+          return;
+        }
+        const name = names[0]!;
+        if (cluster) return (await import('./cluster.js')).clusterStopCmd(ctx, name, opts);
         const { stopVm } = await import('../../vm/stop.js');
         const r = await stopVm(ctx.paths, name, { timeoutSec: opts.timeout, force: opts.force });
-        const how = { acpi: 'the guest powered off (ACPI)', quit: 'QMP quit', sigkill: 'SIGKILL' }[r.how];
-        ctx.out(r, () => `stopped ${name} by ${how} in ${r.tookMs} ms`);
+        ctx.out(r, () => stoppedLine(r));
       }),
     );
 

@@ -11,7 +11,8 @@
  */
 import { KvmError } from '../errors.js';
 import type { Paths } from '../host/paths.js';
-import { bridgeIfname, uplinksOf, type BridgeLikeSpec } from '../spec/network.js';
+import type { BridgeLikeSpec } from '../spec/network.js';
+import { bridgeIfname, uplinksOf } from '../spec/network-views.js';
 import { parsePrefix, overlaps } from './cidr.js';
 import { defaultRouteDevs, deleteLink, ip, listAddrs, listLinks, ownerAlias, parseOwner, type IpOpts, type Link } from './ip.js';
 import { readNetState, removeNetState, writeNetState, type NetState } from './state.js';

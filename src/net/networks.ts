@@ -4,7 +4,8 @@
  */
 import { KvmError } from '../errors.js';
 import type { Paths } from '../host/paths.js';
-import { natBridgeView, type NetworkSpec } from '../spec/network.js';
+import type { NetworkSpec } from '../spec/network.js';
+import { natBridgeView } from '../spec/network-views.js';
 import { bridgeDown, bridgeStatus, bridgeUp, type DownResult, type NetCtx, type NetStatus, type UpResult } from './bridge.js';
 import { vmIsRunning } from './gc.js';
 import { getLink, ip, listLinks, parseOwner, type IpOpts } from './ip.js';

@@ -9,7 +9,8 @@
 import fs from 'node:fs';
 import { KvmError } from '../../errors.js';
 import { spawnDetached } from '../../host/exec.js';
-import { natDhcpRange, type NatSpec } from '../../spec/network.js';
+import type { NatSpec } from '../../spec/network.js';
+import { natDhcpRange } from '../../spec/network-views.js';
 import type { VmSpec } from '../../spec/vm.js';
 import { deriveMac } from '../mac.js';
 import { subnetOf } from './ipv4.js';

@@ -9,6 +9,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     maxWorkers: 2,
     pool: 'forks',
+    setupFiles: ['test/helpers/validator-setup.ts'],
     env: {
       // One test-guest build per machine, shared by every test file, the demo and the benchmarks.
       KVMCTL_GUEST_CACHE: process.env.KVMCTL_GUEST_CACHE ?? path.resolve(import.meta.dirname, '.cache/guest'),

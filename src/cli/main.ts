@@ -4,6 +4,8 @@
  * modules import their heavy dependencies lazily inside their actions).
  */
 import { Command, CommanderError } from 'commander';
+import { deferWrites, discardWrites, flushWrites } from '../spec/definition-cache.js';
+import { prepareDefinitions } from '../spec/store.js';
 import { makeCtx, renderError, type Ctx } from './context.js';
 import { commands } from './commands/index.js';
 
@@ -19,15 +21,31 @@ program
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
+/**
+ * Commands that run for long, while definitions may change under them: they load the definition
+ * validator up front. The others validate (YAML + zod) only definitions the cache has not seen.
+ */
+const LONG_RUNNING = new Set(['serve', 'agent', 'cluster', 'migrate', 'autostart', 'shutdown-all', 'demo']);
+
 /** Wraps a command action: builds the context, maps errors to message + hint + exit status. */
 const action: Action = (fn) => async (...args: any[]) => {
   const cmd = args[args.length - 1] as Command;
   const opts = cmd.optsWithGlobals() as { json?: boolean; remote?: string };
   const ctx = makeCtx(opts);
+  let top = cmd;
+  while (top.parent && top.parent !== program) top = top.parent;
   try {
     if (opts.remote && cmd.name() !== 'serve') await (await import('../api/remote-cli.js')).runRemote(ctx, opts.remote, cmd, args.slice(0, -1));
-    else await fn(ctx, ...args);
+    else {
+      const long = LONG_RUNNING.has(top.name());
+      // Cache entries are written only once a short command succeeded: bad input writes nothing.
+      if (!long) deferWrites();
+      await prepareDefinitions(ctx.paths, { eager: long });
+      await fn(ctx, ...args);
+      if (!process.exitCode) flushWrites();
+    }
   } catch (e) {
+    discardWrites();
     const r = renderError(e);
     if (opts.json) process.stdout.write(`${JSON.stringify({ error: r.json }, null, 2)}\n`);
     process.stderr.write(`${r.text}\n`);

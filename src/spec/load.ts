@@ -11,6 +11,7 @@ import type { z } from 'zod';
 import { badInput, type ErrorIssue } from '../errors.js';
 import { closest } from './names.js';
 import { networkSchema, type NetworkSpec } from './network.js';
+import { registerValidator } from './validator.js';
 import { vmCrossIssues, vmSchema, type VmSpec } from './vm.js';
 
 export type Definition = ({ kind: 'vm'; spec: VmSpec } | { kind: 'network'; spec: NetworkSpec }) & { source?: string; text?: string };
@@ -217,3 +218,6 @@ export function loadFiles(paths: string[]): Definition[] {
   if (issues.length) throw specError(paths.join(', '), issues);
   return defs;
 }
+
+// Reading stored definitions (src/spec/store.ts) validates through this module once it is loaded.
+registerValidator({ parseDefinitions, specError });

@@ -2,14 +2,18 @@
  * Definition files on disk: `<config>/vms/NAME.yaml` and `<config>/networks/NAME.yaml`.
  * Written atomically (temp file + rename); the original YAML text a user applied is kept as it
  * was (comments included) so the files stay pleasant to read and keep in git.
+ * Reading one validates it, unless the definition cache holds this exact text already
+ * (src/spec/definition-cache.ts): the validator (YAML + zod) is loaded only on a miss
+ * (src/spec/validator.ts), so this module must not import load.ts.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { badInput, KvmError } from '../errors.js';
 import type { Paths } from '../host/paths.js';
-import { parseDefinitions, specError } from './load.js';
+import * as cache from './definition-cache.js';
 import { NAME_RE, NAME_RULE, closest } from './names.js';
 import type { NetworkSpec } from './network.js';
+import { currentValidator, loadValidator } from './validator.js';
 import type { VmSpec } from './vm.js';
 
 export type Kind = 'vm' | 'network';
@@ -52,12 +56,61 @@ function readDef(paths: Paths, kind: Kind, name: string): VmSpec | NetworkSpec {
       guess ? `did you mean "${guess}"?` : `define it with kvmctl apply -f FILE (kvmctl ${kind === 'vm' ? 'list' : 'net list'} shows what exists)`,
     );
   }
-  const docs = parseDefinitions(text, file);
+  const hit = cache.lookup(paths, kind, name, text);
+  if (hit) return hit as VmSpec | NetworkSpec;
+  const v = currentValidator();
+  if (!v) {
+    // prepareDefinitions loaded the validator if anything missed the cache when the command began.
+    if (prepared) throw new KvmError('DEFINITION_CHANGED', `${file} changed while kvmctl was running`, { hint: 'run the command again' });
+    throw new Error(`reading ${file}: the definition validator is not loaded (await prepareDefinitions() or loadValidator() first)`);
+  }
+  const docs = v.parseDefinitions(text, file);
   const doc = docs[0];
   if (!doc || docs.length !== 1) throw new KvmError('DEFINITION_CORRUPT', `${file} must hold exactly one definition`, { hint: 'edit the file or re-apply it' });
-  if (doc.issues.length) throw specError(file, doc.issues);
+  if (doc.issues.length) throw v.specError(file, doc.issues);
   if (doc.kind !== kind) throw new KvmError('DEFINITION_CORRUPT', `${file} holds a ${doc.kind}, not a ${kind}`);
+  cache.store(paths, kind, name, text, doc.spec);
   return doc.spec!;
+}
+
+let prepared = false;
+
+/**
+ * Make reading stored definitions possible without the validator loaded up front: when a stored
+ * definition misses the cache, the validator is loaded now (async) so that the synchronous reads
+ * that follow can validate, and every definition that missed is validated (and cached) at once —
+ * after an upgrade one command pays for all, not each command for the ones it did not read.
+ * `eager`: load the validator regardless (long-running commands, whose definitions may change
+ * while they run).
+ */
+export async function prepareDefinitions(paths: Paths, opts: { eager?: boolean } = {}): Promise<void> {
+  prepared = true;
+  if (currentValidator()) return;
+  if (opts.eager) {
+    await loadValidator();
+    return;
+  }
+  const missed: [Kind, string][] = [];
+  for (const kind of ['network', 'vm'] as const) {
+    for (const name of listNames(paths, kind)) {
+      let text: string;
+      try {
+        text = fs.readFileSync(defPath(paths, kind, name), 'utf8');
+      } catch {
+        continue; // gone, or unreadable: reading it reports that without a validator
+      }
+      if (!cache.lookup(paths, kind, name, text)) missed.push([kind, name]);
+    }
+  }
+  if (!missed.length) return;
+  await loadValidator();
+  for (const [kind, name] of missed) {
+    try {
+      readDef(paths, kind, name);
+    } catch {
+      /* invalid (never cached): reported when the command reads it */
+    }
+  }
 }
 
 export function readVm(paths: Paths, name: string): VmSpec {
@@ -85,4 +138,5 @@ export function writeDef(paths: Paths, kind: Kind, name: string, text: string): 
 export function removeDef(paths: Paths, kind: Kind, name: string): void {
   readDef(paths, kind, name); // not found → clear error
   fs.rmSync(defPath(paths, kind, name));
+  cache.forget(paths, kind, name);
 }

@@ -59,6 +59,8 @@ function kvmctlVersion(): string {
 export function buildIdentity(): string {
   if (identity !== undefined) return identity;
   const parts = [`format ${CACHE_FORMAT}`, `kvmctl ${kvmctlVersion()}`, `node ${process.version}`, fileStamp(new URL(import.meta.url)) ?? `code ${import.meta.url}`];
+  // They exist beside tsc's output and the sources; from a bundle chunk these paths find nothing
+  // (or tsc's output, rebuilt with it), and the chunk's own stamp is what changes.
   for (const m of SCHEMA_MODULES) for (const ext of ['.js', '.ts']) parts.push(fileStamp(new URL(`${m}${ext}`, import.meta.url)) ?? '');
   identity = createHash('sha256').update(parts.join('\n')).digest('hex');
   return identity;
@@ -79,50 +81,54 @@ export function entryFile(paths: Paths, kind: DefKind, name: string): string {
 
 /** The cached spec for this exact definition text, or undefined (no entry, stale, corrupt, unreadable). */
 export function lookup(paths: Paths, kind: DefKind, name: string, text: string): unknown {
-  let raw: string;
-  try {
-    raw = fs.readFileSync(entryFile(paths, kind, name), 'utf8');
-  } catch {
-    return undefined;
+  const file = entryFile(paths, kind, name);
+  const key = entryKey(kind, name, text);
+  let raw = pending?.get(file);
+  if (raw === undefined) {
+    try {
+      raw = fs.readFileSync(file, 'utf8');
+    } catch {
+      return undefined;
+    }
   }
   try {
     const e = JSON.parse(raw) as { key?: unknown; spec?: unknown };
-    if (e && typeof e === 'object' && e.key === entryKey(kind, name, text) && e.spec && typeof e.spec === 'object') return e.spec;
+    if (e && typeof e === 'object' && e.key === key && e.spec && typeof e.spec === 'object') return e.spec;
   } catch {
     /* corrupt: a miss */
   }
   return undefined;
 }
 
-type Pending = { paths: Paths; kind: DefKind; name: string; text: string; spec: unknown };
-let deferred: Pending[] | undefined;
+/** Entries not written yet (file → JSON), while writes are deferred; lookups see them. */
+let pending: Map<string, string> | undefined;
 
 /** Hold writes until `flushWrites` (the command succeeded) or `discardWrites` (it failed). */
 export function deferWrites(): void {
-  deferred ??= [];
+  pending ??= new Map();
 }
 
 export function flushWrites(): void {
-  const list = deferred ?? [];
-  deferred = undefined;
-  for (const p of list) write(p);
+  const list = pending ?? new Map<string, string>();
+  pending = undefined;
+  for (const [file, json] of list) write(file, json);
 }
 
 export function discardWrites(): void {
-  deferred = undefined;
+  pending = undefined;
 }
 
-/** Remember a spec that was just validated from `text` (deferred while `deferWrites` is on). */
+/** Remember a spec that was just validated from `text` (held back while `deferWrites` is on). */
 export function store(paths: Paths, kind: DefKind, name: string, text: string, spec: unknown): void {
-  if (deferred) deferred.push({ paths, kind, name, text, spec });
-  else write({ paths, kind, name, text, spec });
+  const json = JSON.stringify({ key: entryKey(kind, name, text), kind, name, spec });
+  // Only what JSON gives back unchanged is cached (no undefined, NaN, Date …): a hit must equal a validation.
+  if (!isDeepStrictEqual((JSON.parse(json) as { spec: unknown }).spec, spec)) return;
+  const file = entryFile(paths, kind, name);
+  if (pending) pending.set(file, json);
+  else write(file, json);
 }
 
-function write(p: Pending): void {
-  const file = entryFile(p.paths, p.kind, p.name);
-  const json = JSON.stringify({ key: entryKey(p.kind, p.name, p.text), kind: p.kind, name: p.name, spec: p.spec });
-  // Only what JSON gives back unchanged is cached (no undefined, NaN, Date …): a hit must equal a validation.
-  if (!isDeepStrictEqual((JSON.parse(json) as { spec: unknown }).spec, p.spec)) return;
+function write(file: string, json: string): void {
   const tmp = `${file}.${process.pid}.tmp`;
   try {
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
@@ -140,7 +146,7 @@ function write(p: Pending): void {
 /** Forget a definition's entry (its file was removed). */
 export function forget(paths: Paths, kind: DefKind, name: string): void {
   const file = entryFile(paths, kind, name);
-  if (deferred) deferred = deferred.filter((p) => entryFile(p.paths, p.kind, p.name) !== file);
+  pending?.delete(file);
   try {
     fs.rmSync(file, { force: true });
   } catch {

@@ -131,7 +131,10 @@ export function store(paths: Paths, kind: DefKind, name: string, text: string, s
 function write(file: string, json: string): void {
   const tmp = `${file}.${process.pid}.tmp`;
   try {
-    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    // Only definitions/ and below are private: data/ holds images that QEMU (runAs) must reach.
+    const kindDir = path.dirname(file);
+    fs.mkdirSync(path.dirname(path.dirname(kindDir)), { recursive: true });
+    fs.mkdirSync(kindDir, { recursive: true, mode: 0o700 });
     fs.writeFileSync(tmp, json, { mode: 0o600 });
     fs.renameSync(tmp, file);
   } catch {

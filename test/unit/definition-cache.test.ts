@@ -50,6 +50,8 @@ describe('definition cache', () => {
     expect(currentValidator()).toBeDefined();
     expect(fs.statSync(entry('vm', 'web')).mode & 0o777).toBe(0o600);
     expect(fs.statSync(path.dirname(entry('vm', 'web'))).mode & 0o777).toBe(0o700);
+    expect(fs.statSync(path.join(paths.cache, 'definitions')).mode & 0o777).toBe(0o700);
+    for (const d of [paths.data, paths.cache]) expect(fs.statSync(d).mode & 0o055, d).toBe(0o055 & ~process.umask()); // not made private
     withoutValidator();
     await prepareDefinitions(paths); // all hits: nothing loaded
     expect(currentValidator()).toBeUndefined();

@@ -54,6 +54,20 @@ describe('VM NICs on kvmctl networks', () => {
     const { resolvePaths } = await import('../../src/host/paths.js');
     const r = await serialExec(resolvePaths(h.env), 'nicvm', 'cat /sys/class/net/eth1/address');
     expect(r.output.trim()).toBe('52:54:00:12:34:56');
+    // The metrics' NIC counters (the API's and /metrics' source) are the host side of the real tap:
+    // 3 pings to an address on the bridge (inside this namespace) show up in them.
+    const { MetricsSampler } = await import('../../src/vm/metrics.js');
+    const sampler = new MetricsSampler(resolvePaths(h.env));
+    const before = (await sampler.vm('nicvm'))!.net.find((n) => n.ifname === tap!.ifname)!;
+    await ns.ip('addr', 'add', '10.9.0.1/24', 'dev', 'vbr0');
+    const ping = await serialExec(resolvePaths(h.env), 'nicvm', 'ping -c 3 -W 3 10.9.0.1 >/dev/null && echo PING-OK || echo PING-FAIL', 30_000);
+    expect(ping.output).toContain('PING-OK');
+    const m = await sampler.vm('nicvm');
+    expect(m?.net.map((n) => n.ifname).sort()).toEqual([tap!.ifname, mv!.ifname].sort());
+    const after = m!.net.find((n) => n.ifname === tap!.ifname)!;
+    expect(after.rxPackets - before.rxPackets).toBeGreaterThanOrEqual(3); // echo requests from the guest
+    expect(after.txPackets - before.txPackets).toBeGreaterThanOrEqual(3); // replies to it
+    expect(after.rxBytes - before.rxBytes).toBeGreaterThanOrEqual(3 * 98); // 3 × an ICMP echo frame
     const stop = await h.cli(['stop', 'nicvm', '--json']);
     expect(stop.code, stop.stderr).toBe(0);
     expect((await links()).filter((x) => x.ifalias?.startsWith('kvmctl:vm=nicvm'))).toEqual([]);

@@ -66,11 +66,22 @@ export async function withNetns<T>(fn: (ns: Netns) => Promise<T>): Promise<T> {
 
 /** A short temp KVMCTL_HOME-style root (unix socket paths are limited to 108 bytes). */
 export function tempHome(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'kvt-'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kvt-'));
+  homes.push(dir);
+  return dir;
+}
+
+/** Temp homes made by tempHome() in this test file. */
+const homes: string[] = [];
+
+/** Remove them (the vitest setup file calls this after each test file; QEMUs are ended by then). */
+export function removeTempHomes(): void {
+  for (const d of homes.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 }
 
 // Last resort if a test process exits without its afterAll: delete what we made.
 process.once('exit', () => {
+  removeTempHomes();
   for (const n of created) {
     // Synchronous on purpose (the event loop is gone in 'exit'); argv, no shell.
     spawnSync('ip', ['netns', 'del', n], { stdio: 'ignore' });

@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnDetached, run } from '../../src/host/exec.js';
 import { resolvePaths, type Paths } from '../../src/host/paths.js';
+import { isAlive } from '../../src/vm/proc.js';
 import { BIN, GUEST_CACHE, qemuProcessesMentioning, type CliResult } from './kvmctl.js';
 import { createNetns, type Netns } from './netns.js';
 
@@ -43,15 +44,6 @@ export function etcdAvailable(): boolean {
   return fs.existsSync('/usr/bin/etcd');
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export async function killPid(pid: number | undefined, sig: NodeJS.Signals = 'SIGKILL'): Promise<void> {
   if (!pid) return;
   try {
@@ -59,7 +51,7 @@ export async function killPid(pid: number | undefined, sig: NodeJS.Signals = 'SI
   } catch {
     return;
   }
-  for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 100 && isAlive(pid); i++) await new Promise((r) => setTimeout(r, 50));
 }
 
 /** Pids of processes whose command line mentions `text` (the watchdogs, by their feed file path). */

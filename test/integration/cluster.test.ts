@@ -59,6 +59,30 @@ async function guestExec(host: TestHost, vm: string, cmd: string): Promise<strin
   expect(r.status).toBe(0);
   return r.output.trim();
 }
+/**
+ * Watch where `vm` runs for up to 30 s after a host failed: the most copies seen at once, when it
+ * left `victim` (fenced) and when it came up elsewhere; two more seconds after that for a second copy.
+ */
+async function watchFailover(vm: string, victim: string, since: number): Promise<{ maxCopies: number; fencedAt: number; restartedAt: number; restartedOn: string }> {
+  let maxCopies = 0;
+  let fencedAt = 0;
+  let restartedAt = 0;
+  let restartedOn = '';
+  while (Date.now() - since < 30_000) {
+    const on = runningOn(vm);
+    maxCopies = Math.max(maxCopies, on.length);
+    if (!fencedAt && !on.includes(victim)) fencedAt = Date.now();
+    const other = on.find((n) => n !== victim);
+    if (other && !restartedAt) {
+      restartedAt = Date.now();
+      restartedOn = other;
+    }
+    if (restartedAt && Date.now() - restartedAt > 2000) break;
+    await sleep(50);
+  }
+  return { maxCopies, fencedAt, restartedAt, restartedOn };
+}
+
 async function waitGuest(host: TestHost, vm: string): Promise<void> {
   await until(`${vm} guest ready on ${host.name}`, () => {
     try {
@@ -194,25 +218,10 @@ describe.skipIf(!!why)(`cluster on etcd, 3 hosts${why ? ` (skipped: ${why})` : '
     const victim = h((await status()).vms.find((v: any) => v.name === 'ha1').owner);
     const before = runningOn('ha1');
     expect(before).toEqual([victim.name]);
-    let maxCopies = 0;
-    let fencedAt = 0;
-    let restartedAt = 0;
-    let restartedOn = '';
     const t0 = Date.now();
     await killPid(victim.agentPid, 'SIGKILL');
     const killedAt = Date.now();
-    while (Date.now() - t0 < 30_000) {
-      const on = runningOn('ha1');
-      maxCopies = Math.max(maxCopies, on.length);
-      if (!fencedAt && !on.includes(victim.name)) fencedAt = Date.now();
-      const other = on.find((n) => n !== victim.name);
-      if (other && !restartedAt) {
-        restartedAt = Date.now();
-        restartedOn = other;
-      }
-      if (restartedAt && Date.now() - restartedAt > 2000) break; // watch two more seconds for a second copy
-      await sleep(50);
-    }
+    const { maxCopies, fencedAt, restartedAt, restartedOn } = await watchFailover('ha1', victim.name, t0);
     const numbers = { fencedAfterMs: fencedAt - killedAt, restartedAfterMs: restartedAt - killedAt, restartedOn, ttlMs: TTL * 1000, marginMs: MARGIN };
     console.log('failover', numbers);
     fs.writeFileSync(path.join(ROOT, 'test-output/cluster-failover.json'), `${JSON.stringify(numbers, null, 2)}\n`);
@@ -243,28 +252,15 @@ describe.skipIf(!!why)(`cluster on etcd, 3 hosts${why ? ` (skipped: ${why})` : '
     const port = `p${victim.name.slice(1)}`;
     await c.bridge.ip('link', 'set', port, 'down');
     const cutAt = Date.now();
-    let maxCopies = 0;
-    let fencedAt = 0;
-    let restartedAt = 0;
-    let restartedOn = '';
+    let w: Awaited<ReturnType<typeof watchFailover>>;
     try {
-      while (Date.now() - cutAt < 30_000) {
-        const on = runningOn('ha1');
-        maxCopies = Math.max(maxCopies, on.length);
-        if (!fencedAt && !on.includes(victim.name)) fencedAt = Date.now();
-        const other = on.find((n) => n !== victim.name);
-        if (other && !restartedAt) {
-          restartedAt = Date.now();
-          restartedOn = other;
-        }
-        if (restartedAt && Date.now() - restartedAt > 2000) break;
-        await sleep(50);
-      }
+      w = await watchFailover('ha1', victim.name, cutAt);
       // The non-HA VM on the cut-off host keeps running.
       expect(victim.qemus()).toContain(sparePid);
     } finally {
       await c.bridge.ip('link', 'set', port, 'up');
     }
+    const { maxCopies, fencedAt, restartedAt, restartedOn } = w;
     const numbers = { fencedAfterMs: fencedAt - cutAt, restartedAfterMs: restartedAt - cutAt, restartedOn };
     console.log('partition', numbers);
     fs.writeFileSync(path.join(ROOT, 'test-output/cluster-partition.json'), `${JSON.stringify(numbers, null, 2)}\n`);

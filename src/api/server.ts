@@ -34,7 +34,7 @@ export type ServerOptions = {
   token?: string | (() => string);
   /** Watch VMs: events, supervision, QMP connections (default true). */
   watch?: boolean;
-  /** Network namespace for network operations (tests). */
+  /** Network namespace every VM start and network action works in (`serve --netns` / KVMCTL_NETNS, resolved once by the CLI). */
   netns?: string;
   /** TLS. */
   https?: { cert: Buffer; key: Buffer };
@@ -90,7 +90,7 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
   if (opts.watch !== false) {
     const log = opts.log ?? (() => undefined);
     ctx.supervisor = new Supervisor(opts.paths, {
-      start: async (name) => (await import('../vm/start.js')).startVm(opts.paths, name, {}),
+      start: async (name) => (await import('../vm/start.js')).startVm(opts.paths, name, { netns: ctx.netns }),
       publish: (e) => bus.publish(e),
       log,
       spec: (name) => ctx.specs.get(name).spec,

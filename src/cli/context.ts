@@ -4,6 +4,7 @@
  */
 import { KvmError } from '../errors.js';
 import type { HostFacts } from '../host/facts.js';
+import { resolveNetns } from '../host/netns-target.js';
 import { resolvePaths, type Paths } from '../host/paths.js';
 
 export type Ctx = {
@@ -13,14 +14,22 @@ export type Ctx = {
   out(data: unknown, text?: () => string): void;
   warn(msg: string): void;
   json: boolean;
+  /**
+   * The network namespace to create host networking in (--netns, else KVMCTL_NETNS; undefined:
+   * the host's own), checked on first use: commands that touch no host networking never fail
+   * over a stale KVMCTL_NETNS. Pass it down as data (src/host/netns-target.ts).
+   */
+  netns(): string | undefined;
 };
 
-export function makeCtx(opts: { json?: boolean }): Ctx {
+export function makeCtx(opts: { json?: boolean; netns?: string }): Ctx {
   const paths = resolvePaths();
   let facts: Promise<HostFacts> | undefined;
+  let ns: { v: string | undefined } | undefined;
   return {
     paths,
     json: !!opts.json,
+    netns: () => (ns ??= { v: resolveNetns({ flag: opts.netns }) }).v,
     facts: () => (facts ??= import('../host/probe.js').then((m) => m.probeHost(paths))),
     out(data, text) {
       if (opts.json || !text) process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);

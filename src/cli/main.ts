@@ -17,6 +17,7 @@ program
   .description('Declarative manager for QEMU/KVM virtual machines')
   .version('0.1.0')
   .option('--json', 'print machine-readable JSON')
+  .option('--netns <name>', 'create host networking (bridges, taps, dnsmasq, nftables, ip_forward) and run QEMU in this existing network namespace; default: env KVMCTL_NETNS')
   .option('--remote <url|socket>', 'work through a kvmctl serve (its unix socket path, or http(s)://HOST:PORT with KVMCTL_TOKEN): list, status, start, stop, kill, restart, pause, resume, reset')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
@@ -30,7 +31,7 @@ const LONG_RUNNING = new Set(['serve', 'agent', 'cluster', 'migrate', 'autostart
 /** Wraps a command action: builds the context, maps errors to message + hint + exit status. */
 const action: Action = (fn) => async (...args: any[]) => {
   const cmd = args[args.length - 1] as Command;
-  const opts = cmd.optsWithGlobals() as { json?: boolean; remote?: string };
+  const opts = cmd.optsWithGlobals() as { json?: boolean; remote?: string; netns?: string };
   const ctx = makeCtx(opts);
   let top = cmd;
   while (top.parent && top.parent !== program) top = top.parent;

@@ -31,6 +31,8 @@ export type AgentOptions = {
   log?: (msg: string) => void;
   /** Do not start the watchdog process (tests of the agent's own fencing). */
   noWatchdog?: boolean;
+  /** Network namespace this host's VMs run in (their links, networks, QEMU): `agent --netns` / KVMCTL_NETNS. */
+  netns?: string;
 };
 
 type Snapshot = {
@@ -418,7 +420,7 @@ export class Agent {
     if (!this.safeToAct()) return;
     this.syncDef(n, text);
     const { startVm } = await import('../vm/start.js');
-    const r = await startVm(this.o.paths, n, { log: () => undefined });
+    const r = await startVm(this.o.paths, n, { netns: this.o.netns, log: () => undefined });
     this.log(`started ${n} (pid ${r.pid})`);
   }
 
@@ -494,7 +496,7 @@ export class Agent {
       const port = 49152 + Math.floor(Math.random() * 10000);
       const uri = `tcp:${this.o.addr}:${port}`;
       const { startVm } = await import('../vm/start.js');
-      const r = await startVm(this.o.paths, n, { incoming: uri, log: () => undefined });
+      const r = await startVm(this.o.paths, n, { incoming: uri, netns: this.o.netns, log: () => undefined });
       const spec = parseDefinitions(text)[0]?.spec as VmSpec | undefined;
       if (spec?.ha) this.haPids.push({ vm: n, pid: r.pid, starttime: (await import('../vm/proc.js')).procStat(r.pid)?.starttime });
       this.log(`${n}: waiting for the migration on ${uri} (pid ${r.pid})`);

@@ -138,7 +138,7 @@ export async function autostart(paths: Paths, opts: AutostartOptions = {}): Prom
     try {
       if (opts.dryRun) {
         const { netStatus } = await import('../net/networks.js');
-        const st = await netStatus(net, { netns: opts.netns });
+        const st = await netStatus(net, { paths, netns: opts.netns });
         networks.push({ name, result: st.state === 'up' ? 'already-up' : 'would-up', state: st.state });
       } else {
         const { upNetwork } = await import('../net/service.js');

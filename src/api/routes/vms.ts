@@ -60,7 +60,7 @@ export function vmRoutes(app: FastifyInstance, ctx: ServerCtx): void {
 
   bind(app, R.startVm, async ({ params, body }) => {
     const { startVm } = await import('../../vm/start.js');
-    return settled(startVm(paths, params.name, { waitForGuest: body.waitForGuest, timeoutMs: body.timeoutSec !== undefined ? body.timeoutSec * 1000 : undefined }));
+    return settled(startVm(paths, params.name, { netns: ctx.netns, waitForGuest: body.waitForGuest, timeoutMs: body.timeoutSec !== undefined ? body.timeoutSec * 1000 : undefined }));
   });
   bind(app, R.stopVm, async ({ params, body }) => {
     const { stopVm } = await import('../../vm/stop.js');
@@ -77,7 +77,7 @@ export function vmRoutes(app: FastifyInstance, ctx: ServerCtx): void {
     readVm(paths, params.name);
     const s = await vmStatus(paths, params.name);
     const stopped = s.state === 'running' || s.state === 'paused' ? await stopVm(paths, params.name, { timeoutSec: body.timeoutSec }) : undefined;
-    return { stopped, started: await settled(startVm(paths, params.name, {})) };
+    return { stopped, started: await settled(startVm(paths, params.name, { netns: ctx.netns })) };
   });
 
   for (const [route, fn] of [

@@ -16,13 +16,14 @@ export function register(program: Command, action: Action): void {
     .description('start the VMs marked autostart: networks first, then by autostart.order (same order in parallel), waiting each group\'s delay')
     .option('--dry-run', 'show the plan (groups, networks, what is already running) and change nothing')
     .option('--parallel <n>', 'VMs of one group started at once (boots are CPU-bound)', count('--parallel', 1), 4)
-    .option('--netns <name>', 'bring networks up and run the VMs in this network namespace')
+    .option('--netns <name>', 'bring networks up and run the VMs in this existing network namespace (default: env KVMCTL_NETNS)')
     .option('-q, --quiet', 'no progress lines on stderr')
     .addHelpText('after', '\nExit status 1 when any VM failed to start (the others are started all the same).\nExamples:\n  kvmctl autostart --dry-run\n  kvmctl autostart --parallel 2')
     .action(
-      action(async (ctx, opts: { dryRun?: boolean; parallel: number; netns?: string; quiet?: boolean }) => {
+      action(async (ctx, opts: { dryRun?: boolean; parallel: number; quiet?: boolean }) => {
+        const netns = ctx.netns();
         const { autostart } = await import('../../vm/autostart.js');
-        const r = await autostart(ctx.paths, { dryRun: opts.dryRun, parallel: opts.parallel, netns: opts.netns, log: opts.quiet || opts.dryRun ? undefined : stderr, warn: ctx.warn });
+        const r = await autostart(ctx.paths, { dryRun: opts.dryRun, parallel: opts.parallel, netns, log: opts.quiet || opts.dryRun ? undefined : stderr, warn: ctx.warn });
         ctx.out(r, () => {
           const lines: string[] = [];
           if (!r.groups.length) lines.push('no VM is marked autostart (autostart: true in its definition)');

@@ -207,8 +207,10 @@ export function register(program: Command, action: Action): void {
     .option('--addr <ip>', 'the address other hosts reach this one at (live migration)')
     .option('--memory <size>', 'memory this host offers to VMs (default: all)')
     .option('--prefix <prefix>', 'etcd key prefix')
+    .option('--netns <name>', 'run this host\'s VMs (their links, networks and QEMU) in this existing network namespace (default: env KVMCTL_NETNS)')
     .action(
       action(async (ctx, o: { etcd?: string; host?: string; addr?: string; memory?: string; prefix?: string }) => {
+        const netns = ctx.netns();
         const { parseUrls } = await import('../../cluster/etcd.js');
         const { readLocalCluster } = await import('../../cluster/local.js');
         const { parseSize } = await import('../../spec/units.js');
@@ -220,7 +222,7 @@ export function register(program: Command, action: Action): void {
         const memory = o.memory !== undefined ? parseSize(o.memory) : undefined;
         if (o.memory !== undefined && !memory) throw badInput('BAD_SIZE', `--memory "${o.memory}" is not a size`, 'e.g. --memory 4G');
         const { runAgent } = await import('../../cluster/agent.js');
-        await runAgent({ paths: ctx.paths, etcd, prefix: o.prefix ?? local?.prefix ?? '/kvmctl/', host: o.host ?? local?.host ?? os.hostname(), addr: o.addr ?? local?.addr, memory });
+        await runAgent({ paths: ctx.paths, etcd, prefix: o.prefix ?? local?.prefix ?? '/kvmctl/', host: o.host ?? local?.host ?? os.hostname(), addr: o.addr ?? local?.addr, memory, netns });
       }),
     );
 

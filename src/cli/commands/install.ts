@@ -11,11 +11,13 @@ export function register(program: Command, action: Action): void {
     .argument('<name>')
     .requiredOption('--iso <file>', 'the installer ISO')
     .option('--wait-for-guest [marker]', 'also wait for a line on the serial console')
+    .option('--netns <name>', 'create the VM\'s links and networks in this existing network namespace and run QEMU inside it (default: env KVMCTL_NETNS)')
     .addHelpText('after', '\nThe definition is not changed: the next `kvmctl start` boots as defined.\nExample:\n  kvmctl install exam_vm --iso install-amd64-minimal.iso')
     .action(
       action(async (ctx, name: string, o: { iso: string; waitForGuest?: string | boolean }) => {
+        const netns = ctx.netns();
         const { startVm } = await import('../../vm/start.js');
-        const r = await startVm(ctx.paths, name, { install: { iso: o.iso }, waitForGuest: o.waitForGuest, log: (m) => process.stderr.write(`${m}\n`) });
+        const r = await startVm(ctx.paths, name, { install: { iso: o.iso }, waitForGuest: o.waitForGuest, netns, log: (m) => process.stderr.write(`${m}\n`) });
         for (const w of r.warnings) ctx.warn(w);
         ctx.out(r, () => `installing ${name} from ${o.iso} (pid ${r.pid}, ${r.accel}): boots once from the CD-ROM, then from disk`);
       }),

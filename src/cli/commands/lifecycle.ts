@@ -26,18 +26,18 @@ export function register(program: Command, action: Action): void {
     .option('--wait', 'return once QMP reports the VM running (the default)')
     .option('--wait-for-guest [marker]', 'also wait for a line on the serial console (default: the test guest ready marker)')
     .option('--timeout <seconds>', 'give up waiting after this long (per VM)', seconds)
-    .option('--netns <name>', 'create the VM\'s links in this network namespace and run QEMU inside it')
+    .option('--netns <name>', 'create the VM\'s links and networks in this existing network namespace and run QEMU inside it (default: env KVMCTL_NETNS)')
     .option('--on <host>', 'cluster mode: run it on this host instead of placing it (docs/cluster.md)')
     .addHelpText(
       'after',
       '\nSeveral names: every definition is checked first (a bad one: exit 2, nothing started), then all start\nconcurrently, each under its own lock; one line per VM. If some fail, the others stay running and\nthe exit status is 1. --json prints an array.\n\nExamples:\n  kvmctl start tiny --wait-for-guest\n  kvmctl start exam_vm\n  kvmctl start web db cache --wait-for-guest',
     )
     .action(
-      action(async (ctx, names: string[], opts: { waitForGuest?: string | boolean; timeout?: number; netns?: string; on?: string }) => {
+      action(async (ctx, names: string[], opts: { waitForGuest?: string | boolean; timeout?: number; on?: string }) => {
         const startOpts = {
           waitForGuest: opts.waitForGuest,
           timeoutMs: opts.timeout !== undefined ? opts.timeout * 1000 : undefined,
-          netns: opts.netns,
+          netns: ctx.netns(),
           log: (m: string) => process.stderr.write(`${m}\n`),
         };
         // In a cluster (this host ran cluster init/join) start means: place it, write the desired state.
@@ -101,14 +101,16 @@ export function register(program: Command, action: Action): void {
     .description('stop (gracefully, with the same escalation) and start again')
     .argument('<name>')
     .option('-t, --timeout <seconds>', 'stop timeout', seconds)
+    .option('--netns <name>', 'start it again in this existing network namespace (default: env KVMCTL_NETNS, else the host\'s)')
     .action(
       action(async (ctx, name: string, opts: { timeout?: number }) => {
+        const netns = ctx.netns();
         const { stopVm } = await import('../../vm/stop.js');
         const { startVm } = await import('../../vm/start.js');
         const { vmStatus } = await import('../../vm/status.js');
         const s = await vmStatus(ctx.paths, name);
         const stopped = s.state === 'running' || s.state === 'paused' ? await stopVm(ctx.paths, name, { timeoutSec: opts.timeout }) : undefined;
-        const r = await startVm(ctx.paths, name, {});
+        const r = await startVm(ctx.paths, name, { netns });
         ctx.out({ stopped, started: r }, () => `restarted ${name} (pid ${r.pid})`);
       }),
     );

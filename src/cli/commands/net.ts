@@ -2,16 +2,12 @@
 import type { Command } from 'commander';
 import type { Action } from '../main.js';
 
-type NsOpt = { netns?: string };
-
 export function register(program: Command, action: Action): void {
   const net = program
     .command('net')
     .description('guest networks: bridges, host-only nets, NAT with DHCP/DNS, macvtap, user-mode; boot-config export/import')
-    .option('--netns <ns>', 'work inside this network namespace (ip -n NS); default: env KVMCTL_NETNS');
-  const nsOf = (cmd: Command) => (cmd.optsWithGlobals() as NsOpt).netns ?? process.env.KVMCTL_NETNS;
+    .option('--netns <ns>', 'work inside this existing network namespace (ip -n NS); default: env KVMCTL_NETNS');
   const svc = () => import('../../net/service.js');
-  const last = (args: unknown[]) => args[args.length - 1] as Command;
 
   net
     .command('create')
@@ -30,8 +26,8 @@ export function register(program: Command, action: Action): void {
     .alias('ls')
     .description('defined networks and their live state')
     .action(
-      action(async (ctx, ...args: unknown[]) => {
-        const rows = await (await svc()).listNetworks({ paths: ctx.paths, netns: nsOf(last(args)) });
+      action(async (ctx) => {
+        const rows = await (await svc()).listNetworks({ paths: ctx.paths, netns: ctx.netns() });
         ctx.out(rows, () => {
           if (!rows.length) return 'no networks defined (kvmctl net create -f FILE)';
           const t = [['NAME', 'TYPE', 'STATE', 'INTERFACE', 'ADDRESSES', 'PORTS', 'VMS']];
@@ -47,8 +43,8 @@ export function register(program: Command, action: Action): void {
     .description('a network definition and its live state')
     .argument('<name>')
     .action(
-      action(async (ctx, name: string, ...args: unknown[]) => {
-        const r = await (await svc()).showNetwork({ paths: ctx.paths, netns: nsOf(last(args)) }, name);
+      action(async (ctx, name: string) => {
+        const r = await (await svc()).showNetwork({ paths: ctx.paths, netns: ctx.netns() }, name);
         const { stringify } = await import('../../spec/yaml-out.js');
         const problems = (r.status as { problems?: string[] }).problems ?? [];
         ctx.out(r, () => `${stringify(r.spec).trimEnd()}\n# state: ${r.status.state}${r.status.ports.length ? `, ports: ${r.status.ports.join(' ')}` : ''}${r.status.users.length ? `, VMs: ${r.status.users.join(' ')}` : ''}${problems.map((p) => `\n# ${p}`).join('')}`);
@@ -60,8 +56,8 @@ export function register(program: Command, action: Action): void {
     .description('create the bridge (uplinks, static taps, host addresses; nat: dnsmasq, nftables, ip_forward); idempotent, repairs a nat network')
     .argument('<name>')
     .action(
-      action(async (ctx, name: string, ...args: unknown[]) => {
-        const r = await (await svc()).upNetwork({ paths: ctx.paths, netns: nsOf(last(args)), warn: ctx.warn }, name);
+      action(async (ctx, name: string) => {
+        const r = await (await svc()).upNetwork({ paths: ctx.paths, netns: ctx.netns(), warn: ctx.warn }, name);
         ctx.out(r, () => (r.action === 'foreign' ? `${name}: ${r.bridge} exists (not made by kvmctl); used as it is` : r.steps.length ? r.steps.map((s) => `${name}: ${s}`).join('\n') : `${name}: already up`));
       }),
     );
@@ -72,8 +68,8 @@ export function register(program: Command, action: Action): void {
     .argument('<name>')
     .option('--force', 'take it down even when running VMs use it')
     .action(
-      action(async (ctx, name: string, opts: { force?: boolean }, ...args: unknown[]) => {
-        const r = await (await svc()).downNetwork({ paths: ctx.paths, netns: nsOf(last(args)) }, name, opts.force);
+      action(async (ctx, name: string, opts: { force?: boolean }) => {
+        const r = await (await svc()).downNetwork({ paths: ctx.paths, netns: ctx.netns() }, name, opts.force);
         ctx.out(r, () => (r.action === 'absent' ? `${name}: already down` : r.action === 'foreign' ? `${name}: ${r.bridge} was not made by kvmctl; left as it is` : r.steps.map((s) => `${name}: ${s}`).join('\n')));
       }),
     );
@@ -84,8 +80,8 @@ export function register(program: Command, action: Action): void {
     .argument('<name>')
     .option('--force', 'even when VMs name it or run on it')
     .action(
-      action(async (ctx, name: string, opts: { force?: boolean }, ...args: unknown[]) => {
-        const r = await (await svc()).removeNetwork({ paths: ctx.paths, netns: nsOf(last(args)) }, name, opts.force);
+      action(async (ctx, name: string, opts: { force?: boolean }) => {
+        const r = await (await svc()).removeNetwork({ paths: ctx.paths, netns: ctx.netns() }, name, opts.force);
         if (r.usedBy.length) ctx.warn(`VMs ${r.usedBy.join(', ')} still name network ${name}`);
         ctx.out({ removed: name, ...r }, () => `network/${name} removed`);
       }),
@@ -95,8 +91,8 @@ export function register(program: Command, action: Action): void {
     .command('gc')
     .description('remove leftovers: taps/macvtaps of VMs that are not running; of nat networks whose net up never finished: bridge, dnsmasq, nftables rules, ip_forward')
     .action(
-      action(async (ctx, ...args: unknown[]) => {
-        const r = await (await svc()).gcNetworks({ paths: ctx.paths, netns: nsOf(last(args)) });
+      action(async (ctx) => {
+        const r = await (await svc()).gcNetworks({ paths: ctx.paths, netns: ctx.netns() });
         const lines = [...r.removed.map((x) => `removed ${x.ifname} (VM ${x.vm}, ${x.nic})`), ...r.nat.flatMap((n) => n.steps.map((s) => `${n.network}: ${s}`))];
         ctx.out(r, () => (lines.length ? lines.join('\n') : 'nothing to remove'));
       }),

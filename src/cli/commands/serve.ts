@@ -11,14 +11,16 @@ export function register(program: Command, action: Action): void {
     .option('--cert <file>', 'TLS certificate (PEM), with --key')
     .option('--key <file>', 'TLS private key (PEM), with --cert')
     .option('--no-watch', 'no events, restart policies or QMP connections (API only)')
+    .option('--netns <name>', 'every VM start and network action of the API (and restart policies) works in this existing network namespace (default: env KVMCTL_NETNS, read once at start)')
     .addHelpText('after', '\nExamples:\n  kvmctl serve\n  kvmctl serve --listen 127.0.0.1:8006\n  kvmctl --remote /run/kvmctl/kvmctl.sock list')
     .action(
       action(async (ctx, opts: { socket?: string; listen?: string; cert?: string; key?: string; watch?: boolean }) => {
+        const netns = ctx.netns();
         const { serve: run } = await import('../../api/listen.js');
         const log = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
-        const s = await run({ paths: ctx.paths, socket: opts.socket, listen: opts.listen, cert: opts.cert, key: opts.key, watch: opts.watch, log });
+        const s = await run({ paths: ctx.paths, socket: opts.socket, listen: opts.listen, cert: opts.cert, key: opts.key, watch: opts.watch, netns, log });
         const where = s.url ?? `unix:${s.socket}`;
-        log(`kvmctl serve listening on ${where} (pid ${process.pid})${s.tokenSource ? `; token ${s.tokenSource === 'env' ? 'from KVMCTL_TOKEN' : `in ${ctx.paths.config}/token`}` : ''}`);
+        log(`kvmctl serve listening on ${where} (pid ${process.pid})${netns ? ` in network namespace ${netns}` : ''}${s.tokenSource ? `; token ${s.tokenSource === 'env' ? 'from KVMCTL_TOKEN' : `in ${ctx.paths.config}/token`}` : ''}`);
         ctx.out({ listening: where, pid: process.pid }, () => '');
         await new Promise<void>((resolve) => {
           const stop = (sig: string) => {

@@ -8,6 +8,7 @@
  * dnsmasq; (b) `install --netns NS` of a VM with a disk and an ISO. Real QEMU (TCG), real
  * iproute2/nft/dnsmasq, in a namespace this file creates and deletes (afterAll, also on failure).
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +18,7 @@ import { resolvePaths, type Paths } from '../../src/host/paths.js';
 import { dnsmasqPids } from '../../src/net/nat/dnsmasq.js';
 import { natFiles } from '../../src/net/nat/files.js';
 import { canBootGuest } from '../helpers/guest-vm.js';
-import { makeHome, type Home } from '../helpers/kvmctl.js';
+import { BIN, makeHome, type Home } from '../helpers/kvmctl.js';
 import { canUseNetns, createNetns, type Netns } from '../helpers/netns.js';
 
 const haveTools = ['/usr/sbin/nft', '/usr/sbin/dnsmasq'].every((p) => fs.existsSync(p));
@@ -88,6 +89,7 @@ describe.skipIf(!can)('network namespace confinement (KVMCTL_NETNS / --netns)', 
   let paths: Paths;
   let ns: Netns;
   let before: RootSnapshot;
+  let server: ChildProcess | undefined;
   const inNs = async (argv: string[]) => (await ns.exec(argv)).stdout;
   /** What the nat network looks like inside the namespace. */
   const nsState = async () => ({
@@ -107,6 +109,7 @@ describe.skipIf(!can)('network namespace confinement (KVMCTL_NETNS / --netns)', 
   }, 120_000);
 
   afterAll(async () => {
+    if (server?.pid && server.exitCode === null) process.kill(server.pid, 'SIGKILL');
     await h?.cli(['net', 'down', NET, '--force', '--netns', ns.name]).catch(() => undefined);
     if (paths) for (const pid of dnsmasqPids(natFiles(paths, NET).conf)) process.kill(pid, 'SIGKILL');
     await h?.cleanup();
@@ -163,6 +166,49 @@ describe.skipIf(!can)('network namespace confinement (KVMCTL_NETNS / --netns)', 
     expect(after.dnsmasq).toEqual([]);
     await expectRootUnchanged(before);
   }, 400_000);
+
+  it('(c) kvmctl serve takes KVMCTL_NETNS once at start: a VM started through the API (client without the variable) gets its network and tap in the namespace; root unchanged', async () => {
+    const sock = path.join(h.dir, 'api.sock');
+    server = spawn(process.execPath, [BIN, 'serve', '--socket', sock, '--no-watch'], { env: { ...h.env, KVMCTL_NETNS: ns.name }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    await new Promise<void>((res, rej) => {
+      server!.stderr!.on('data', (d: Buffer) => {
+        err += d;
+        if (err.includes('listening on')) res();
+      });
+      server!.once('exit', (c) => rej(new Error(`serve exited ${c}: ${err}`)));
+    });
+    expect(err).toContain(`in network namespace ${ns.name}`);
+    const r = await h.cli(['--remote', sock, 'start', 'cfvm', '--json'], { timeoutMs: 120_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const started = JSON.parse(r.stdout) as { pid: number; argv: string[] };
+    expect(started.argv.slice(0, 4)).toEqual(['ip', 'netns', 'exec', ns.name]);
+    expect(nsOfPid(started.pid)).toBe(nsOfName(ns.name));
+    const during = await nsState();
+    expect(during.links).toContain(NET);
+    expect(during.links.length).toBe(3);
+    expect(during.nft).toContain(`table inet kvmctl-${NET}`);
+    expect(during.dnsmasq.map((p) => nsOfPid(p))).toEqual([nsOfName(ns.name)]);
+    await expectRootUnchanged(before);
+    const k = await h.cli(['--remote', sock, 'kill', 'cfvm']);
+    expect(k.code, k.stderr).toBe(0);
+    expect((await nsState()).links.sort()).toEqual([NET, 'lo'].sort());
+    const exited = new Promise((res) => server!.once('exit', res));
+    process.kill(server.pid!, 'SIGTERM');
+    await exited;
+    const d = await h.cli(['net', 'down', NET, '--netns', ns.name]);
+    expect(d.code, d.stderr).toBe(0);
+    expect((await nsState()).links).toEqual(['lo']);
+    await expectRootUnchanged(before);
+  }, 200_000);
+
+  it('demo refuses a namespace it was given (it makes its own): exit 2, nothing made', async () => {
+    const r = await h.cli(['demo'], { env: { KVMCTL_NETNS: ns.name } });
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain('DEMO_NETNS');
+    expect(r.stdout).toBe(''); // refused before it began: no step of the demo ran
+    await expectRootUnchanged(before);
+  }, 60_000);
 
   describe.skipIf(!isoTool())('(b) install', () => {
     it('install --netns NS of a VM with a disk and an ISO: its nat network and tap in the namespace; root unchanged', async () => {

@@ -16,6 +16,10 @@ export async function runRemote(ctx: Ctx, target: string, cmd: Command, args: un
   if (!(REMOTE_COMMANDS as readonly string[]).includes(name)) {
     throw badInput('REMOTE_UNSUPPORTED', `"kvmctl ${name}" does not work through --remote yet`, `remote commands: ${REMOTE_COMMANDS.join(', ')}; or run it on the server's host`);
   }
+  // The server works in the namespace it was started with (serve --netns / KVMCTL_NETNS): a
+  // client's --netns would be silently ignored there, so it is refused (the client's env is not read).
+  const flagNs = (cmd.optsWithGlobals() as { netns?: string }).netns;
+  if (flagNs !== undefined) throw badInput('REMOTE_NETNS', `--netns ${flagNs} does not apply through --remote: the server works in the namespace it was started with`, 'start the server with kvmctl serve --netns NS (or KVMCTL_NETNS), or run the command on its host without --remote');
   const api = remoteApi(parseRemote(target, ctx.paths));
   // start/stop take several names locally (variadic: an array); through a server, one at a time.
   const names = Array.isArray(args[0]) ? (args[0] as string[]) : [args[0] as string];

@@ -151,10 +151,21 @@ describe.skipIf(!can)('network namespace confinement (KVMCTL_NETNS / --netns)', 
     expect(st.stdout).toContain('# state: up');
     await expectRootUnchanged(before);
 
+    // restart without a namespace named: it starts again where it ran, not in the root namespace.
+    const rs = await h.cli(['restart', 'cfvm', '-t', '2', '--json'], { timeoutMs: 120_000 });
+    expect(rs.code, rs.stderr).toBe(0);
+    const again = (JSON.parse(rs.stdout) as { started: { pid: number; argv: string[] } }).started;
+    expect(again.pid).not.toBe(started.pid);
+    expect(again.argv.slice(0, 4)).toEqual(['ip', 'netns', 'exec', ns.name]);
+    expect(nsOfPid(again.pid)).toBe(nsOfName(ns.name));
+    const tap2 = (await nsState()).links.filter((l) => l !== 'lo' && l !== NET);
+    expect(tap2.length).toBe(1);
+    await expectRootUnchanged(before);
+
     // stop (no KVMCTL_NETNS now: the VM's state says where its links are) removes the tap there.
     const stop = await h.cli(['stop', 'cfvm', '--force']);
     expect(stop.code, stop.stderr).toBe(0);
-    expect((await nsState()).links).not.toContain(tap);
+    expect((await nsState()).links).toEqual(['lo', NET]);
     await expectRootUnchanged(before);
 
     const d = await h.cli(['net', 'down', NET], { env });
@@ -179,6 +190,9 @@ describe.skipIf(!can)('network namespace confinement (KVMCTL_NETNS / --netns)', 
       server!.once('exit', (c) => rej(new Error(`serve exited ${c}: ${err}`)));
     });
     expect(err).toContain(`in network namespace ${ns.name}`);
+    const flag = await h.cli(['--remote', sock, 'start', 'cfvm', '--netns', ns.name]);
+    expect(flag.code, flag.stderr).toBe(2);
+    expect(flag.stderr).toContain('REMOTE_NETNS');
     const r = await h.cli(['--remote', sock, 'start', 'cfvm', '--json'], { timeoutMs: 120_000 });
     expect(r.code, r.stderr).toBe(0);
     const started = JSON.parse(r.stdout) as { pid: number; argv: string[] };

@@ -71,13 +71,8 @@ export function vmRoutes(app: FastifyInstance, ctx: ServerCtx): void {
     return settled(killVm(paths, params.name));
   });
   bind(app, R.restartVm, async ({ params, body }) => {
-    const { stopVm } = await import('../../vm/stop.js');
-    const { startVm } = await import('../../vm/start.js');
-    const { vmStatus } = await status();
-    readVm(paths, params.name);
-    const s = await vmStatus(paths, params.name);
-    const stopped = s.state === 'running' || s.state === 'paused' ? await stopVm(paths, params.name, { timeoutSec: body.timeoutSec }) : undefined;
-    return { stopped, started: await settled(startVm(paths, params.name, { netns: ctx.netns })) };
+    const { restartVm } = await import('../../vm/restart.js');
+    return settled(restartVm(paths, params.name, { timeoutSec: body.timeoutSec, netns: ctx.netns }));
   });
 
   for (const [route, fn] of [

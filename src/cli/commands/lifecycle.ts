@@ -101,17 +101,13 @@ export function register(program: Command, action: Action): void {
     .description('stop (gracefully, with the same escalation) and start again')
     .argument('<name>')
     .option('-t, --timeout <seconds>', 'stop timeout', seconds)
-    .option('--netns <name>', 'start it again in this existing network namespace (default: env KVMCTL_NETNS, else the host\'s)')
+    .option('--netns <name>', 'start it again in this existing network namespace (default: env KVMCTL_NETNS, else the one it was running in)')
     .action(
       action(async (ctx, name: string, opts: { timeout?: number }) => {
         const netns = ctx.netns();
-        const { stopVm } = await import('../../vm/stop.js');
-        const { startVm } = await import('../../vm/start.js');
-        const { vmStatus } = await import('../../vm/status.js');
-        const s = await vmStatus(ctx.paths, name);
-        const stopped = s.state === 'running' || s.state === 'paused' ? await stopVm(ctx.paths, name, { timeoutSec: opts.timeout }) : undefined;
-        const r = await startVm(ctx.paths, name, { netns });
-        ctx.out({ stopped, started: r }, () => `restarted ${name} (pid ${r.pid})`);
+        const { restartVm } = await import('../../vm/restart.js');
+        const r = await restartVm(ctx.paths, name, { timeoutSec: opts.timeout, netns });
+        ctx.out(r, () => `restarted ${name} (pid ${r.started.pid})`);
       }),
     );
 

@@ -40,6 +40,8 @@ export type ServiceConfig = {
   timeoutSec: number;
   /** Interfaces whose boot service the VMs need (bridges, static taps, macvtap parents). */
   interfaces: { ifname: string; netifrc: boolean }[];
+  /** `autostart --netns NS`: the namespace install was run with (--netns / KVMCTL_NETNS), resolved by the CLI. */
+  netns?: string;
 };
 
 /** This kvmctl's entry point: bin/kvmctl.js of the package this module belongs to. */
@@ -85,7 +87,7 @@ ${use.length ? `\t# made by kvmctl itself (autostart brings them up), or by a ne
 
 start() {
 	ebegin "Starting the VMs marked autostart"
-	if ! kvmctl autostart; then
+	if ! kvmctl autostart${c.netns ? ` --netns ${shq(c.netns)}` : ''}; then
 		# Stay started all the same, so that stop() shuts down the VMs that did start.
 		ewarn "kvmctl autostart: some VMs did not start (kvmctl autostart --dry-run, kvmctl status NAME)"
 	fi
@@ -116,7 +118,7 @@ After=network-online.target local-fs.target remote-fs.target nftables.service
 Type=oneshot
 RemainAfterExit=yes
 ${c.kvmctlHome !== undefined ? `Environment=${sdq(`KVMCTL_HOME=${c.kvmctlHome}`)}\n` : ''}# "-": stay active when some VM failed to start, so that ExecStop still shuts the others down.
-ExecStart=-${exec('autostart')}
+ExecStart=-${exec(c.netns ? `autostart --netns ${sdq(c.netns)}` : 'autostart')}
 ExecStop=${exec(`shutdown-all --timeout ${c.timeoutSec}`)}
 # shutdown-all ends everything by the timeout + the force time (QMP quit 2 s, SIGKILL 5 s).
 TimeoutStopSec=${c.timeoutSec + 30}
@@ -159,6 +161,8 @@ export type ServiceOptions = {
   node?: string;
   script?: string;
   env?: NodeJS.ProcessEnv;
+  /** Network namespace autostart works in at boot (already resolved and checked by the caller). */
+  netns?: string;
 };
 
 export type InstallResult = {
@@ -195,6 +199,7 @@ export async function installService(paths: Paths, o: ServiceOptions): Promise<I
     kvmctlHome: env.KVMCTL_HOME ? path.resolve(env.KVMCTL_HOME) : undefined,
     timeoutSec,
     interfaces,
+    netns: o.netns,
   };
   const text = init === 'openrc' ? openrcScript(cfg) : systemdUnit(cfg);
   const file = path.join(prefix, SERVICE_FILES[init]);
@@ -202,6 +207,8 @@ export async function installService(paths: Paths, o: ServiceOptions): Promise<I
     init === 'openrc'
       ? [`rc-update add kvmctl default`, ...interfaces.filter((i) => !i.netifrc).map((i) => `# ${i.ifname} has no /etc/init.d/net.${i.ifname}: kvmctl brings it up itself (or: kvmctl net export --format netifrc, then ln -s net.lo /etc/init.d/net.${i.ifname})`)]
       : ['systemctl daemon-reload', 'systemctl enable kvmctl.service'];
+  // /var/run/netns is a tmpfs: at boot the namespace is gone until something makes it again.
+  if (o.netns) next.push(`# autostart runs with --netns ${o.netns}: the namespace must exist before this service starts at boot (ip netns add ${o.netns}, and its links, in an earlier boot service); else autostart refuses (NETNS_NOT_FOUND) and starts nothing`);
   const old = readIfExists(file);
   if (old !== undefined && !old.includes(MARKER) && !o.force) {
     throw new KvmError('SERVICE_FOREIGN', `${file} exists and was not written by kvmctl`, { hint: 'move it away first, or pass --force to overwrite it', exit: 2 });

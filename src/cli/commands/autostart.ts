@@ -79,11 +79,13 @@ export function register(program: Command, action: Action): void {
     .option('-t, --timeout <seconds>', 'shutdown-all --timeout at host shutdown', count('--timeout', 0), 120)
     .option('--dry-run', 'print the file and change nothing')
     .option('--force', 'overwrite a file that kvmctl did not write')
+    .option('--netns <name>', 'the service runs autostart --netns NAME at boot (default: env KVMCTL_NETNS); the namespace must exist by then')
     .addHelpText('after', '\nExamples:\n  kvmctl service install --init openrc && rc-update add kvmctl default\n  kvmctl service install --init systemd && systemctl daemon-reload && systemctl enable kvmctl')
     .action(
       action(async (ctx, opts: { init: string; prefix: string; timeout: number; dryRun?: boolean; force?: boolean }) => {
+        const netns = ctx.netns();
         const { installService } = await import('../../host/service.js');
-        const r = await installService(ctx.paths, { init: opts.init, prefix: opts.prefix, timeoutSec: opts.timeout, dryRun: opts.dryRun, force: opts.force });
+        const r = await installService(ctx.paths, { init: opts.init, prefix: opts.prefix, timeoutSec: opts.timeout, dryRun: opts.dryRun, force: opts.force, netns });
         ctx.out(r, () =>
           r.action === 'would-write'
             ? `# ${r.file}\n${r.text}`

@@ -30,17 +30,32 @@ export function resolveNetns(o: NetnsSource = {}): string | undefined {
     throw badInput('BAD_NETNS', `${where} "${raw}" is not a network namespace name`, 'letters, digits, "_", "." and "-", at most 64, starting with a letter or digit (see: ip netns list)');
   }
   const dir = o.dir ?? NETNS_DIR;
-  // A namespace is an nsfs bind mount on an empty file: another device than the directory's
-  // (a file left by a half-done `ip netns del` is not a namespace).
-  let isNs = false;
-  try {
-    const st = fs.statSync(path.join(dir, raw));
-    isNs = st.isFile() && st.dev !== fs.statSync(dir).dev;
-  } catch {
-    isNs = false;
-  }
-  if (!isNs) {
+  if (!netnsExists(raw, dir)) {
     throw badInput('NETNS_NOT_FOUND', `network namespace "${raw}" (from ${where}) does not exist (no ${path.join(dir, raw)})`, `create it first: ip netns add ${raw}${fromFlag ? '' : ` — or unset ${NETNS_ENV} to work in the host's namespace`}`);
   }
   return raw;
+}
+
+/**
+ * Whether a named namespace exists: an nsfs bind mount on an empty file, so another device than
+ * the directory's (a file left by a half-done `ip netns del` is not a namespace).
+ */
+export function netnsExists(name: string, dir = NETNS_DIR): boolean {
+  try {
+    const st = fs.statSync(path.join(dir, name));
+    return st.isFile() && st.dev !== fs.statSync(dir).dev;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Where a network recorded as up lives: its recorded namespace when that still exists (or the
+ * host's, recorded as undefined), else — the namespace is gone, and its links with it — the
+ * caller's. `recorded` is undefined when there is no record.
+ */
+export function recordedNetns(recorded: { netns?: string } | undefined, caller: string | undefined): string | undefined {
+  if (!recorded) return caller;
+  if (recorded.netns === undefined) return undefined;
+  return netnsExists(recorded.netns) ? recorded.netns : caller;
 }

@@ -10,6 +10,7 @@
  * an exported netifrc file) is used as it is and never changed or deleted.
  */
 import { KvmError } from '../errors.js';
+import { recordedNetns } from '../host/netns-target.js';
 import type { Paths } from '../host/paths.js';
 import type { BridgeLikeSpec } from '../spec/network.js';
 import { bridgeIfname, uplinksOf } from '../spec/network-views.js';
@@ -99,6 +100,13 @@ export async function bridgeUp(net: BridgeLikeSpec, ctx: NetCtx): Promise<UpResu
   }
 
   const prev = readNetState(ctx.paths, net.name);
+  // Up in another namespace (which still exists): bringing it up here too would leave that one
+  // without its record (as nat networks do, src/net/nat/nat.ts).
+  if (prev && (recordedNetns(prev, ctx.netns) ?? '') !== (ctx.netns ?? '')) {
+    throw new KvmError('NETWORK_ELSEWHERE', `network "${net.name}" is up in ${prev.netns ? `namespace ${prev.netns}` : 'the host namespace'}`, {
+      hint: `kvmctl net down ${net.name}${prev.netns ? ` --netns ${prev.netns}` : ''} first, or work in that namespace (--netns / KVMCTL_NETNS)`,
+    });
+  }
   const st: NetState = existing && prev ? prev : { netns: ctx.netns, createdBridge: false, uplinksBroughtUp: [], createdTaps: [] };
   const undo: (() => Promise<unknown>)[] = [];
   try {
@@ -160,7 +168,8 @@ export type DownResult = { network: string; bridge: string; action: 'removed' | 
  */
 export async function bridgeDown(net: BridgeLikeSpec, ctx: NetCtx & { force?: boolean; isRunning?: (vm: string) => boolean }): Promise<DownResult> {
   const br = bridgeIfname(net)!;
-  const opts: IpOpts = { netns: ctx.netns };
+  // Down where it was brought up (its record says), whatever namespace the caller is in.
+  const opts: IpOpts = { netns: recordedNetns(readNetState(ctx.paths, net.name), ctx.netns) };
   const links = await listLinks(opts);
   const l = links.find((x) => x.ifname === br);
   const steps: string[] = [];

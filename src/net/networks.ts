@@ -3,12 +3,14 @@
  * the VM lifecycle (through attach.ts). Definitions are read with src/spec/store.ts.
  */
 import { KvmError } from '../errors.js';
+import { recordedNetns } from '../host/netns-target.js';
 import type { Paths } from '../host/paths.js';
 import type { NetworkSpec } from '../spec/network.js';
 import { natBridgeView } from '../spec/network-views.js';
 import { bridgeDown, bridgeStatus, bridgeUp, type DownResult, type NetCtx, type NetStatus, type UpResult } from './bridge.js';
 import { vmIsRunning } from './gc.js';
 import { getLink, ip, listLinks, parseOwner, type IpOpts } from './ip.js';
+import { readNetState } from './state.js';
 
 export type { NetCtx, NetStatus, UpResult, DownResult };
 
@@ -46,7 +48,8 @@ export async function netDown(net: NetworkSpec, ctx: NetCtx & { force?: boolean;
 export async function netStatus(net: NetworkSpec, opts: IpOpts & { paths?: Paths }): Promise<NetStatus> {
   if (net.type === 'nat' && opts.paths) return (await import('./nat/nat.js')).natStatus(net, { paths: opts.paths, netns: opts.netns });
   if (net.type === 'nat') return bridgeStatus(natBridgeView(net), opts);
-  if (net.type === 'bridge' || net.type === 'host-only') return bridgeStatus(net, opts);
+  // Where it was brought up (its record), like nat networks: `net list` without --netns still sees it.
+  if (net.type === 'bridge' || net.type === 'host-only') return bridgeStatus(net, { netns: opts.paths ? recordedNetns(readNetState(opts.paths, net.name), opts.netns) : opts.netns });
   if (net.type === 'macvtap') {
     const links = await listLinks(opts);
     const parent = links.find((l) => l.ifname === net.parent);

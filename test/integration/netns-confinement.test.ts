@@ -224,6 +224,41 @@ describe.skipIf(!can)('network namespace confinement (KVMCTL_NETNS / --netns)', 
     await expectRootUnchanged(before);
   }, 60_000);
 
+  it('(d) a bridge network brought up by a confined start stays where it is: net list sees it there without the variable, net up elsewhere is refused, net down takes it down there', async () => {
+    await h.apply(`kind: network
+name: cfbr
+type: host-only
+addresses: [10.79.0.1/24]
+---
+name: cfbrvm
+memory: 128M
+kernel: { builtin: test-guest }
+nics: [{ network: cfbr }]
+stopTimeout: 2
+`);
+    const s = await h.cli(['start', 'cfbrvm'], { env: { KVMCTL_NETNS: ns.name } });
+    expect(s.code, s.stderr).toBe(0);
+    expect((await nsState()).links).toContain('cfbr');
+    const k = await h.cli(['kill', 'cfbrvm']);
+    expect(k.code, k.stderr).toBe(0);
+    const list = await h.cli(['net', 'list', '--json']);
+    expect((JSON.parse(list.stdout) as { network: string; state: string }[]).find((n) => n.network === 'cfbr')?.state).toBe('up');
+    const up = await h.cli(['net', 'up', 'cfbr']);
+    expect(up.code, up.stderr).toBe(1);
+    expect(up.stderr).toContain('NETWORK_ELSEWHERE');
+    expect(up.stderr).toContain(`--netns ${ns.name}`);
+    const again = await h.cli(['start', 'cfbrvm']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('NETWORK_ELSEWHERE');
+    expect(h.pids().filter((p) => nsOfPid(p) !== undefined)).toEqual([]);
+    await expectRootUnchanged(before);
+    const d = await h.cli(['net', 'down', 'cfbr']);
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stdout).toContain('removed bridge cfbr');
+    expect((await nsState()).links).toEqual(['lo']);
+    await expectRootUnchanged(before);
+  }, 120_000);
+
   describe.skipIf(!isoTool())('(b) install', () => {
     it('install --netns NS of a VM with a disk and an ISO: its nat network and tap in the namespace; root unchanged', async () => {
       const dir = path.join(h.dir, 'iso');

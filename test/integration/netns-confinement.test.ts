@@ -46,6 +46,14 @@ const nsOfPid = (pid: number | string): string | undefined => {
     return undefined;
   }
 };
+/** A process that exited (or is a zombie waiting for its reaper). */
+const gone = (pid: number): boolean => {
+  try {
+    return /\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
+};
 /** The same for a named namespace: its bind mount's inode. */
 const nsOfName = (name: string) => `net:[${fs.statSync(`/var/run/netns/${name}`).ino}]`;
 const ROOT_NS = nsOfPid('self')!;
@@ -224,7 +232,7 @@ describe.skipIf(!can)('network namespace confinement (KVMCTL_NETNS / --netns)', 
     await expectRootUnchanged(before);
   }, 60_000);
 
-  it('(d) a bridge network brought up by a confined start stays where it is: net list sees it there without the variable, net up elsewhere is refused, net down takes it down there', async () => {
+  it('(d) a bridge network brought up by a confined start stays where it is: status after a crash releases the tap there, net list sees it there without the variable, net up elsewhere is refused, net down takes it down there', async () => {
     await h.apply(`kind: network
 name: cfbr
 type: host-only
@@ -236,11 +244,19 @@ kernel: { builtin: test-guest }
 nics: [{ network: cfbr }]
 stopTimeout: 2
 `);
-    const s = await h.cli(['start', 'cfbrvm'], { env: { KVMCTL_NETNS: ns.name } });
+    const s = await h.cli(['start', 'cfbrvm', '--json'], { env: { KVMCTL_NETNS: ns.name } });
     expect(s.code, s.stderr).toBe(0);
+    const pid = (JSON.parse(s.stdout) as { pid: number }).pid;
+    expect((await nsState()).links.length).toBe(3); // lo, cfbr, the VM's tap
     expect((await nsState()).links).toContain('cfbr');
-    const k = await h.cli(['kill', 'cfbrvm']);
-    expect(k.code, k.stderr).toBe(0);
+    // QEMU dies behind kvmctl's back (SIGKILL to the QEMU this test's kvmctl started, by PID):
+    // status, run without the variable, sees the crash and releases the tap in the namespace.
+    process.kill(pid, 'SIGKILL');
+    for (let i = 0; i < 100 && !gone(pid); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(gone(pid)).toBe(true);
+    const st = await h.cli(['status', 'cfbrvm', '--json']);
+    expect((JSON.parse(st.stdout) as { state: string }).state).toBe('crashed');
+    expect((await nsState()).links).toEqual(['lo', 'cfbr']);
     const list = await h.cli(['net', 'list', '--json']);
     expect((JSON.parse(list.stdout) as { network: string; state: string }[]).find((n) => n.network === 'cfbr')?.state).toBe('up');
     const up = await h.cli(['net', 'up', 'cfbr']);

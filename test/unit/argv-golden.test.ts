@@ -37,10 +37,13 @@ const ctx = (vhost: boolean): ArgvContext => ({
   ],
 });
 
-/** The seed's launch line (§6 of shared/seed/README.md), read from the seed itself. */
+/**
+ * The seed's launch line (§6 of the operator's notes), kept verbatim in the repository as
+ * test/fixtures/import/seed-exam_vm.sh (a clone has no ../shared; the fixture notes its source).
+ */
 function seedArgv(): string[] {
-  const readme = fs.readFileSync(path.join(root, '../shared/seed/README.md'), 'utf8');
-  const block = /```\n(\/usr\/bin\/qemu-system-x86_64[\s\S]*?)```/.exec(readme)![1]!;
+  const script = fs.readFileSync(path.join(root, 'test/fixtures/import/seed-exam_vm.sh'), 'utf8');
+  const block = /(\/usr\/bin\/qemu-system-x86_64[\s\S]*)/.exec(script)![1]!;
   return block.replace(/\\\n/g, ' ').split(/\s+/).filter(Boolean).map((t) => t.replace(/^"(.*)"$/, '$1'));
 }
 

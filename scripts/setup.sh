@@ -35,4 +35,17 @@ npx vite build --config web/vite.config.ts --logLevel warn
 # The test guest, cached once per machine (shared by the demo, the tests and the benchmarks).
 export KVMCTL_GUEST_CACHE="${KVMCTL_GUEST_CACHE:-$PWD/.cache/guest}"
 node bin/kvmctl.js image test-guest >/dev/null
+# chronyd for the time-sync test, extracted from Debian's package (never installed: the host's
+# own time daemon is not touched), cached per package version.
+chrony_deb="$(apt-cache show --no-all-versions chrony 2>/dev/null | sed -n 's/^Filename: .*\///p' | head -1)"
+if [ -n "$chrony_deb" ] && [ ! -x ".cache/chrony/$chrony_deb/usr/sbin/chronyd" ]; then
+  tmp="$(mktemp -d)"
+  if (cd "$tmp" && apt-get download -qq chrony >/dev/null 2>&1); then
+    mkdir -p ".cache/chrony/$chrony_deb"
+    dpkg-deb -x "$tmp"/chrony_*.deb ".cache/chrony/$chrony_deb"
+  else
+    echo "setup: could not download chrony (the time-sync test will be skipped)" >&2
+  fi
+  rm -rf "$tmp"
+fi
 echo "setup: done" >&2

@@ -177,6 +177,12 @@ export const autostartSchema = z.preprocess(
   }),
 );
 
+/** A host name or an IP address for a chrony server/pool line: nothing else can be smuggled into it. */
+export const NTP_HOST_RE = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?$|^[0-9a-fA-F:]+$/;
+const ntpHost = z.string().regex(NTP_HOST_RE, {
+  error: 'must be a host name or an IP address, such as 192.168.100.1 or 2.debian.pool.ntp.org',
+});
+
 export const vmSchema = z
   .strictObject({
     kind: z.literal('vm').optional(),
@@ -201,6 +207,13 @@ export const vmSchema = z
     shares: z.array(shareSchema).default([]),
     /** cloud-init NoCloud seed (user-data, meta-data, network-config): built at each start and attached as a read-only virtio disk labelled cidata. */
     cloudInit: seedSchema.optional(),
+    /** NTP sources for `kvmctl guest time-sync` when the guest has no KVM PTP clock (default: the host's address on the VM's network). */
+    timeSync: z
+      .strictObject({
+        servers: z.array(ntpHost).default([]),
+        pools: z.array(ntpHost).default([]),
+      })
+      .optional(),
     /** Escape hatch: appended verbatim to the QEMU command line. */
     extraArgs: z.array(z.string()).default([]),
     autostart: autostartSchema.prefault(false),

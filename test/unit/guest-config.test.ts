@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkGuestConfig, formatConfigCheck, formatFragment, optionsFor, seedNeeds, vmNeeds } from '../../src/guest/kernel-fragment.js';
-import { formatTimeSync, timeSyncPlan } from '../../src/guest/time-sync.js';
+import { CONF_DIR, formatTimeSync, GATE_PATH, GATE_SCRIPT, sourcesForVm, timeSyncPlan, validNtpHost } from '../../src/guest/time-sync.js';
 import { parseKernelConfig } from '../../src/host/kernel-config.js';
 import { validateVm } from '../../src/spec/load.js';
 
@@ -121,34 +121,70 @@ describe('checkGuestConfig', () => {
 });
 
 describe('time-sync plan', () => {
-  it('chrony.conf: only the PHC refclock, no server or pool lines, makestep', () => {
+  it('chrony.conf never names /dev/ptp0 (a missing device stops chronyd): confdir + NTP fallback + makestep', () => {
     const p = timeSyncPlan('openrc');
     const lines = p.chronyConf.split('\n').filter((l) => l && !l.startsWith('#'));
-    expect(lines).toContain('refclock PHC /dev/ptp0 poll 2');
-    expect(lines.some((l) => /^(server|pool|peer)\b/.test(l))).toBe(false);
+    expect(lines.some((l) => l.startsWith('refclock'))).toBe(false);
+    expect(lines).toContain(`confdir ${CONF_DIR}`);
+    expect(lines).toContain('pool pool.ntp.org iburst');
     expect(lines.some((l) => l.startsWith('makestep '))).toBe(true);
   });
-  it('OpenRC: hwclock out of boot, chronyd in default, ptp_kvm loaded at boot', () => {
-    const s = timeSyncPlan('openrc').steps;
+  it('NTP sources: given ones in order, one line each', () => {
+    const p = timeSyncPlan({ sources: [{ kind: 'server', host: '10.0.0.1' }, { kind: 'pool', host: '2.debian.pool.ntp.org' }] });
+    const lines = p.chronyConf.split('\n').filter((l) => /^(server|pool) /.test(l));
+    expect(lines).toEqual(['server 10.0.0.1 iburst', 'pool 2.debian.pool.ntp.org iburst']);
+  });
+  it('validNtpHost refuses spaces and smuggled options', () => {
+    expect(validNtpHost('192.168.1.1')).toBe(true);
+    expect(validNtpHost('ntp.example.org')).toBe(true);
+    expect(validNtpHost('a iburst maxpoll 1')).toBe(false);
+    expect(validNtpHost('')).toBe(false);
+  });
+  it('the gate script finds the clock by name and writes the refclock only for a char device', () => {
+    expect(GATE_SCRIPT).toContain('"KVM virtual PTP"');
+    expect(GATE_SCRIPT).toContain('[ -c "$dev" ]');
+    expect(GATE_SCRIPT).toContain('refclock PHC $dev poll 2 prefer');
+    expect(GATE_SCRIPT).toContain('rm -f "$conf"');
+  });
+  it('OpenRC: the gate service runs before chronyd, hwclock out of boot, ptp_kvm loaded at boot', () => {
+    const p = timeSyncPlan('openrc');
+    const s = p.steps;
+    expect(p.files.map((f) => f.path)).toEqual([GATE_PATH, '/etc/init.d/kvmctl-ptp']);
+    expect(p.files[1].content).toContain('before chronyd');
     expect(s).toContain('rc-update del hwclock boot   # the kernel sets the clock from the RTC (RTC_HCTOSYS)');
     expect(s).toContain('rc-update add chronyd default');
     expect(s.join('\n')).toContain('/etc/conf.d/modules');
-    expect(s.indexOf('rc-update add chronyd default')).toBeGreaterThan(s.findIndex((x) => x.startsWith('modprobe ptp_kvm')));
+    expect(s.indexOf('rc-update add chronyd default')).toBeGreaterThan(s.indexOf('rc-update add kvmctl-ptp default'));
   });
-  it('systemd: modules-load.d, chrony enabled, timesyncd disabled', () => {
-    const s = timeSyncPlan('systemd').steps.join('\n');
+  it('systemd: ExecStartPre drop-in, modules-load.d, chrony enabled, timesyncd disabled', () => {
+    const p = timeSyncPlan('systemd');
+    expect(p.files[1].path).toBe('/etc/systemd/system/chrony.service.d/kvmctl-ptp.conf');
+    expect(p.files[1].content).toContain(`ExecStartPre=${GATE_PATH}`);
+    const s = p.steps.join('\n');
     expect(s).toContain('/etc/modules-load.d/ptp_kvm.conf');
-    expect(s).toContain('systemctl enable --now chrony.service');
+    expect(s).toContain('systemctl enable chrony.service');
     expect(s).toContain('systemctl disable --now systemd-timesyncd.service');
     expect(s).not.toContain('rc-update');
   });
-  it('lists the kernel options and the caveats (x86, TSC, error bounds, module)', () => {
+  it('under TCG the plan says NTP only', () => {
+    expect(timeSyncPlan({ tcg: true }).expect).toBe('ntp');
+    expect(formatTimeSync(timeSyncPlan({ tcg: true }))).toContain('NTP only');
+  });
+  it('sourcesForVm: definition, else the host address on its network, else the pool', () => {
+    const base = vm({ disks: [{ file: 'a.img' }], nics: [{ network: 'lan' }] });
+    const nat = { kind: 'network', name: 'lan', type: 'nat', address: '10.9.0.1/24' } as never;
+    expect(sourcesForVm(base, () => nat).sources).toEqual([{ kind: 'server', host: '10.9.0.1' }]);
+    expect(sourcesForVm(base, () => undefined).sources).toEqual([{ kind: 'pool', host: 'pool.ntp.org' }]);
+    const own = vm({ disks: [{ file: 'a.img' }], nics: [{ network: 'lan' }], timeSync: { servers: ['192.0.2.5'] } });
+    expect(sourcesForVm(own, () => nat).sources).toEqual([{ kind: 'server', host: '192.0.2.5' }]);
+  });
+  it('lists the kernel options and the caveats (x86, TSC, error bounds, TCG)', () => {
     const p = timeSyncPlan('systemd');
     expect(p.kernelOptions.map((o) => o.name)).toEqual(expect.arrayContaining(['PTP_1588_CLOCK', 'PTP_1588_CLOCK_KVM', 'RTC_HCTOSYS', 'RTC_HCTOSYS_DEVICE', 'RTC_DRV_CMOS']));
     const c = p.caveats.join('\n');
-    for (const w of ['x86', 'tsc', 'error bounds', 'ptp_kvm must be loaded']) expect(c).toContain(w);
+    for (const w of ['x86', 'tsc', 'error bounds', 'TCG']) expect(c).toContain(w);
     const t = formatTimeSync(p);
     expect(t).toContain('CONFIG_RTC_HCTOSYS_DEVICE="rtc0"');
-    expect(t).toContain('refclock PHC /dev/ptp0 poll 2');
+    expect(t).toContain(GATE_PATH);
   });
 });

@@ -46,13 +46,34 @@ export function register(program: Command, action: Action): void {
 
   guest
     .command('time-sync')
-    .description('print chrony.conf for the KVM PTP clock, the OpenRC/systemd steps, the kernel options and the caveats')
+    .description("print chrony.conf and the files and steps for guest time sync: the KVM PTP clock when the guest has one, NTP (the host, or the definition's servers) otherwise")
+    .argument('[name]', "a defined VM: its timeSync servers, or the host's address on its network, are the NTP fallback")
     .option('--init <system>', 'openrc or systemd', 'openrc')
+    .option('--server <host...>', 'NTP server(s) for the fallback (overrides the definition)')
+    .option('--pool <host...>', 'NTP pool(s) for the fallback (overrides the definition)')
+    .addHelpText('after', '\nExamples:\n  kvmctl guest time-sync exam_vm --init systemd\n  kvmctl guest time-sync --server 192.168.1.1')
     .action(
-      action(async (ctx, opts: { init: string }) => {
+      action(async (ctx, name: string | undefined, opts: { init: string; server?: string[]; pool?: string[] }) => {
         if (opts.init !== 'openrc' && opts.init !== 'systemd') throw badInput('BAD_VALUE', `--init must be openrc or systemd, got "${opts.init}"`);
         const m = await import('../../guest/time-sync.js');
-        const plan = m.timeSyncPlan(opts.init);
+        const given = [...(opts.server ?? []).map((host) => ({ kind: 'server' as const, host })), ...(opts.pool ?? []).map((host) => ({ kind: 'pool' as const, host }))];
+        const bad = given.filter((s) => !m.validNtpHost(s.host));
+        if (bad.length) throw badInput('BAD_VALUE', `not a host name or IP address: ${bad.map((s) => `"${s.host}"`).join(', ')}`, 'give a name such as 2.debian.pool.ntp.org or an address such as 192.168.1.1');
+        let sources = given.length ? given : undefined;
+        let sourcesFrom = given.length ? 'given on the command line' : undefined;
+        let tcg: boolean | undefined;
+        if (name) {
+          const store = await import('../../spec/store.js');
+          const vm = store.readVm(ctx.paths, name);
+          if (!sources) {
+            const r = m.sourcesForVm(vm, (n) => (store.listNames(ctx.paths, 'network').includes(n) ? store.readNetwork(ctx.paths, n) : undefined));
+            sources = r.sources;
+            sourcesFrom = r.from;
+          }
+          const facts = await ctx.facts();
+          tcg = !facts.kvm || !vm.machine.accel.includes('kvm');
+        }
+        const plan = m.timeSyncPlan({ init: opts.init, sources, sourcesFrom, tcg });
         ctx.out(plan, () => m.formatTimeSync(plan));
       }),
     );

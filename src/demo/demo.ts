@@ -49,6 +49,12 @@ export async function runDemo(o: { examples: string; out: (s: string) => void; k
   try {
     // 1. The seed's launch script, as a definition and a command line.
     say('== The seed\'s exam_vm as a kvmctl definition (examples/exam_vm.yaml) ==');
+    // The seed keeps its monitor socket and share under /home/kvm-admin; definitions name paths only
+    // inside storage roots, so record it as one (as `kvmctl storage add` would; nothing is created there).
+    const { readHostConfig, writeHostConfig } = await import('../host/host-config.js');
+    const hc = readHostConfig(paths);
+    writeHostConfig(paths, { ...hc, storage: { ...hc.storage, roots: [...hc.storage.roots, '/home/kvm-admin'] } });
+    say('  storage root /home/kvm-admin (the seed\'s layout) recorded in this demo\'s own host config');
     const applied = applyDefinitions(paths, [path.join(o.examples, 'exam_vm.yaml')]);
     say(applied.map((a) => `  ${a.kind}/${a.name} ${a.action}`).join('\n'));
     const facts = await probeHost(resolvePaths());
@@ -69,6 +75,7 @@ export async function runDemo(o: { examples: string; out: (s: string) => void; k
     await ipn('link', 'set', 'lan0', 'up');
     const share = path.join(home, 'share_dir');
     fs.mkdirSync(share);
+    (await import('../host/storage-roots.js')).addStorage(paths, share);
     const yaml = path.join(home, 'seed-demo.yaml');
     fs.writeFileSync(yaml, seedDemoYaml({ share }));
     for (const a of applyDefinitions(paths, [yaml])) say(`  ${a.kind}/${a.name} ${a.action}`);

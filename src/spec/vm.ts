@@ -159,6 +159,8 @@ export const shareSchema = z.strictObject({
   securityModel: z.enum(SECURITY_MODELS).default('mapped-xattr'),
   readOnly: z.boolean().default(false),
   driver: z.enum(['9p', 'virtiofs']).default('9p'),
+  /** Allow a source outside the storage roots, even / or /etc (the guest can then read or change the host there). */
+  allowSystemPath: z.boolean().default(false),
 });
 
 export const runAsSchema = shorthand(

@@ -40,8 +40,9 @@ export function lookupGroup(group: string, file = '/etc/group'): number | undefi
   return undefined;
 }
 
-export function preflight(vm: VmSpec, rt: RuntimePaths, imagesDir: string, kernel?: { path: string; initrd?: string }): { runAs?: UserIds } {
-  const issues: ErrorIssue[] = [];
+/** `confinement`: the path-check issues of the definition (src/vm/path-check.ts), reported with the rest. */
+export function preflight(vm: VmSpec, rt: RuntimePaths, imagesDir: string, kernel?: { path: string; initrd?: string }, confinement: ErrorIssue[] = []): { runAs?: UserIds } {
+  const issues: ErrorIssue[] = [...confinement];
   const sockets: [string, string][] = [['qmp', rt.qmp]];
   if (vm.serial === 'socket') sockets.push(['serial', rt.serial]);
   if (vm.display.type === 'vnc' && !vm.display.vnc?.listen) sockets.push(['display.vnc.socket', vm.display.vnc?.socket ?? rt.vnc]);

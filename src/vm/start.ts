@@ -12,6 +12,7 @@ import { buildArgv } from '../qemu/argv.js';
 import { readVm } from '../spec/store.js';
 import { resolveKernel } from './kernel.js';
 import { withVmLock } from './lock.js';
+import { vmPathIssues } from './path-check.js';
 import { lookupGroup, preflight } from './preflight.js';
 import { procStat, waitGone } from './proc.js';
 import { qmpOnce } from './qmp-once.js';
@@ -42,7 +43,7 @@ export type StartResult = { name: string; pid: number; accel: 'kvm' | 'tcg'; war
 export const GUEST_READY_MARKER = 'KVMCTL-GUEST-READY';
 
 export async function startVm(paths: Paths, name: string, opts: StartOptions = {}): Promise<StartResult> {
-  const vm = opts.install ? (await import('./storage.js')).withInstallMedium(readVm(paths, name), opts.install.iso) : readVm(paths, name);
+  const vm = opts.install ? (await import('./storage.js')).withInstallMedium(readVm(paths, name), opts.install.iso, paths) : readVm(paths, name);
   const t0 = Date.now();
   return withVmLock(paths, name, async () => {
     const now = await vmStatus(paths, name, { lockHeld: true });
@@ -53,7 +54,7 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
     const rt = runtimePaths(paths, name);
     const files = vmRuntimeFiles(paths, name);
     const kernel = await resolveKernel(vm, paths, { build: true, log: opts.log });
-    const { runAs } = preflight(vm, rt, paths.images, kernel);
+    const { runAs } = preflight(vm, rt, paths.images, kernel, vmPathIssues(vm, paths));
     if (vm.disks.some((d) => d.create)) {
       const { ensureDisk } = await import('../disk/images.js');
       for (const d of vm.disks) if (d.create) await ensureDisk(d, paths);

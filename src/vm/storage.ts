@@ -19,6 +19,7 @@ import { QmpClient } from '../qmp/client.js';
 import { listNames, readVm } from '../spec/store.js';
 import type { DiskSpec, VmSpec } from '../spec/vm.js';
 import { withVmLock } from './lock.js';
+import { confinedPath } from './path-check.js';
 import { readJson, writeJson } from './state.js';
 import { vmStatus } from './status.js';
 import { virtiofsSockets } from './virtiofs.js';
@@ -266,9 +267,10 @@ export function plannedStorage(paths: Paths, vm: VmSpec, runtimeDir: string): { 
 // ---- install media and CD-ROMs ----
 
 /** The definition as `install` starts it: the ISO in the first CD-ROM drive (cd0 when none), boot once from it. */
-export function withInstallMedium(vm: VmSpec, iso: string): VmSpec {
+export function withInstallMedium(vm: VmSpec, iso: string, paths?: Paths): VmSpec {
   const abs = path.resolve(iso);
   if (!fs.existsSync(abs)) throw badInput('ISO_NOT_FOUND', `${abs} does not exist`);
+  if (paths) confinedPath(paths, iso, '--iso');
   const cdroms = vm.cdroms.length ? [{ ...vm.cdroms[0]!, file: abs }, ...vm.cdroms.slice(1)] : [{ id: 'cd0', file: abs }];
   return { ...vm, cdroms, boot: { order: vm.boot?.order ?? ['disk'], once: 'cdrom', menu: vm.boot?.menu } };
 }
@@ -297,6 +299,7 @@ export async function cdromVm(paths: Paths, name: string, op: 'eject' | 'insert'
     if (!o.file) throw badInput('ISO_MISSING', 'insert needs an ISO file');
     file = path.resolve(o.file);
     if (!fs.existsSync(file)) throw badInput('ISO_NOT_FOUND', `${file} does not exist`);
+    confinedPath(paths, o.file, 'ISO');
   }
   return withQmp(paths, name, async (q) => {
     const blocks = await q.execute<{ device: string; removable: boolean }[]>('query-block');

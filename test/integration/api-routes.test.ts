@@ -151,10 +151,10 @@ describe('networks, disks, host', () => {
     expect(c.status, JSON.stringify(c.body)).toBe(200);
     expect(c.body.info).toMatchObject({ format: 'qcow2', 'virtual-size': 64 * 1024 * 1024 });
     expectError(await call('POST', '/api/disks', { path: 'd/one.qcow2', size: '64M', format: 'qcow2' }), 409, 'DISK_EXISTS');
-    expectError(await call('POST', '/api/disks', { path: '../escape.raw', size: '1M' }), 400, 'DISK_OUTSIDE_IMAGES');
+    expectError(await call('POST', '/api/disks', { path: '../escape.raw', size: '1M' }), 400, 'DISK_OUTSIDE_ROOTS');
     expectError(await call('POST', '/api/disks', { path: 'x.raw', size: 'big' }), 400, 'DISK_BAD_SIZE');
     expect((await call('GET', '/api/disks/info?path=d/one.qcow2')).body).toMatchObject({ inUse: false, info: { format: 'qcow2' } });
-    expectError(await call('GET', '/api/disks/info?path=/etc/passwd'), 400, 'DISK_OUTSIDE_IMAGES');
+    expectError(await call('GET', '/api/disks/info?path=/etc/passwd'), 400, 'DISK_OUTSIDE_ROOTS');
     expectError(await call('GET', '/api/disks/info?path=missing.raw'), 404, 'DISK_NOT_FOUND');
     expectError(await call('GET', '/api/disks/info'), 400, 'BAD_REQUEST');
     expect((await call('GET', '/api/disks')).body).toMatchObject([{ path: 'd/one.qcow2' }]);

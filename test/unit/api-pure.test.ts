@@ -54,7 +54,7 @@ describe('errors → HTTP', () => {
     ['DISK_IN_USE', 1, 409],
     ['SPEC_INVALID', 2, 422],
     ['BAD_REQUEST', 2, 400],
-    ['DISK_OUTSIDE_IMAGES', 2, 400],
+    ['DISK_OUTSIDE_ROOTS', 2, 400],
     ['UNAUTHORIZED', 1, 401],
     ['QMP_TIMEOUT', 1, 500],
   ] as const)('%s (exit %d) → %d', (code, exit, status) => {
@@ -156,12 +156,12 @@ describe('token and paths', () => {
     expect(tokenMatches('nope', b.token)).toBe(false);
     expect(tokenMatches(undefined, b.token)).toBe(false);
   });
-  it('keeps API disk paths inside the images dir', () => {
+  it('keeps API disk paths inside the storage roots', () => {
     const paths = resolvePaths({ KVMCTL_HOME: tmpHome() });
     fs.mkdirSync(paths.images, { recursive: true });
     expect(imagePath(paths, 'a.qcow2')).toBe(path.join(paths.images, 'a.qcow2'));
     expect(imagePath(paths, path.join(paths.images, 'sub/b.raw'))).toBe(path.join(paths.images, 'sub/b.raw'));
-    for (const bad of ['../x', '/etc/passwd', '', '.']) expect(() => imagePath(paths, bad)).toThrow(/outside the images dir/);
+    for (const bad of ['../x', '/etc/passwd', '', '.']) expect(() => imagePath(paths, bad)).toThrow(/outside the storage roots|is a directory/);
     fs.symlinkSync('/etc', path.join(paths.images, 'link'));
     expect(() => imagePath(paths, 'link/passwd')).toThrow(/outside/);
   });

@@ -216,6 +216,9 @@ describe('definition cache through the built CLI', () => {
     files.filter((f) => /\/node_modules\/(zod|yaml)\//.test(f) || /\bZodError\b|\bparseAllDocuments\b/.test(fs.readFileSync(f, 'utf8')));
 
   it('list, status and cmdline with a warm cache load neither zod nor the YAML parser', async () => {
+    // the seed keeps its monitor socket and share under /home/kvm-admin: the operator made it a storage root
+    fs.mkdirSync(path.join(home, 'config'), { recursive: true });
+    fs.writeFileSync(path.join(home, 'config/host.json'), JSON.stringify({ storage: { roots: ['/home/kvm-admin'] } }));
     expect((await cli(['apply', '-f', path.join(ROOT, 'examples/exam_vm.yaml')])).code).toBe(0);
     const first = await cli(['list'], true);
     expect(first.code, first.stderr).toBe(0);

@@ -4,38 +4,19 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { badInput } from '../../errors.js';
 import type { Paths } from '../../host/paths.js';
+import { storageRoots } from '../../host/storage-roots.js';
 import { parseSize } from '../../spec/units.js';
+import { pathProblem } from '../../vm/path-check.js';
 import { routes as R } from '../contract.js';
 import { bind } from '../route.js';
 import type { ServerCtx } from '../server.js';
 
-/** A path given to the API → an absolute path inside the images dir (symlinks resolved), or 400. */
+/** A path given to the API → an absolute path inside a storage root (symlinks resolved; relative: the images dir), or 400. */
 export function imagePath(paths: Paths, p: string): string {
-  const root = path.resolve(paths.images);
-  const abs = path.resolve(root, p);
-  const inside = (x: string, r: string) => {
-    const rel = path.relative(r, x);
-    return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
-  };
-  let real = abs;
-  try {
-    real = fs.realpathSync(abs);
-  } catch {
-    try {
-      real = path.join(fs.realpathSync(path.dirname(abs)), path.basename(abs));
-    } catch {
-      /* parent missing too: checked lexically */
-    }
-  }
-  let realRoot = root;
-  try {
-    realRoot = fs.realpathSync(root);
-  } catch {
-    /* no images dir yet */
-  }
-  if (!inside(abs, root) || !inside(real, realRoot)) {
-    throw badInput('DISK_OUTSIDE_IMAGES', `"${p}" is outside the images dir ${root}`, 'the API works on images under the images dir only; use the CLI (kvmctl disk) for other paths');
-  }
+  const abs = path.resolve(paths.images, p);
+  const why = pathProblem(p, 'image', storageRoots(paths), paths, { base: paths.images });
+  if (why) throw badInput('DISK_OUTSIDE_ROOTS', why, 'the API works on images inside the storage roots only (kvmctl storage list on the host)');
+  if (abs === path.resolve(paths.images)) throw badInput('DISK_OUTSIDE_ROOTS', `"${p}" is the images dir itself`, 'name an image file in it');
   return abs;
 }
 

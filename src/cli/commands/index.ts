@@ -18,6 +18,7 @@ import { register as ipCmd } from './ip.js';
 import { register as install } from './install.js';
 import { register as autostart } from './autostart.js';
 import { register as cluster } from './cluster.js';
+import { register as storage } from './storage.js';
 
 export type Register = (program: Command, action: Action) => void;
 
@@ -30,3 +31,4 @@ commands.push(autostart);
 commands.push(install);
 commands.push(ipCmd);
 commands.push(cluster);
+commands.push(storage);

@@ -36,6 +36,16 @@ export function register(program: Command, action: Action): void {
         }
         const source = file === '-' ? '<stdin>' : file;
         const r = m.importCommandLine(text, { name: opts.name, source: file });
+        // Paths outside the storage roots: nothing is stored in the config dir; with -o the YAML is
+        // written with a warning per path (apply refuses it until the roots are added).
+        const { vmPathIssues } = await import('../../vm/path-check.js');
+        const outside = vmPathIssues(r.spec, ctx.paths);
+        const adds = [...new Set(outside.flatMap((i) => /kvmctl storage add (\S+)/.exec(i.message)?.[1] ?? []))];
+        const rootHint = adds.length ? `add the roots first: ${adds.map((d) => `kvmctl storage add ${d}`).join('; ')}` : 'move the files into a storage root (kvmctl storage list)';
+        if (outside.length && !opts.output) {
+          throw badInput('PATH_OUTSIDE_ROOTS', `${source}: ${outside.length} path${outside.length === 1 ? '' : 's'} outside the storage roots, nothing imported:\n${outside.map((i) => `  ${i.path}: ${i.message}`).join('\n')}`, `${rootHint}, then import again (or -o FILE to write the YAML elsewhere)`, outside);
+        }
+        for (const i of outside) r.notes.push({ level: 'warning', message: `${i.path}: ${i.message} (kvmctl apply refuses it until then)` });
         const warnings = r.notes.map((n) => ({ level: n.level, ...(n.line ? { line: n.line } : {}), message: n.message }));
         const printNotes = () => {
           for (const n of r.notes) process.stderr.write(`${n.level}: ${n.line ? `${source}:${n.line}: ` : ''}${n.message}\n`);

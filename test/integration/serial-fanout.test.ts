@@ -3,6 +3,8 @@
  * socket) with the real test guest under QEMU: two WebSocket viewers of the same VM both get the
  * guest's answer to a command typed in either; a viewer leaving does not cut the others off; with
  * the last viewer gone the server lets go of QEMU's serial socket (a plain client gets it).
+ * The same server's /metrics then gives the VM's state as kvmctl_vm_up 1/0 plus kvmctl_vm_state
+ * series (paused, then stopped), and a VM that was never started is there as up 0.
  */
 import net from 'node:net';
 import path from 'node:path';
@@ -60,6 +62,7 @@ beforeAll(async () => {
   sock = path.join(h.dir, 'api.sock');
   srv = await serve({ paths, socket: sock, reconcileMs: 500 });
   expect((await api('POST', '/api/vms', { yaml: VM })).action).toBe('created');
+  expect((await api('POST', '/api/vms', { yaml: 'name: idlevm\nmemory: 64M\nkernel: { builtin: test-guest }\n' })).action).toBe('created');
   await api('POST', '/api/vms/fanvm/start', { waitForGuest: true, timeoutSec: 150 });
 }, 320_000);
 afterAll(async () => {
@@ -101,4 +104,34 @@ describe('serial console fan-out', () => {
     }
     expect(b.out()).not.toContain('direct-42');
   }, 240_000);
+
+  it('/metrics: kvmctl_vm_up 1 paused, 0 stopped (never left out), with kvmctl_vm_state', async () => {
+    const prom = () => api<string>('GET', '/metrics');
+    const value = (t: string, series: string) => t.split('\n').find((l) => l.startsWith(`${series} `))?.split(' ')[1];
+    const waitState = async (want: string) => {
+      const end = Date.now() + 20_000;
+      for (;;) {
+        const t = await prom();
+        if (value(t, `kvmctl_vm_state{vm="fanvm",state="${want}"}`) === '1') return t;
+        if (Date.now() > end) throw new Error(`fanvm not ${want} in /metrics:\n${t}`);
+        await new Promise((r) => setTimeout(r, 300));
+      }
+    };
+    let t = await waitState('running');
+    expect(value(t, 'kvmctl_vm_up{vm="fanvm"}')).toBe('1');
+    expect(value(t, 'kvmctl_vm_up{vm="idlevm"}')).toBe('0');
+    expect(value(t, 'kvmctl_vm_state{vm="idlevm",state="stopped"}')).toBe('1');
+
+    await api('POST', '/api/vms/fanvm/pause');
+    t = await waitState('paused');
+    expect(value(t, 'kvmctl_vm_up{vm="fanvm"}')).toBe('1');
+    expect(value(t, 'kvmctl_vm_state{vm="fanvm",state="running"}')).toBe('0');
+    expect(t).not.toMatch(/ 0\.5$/m);
+
+    await api('POST', '/api/vms/fanvm/kill');
+    t = await waitState('stopped');
+    expect(value(t, 'kvmctl_vm_up{vm="fanvm"}')).toBe('0');
+    expect(t.split('\n').filter((l) => l.startsWith('kvmctl_vm_state{vm="fanvm",') && l.endsWith(' 1'))).toEqual(['kvmctl_vm_state{vm="fanvm",state="stopped"} 1']);
+    for (const line of t.trim().split('\n')) expect(line).toMatch(/^(# (HELP|TYPE) \w+ .+|\w+(\{.*\})? -?[\d.e+]+)$/);
+  }, 60_000);
 });

@@ -362,7 +362,7 @@ export const routes = {
   ksmOn: { method: 'POST', path: '/api/host/ksm/on', summary: 'start KSM merging', body: ksmOnBodySchema, response: ksmStatusSchema },
   ksmOff: { method: 'POST', path: '/api/host/ksm/off', summary: 'stop KSM (unmerge: split merged pages)', body: ksmOffBodySchema, response: ksmStatusSchema },
   metrics: { method: 'GET', path: '/api/metrics', summary: 'host and per-VM metrics', response: metricsSchema },
-  prometheus: { method: 'GET', path: '/metrics', summary: 'the same metrics in Prometheus text format', text: 'text/plain; version=0.0.4' },
+  prometheus: { method: 'GET', path: '/metrics', summary: 'the same metrics in Prometheus text format; every defined VM has kvmctl_vm_up (1 = a QEMU process, running or paused; 0 = stopped or crashed) and kvmctl_vm_state{state="running|paused|stopped|crashed|starting|stopping"} (1 for its state, 0 for the others)', text: 'text/plain; version=0.0.4' },
 } as const satisfies Record<string, Route>;
 
 export type RouteName = keyof typeof routes;

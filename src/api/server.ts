@@ -138,14 +138,19 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
   hostRoutes(app, ctx);
   wsRoutes(app, ctx);
 
-  const sample = async () => {
+  const states = async () => {
     const { listNames } = await import('../spec/store.js');
     const w = ctx.watcher;
-    const names = listNames(opts.paths, 'vm').map((name) => ({ name, state: w?.state(name) ?? 'running' }));
-    return metrics.sample(names.filter((n) => n.state === 'running' || n.state === 'paused' || !w));
+    return listNames(opts.paths, 'vm').map((name) => ({ name, state: w?.state(name) ?? ('running' as const) }));
   };
+  const sample = async (names?: Awaited<ReturnType<typeof states>>) =>
+    metrics.sample((names ?? (await states())).filter((n) => n.state === 'running' || n.state === 'paused' || !ctx.watcher));
   bind(app, R.metrics, async () => sample());
-  app.get(R.prometheus.path, async (_req, reply) => reply.type(R.prometheus.text).send(toPrometheus(await sample())));
+  app.get(R.prometheus.path, async (_req, reply) => {
+    // Every defined VM is in kvmctl_vm_up / kvmctl_vm_state, stopped ones as 0.
+    const all = await states();
+    return reply.type(R.prometheus.text).send(toPrometheus(await sample(all), all));
+  });
 
   const webRoot = opts.webRoot ?? defaultWebRoot();
   app.get('/*', async (req, reply) => {

@@ -199,8 +199,16 @@ function round1(n: number): number {
 
 const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 
-/** Prometheus text exposition format (version 0.0.4). Pure. */
-export function toPrometheus(m: Metrics): string {
+const VM_STATES: readonly VmState[] = ['running', 'paused', 'stopped', 'crashed', 'starting', 'stopping'];
+
+/**
+ * Prometheus text exposition format (version 0.0.4). Pure. `all` is every defined VM with its
+ * state (stopped ones included; default: the sampled ones): each gets `kvmctl_vm_up` 1 when its
+ * QEMU process is there (running or paused, i.e. it has a sample in `m`) and 0 otherwise, and
+ * `kvmctl_vm_state{state=…}` 1 for its state and 0 for the others (one series per state, as
+ * node_exporter's systemd collector does), so a query never has to decode a magic value.
+ */
+export function toPrometheus(m: Metrics, all: { name: string; state: VmState }[] = m.vms): string {
   const out: string[] = [];
   const fam = (name: string, type: 'gauge' | 'counter', help: string, rows: [Record<string, string>, number][]) => {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -217,7 +225,11 @@ export function toPrometheus(m: Metrics): string {
   fam('kvmctl_host_memory_available_bytes', 'gauge', 'Host memory available.', [[{}, h.memAvailableBytes]]);
   fam('kvmctl_host_ksm_saved_bytes', 'gauge', 'Memory saved by KSM (pages_sharing x page size).', [[{}, h.ksmSavedBytes]]);
   const vm = (f: (v: VmMetrics) => number) => m.vms.map((v): [Record<string, string>, number] => [{ vm: v.name }, f(v)]);
-  fam('kvmctl_vm_up', 'gauge', 'VM running (1) or paused (0.5).', vm((v) => (v.state === 'paused' ? 0.5 : 1)));
+  const sampled = new Map(m.vms.map((v) => [v.name, v]));
+  // A VM without a sample has no QEMU process, whatever a stale state says (the server without a watcher says "running").
+  const stateOf = (a: { name: string; state: VmState }): VmState => sampled.get(a.name)?.state ?? (a.state === 'running' || a.state === 'paused' ? 'stopped' : a.state);
+  fam('kvmctl_vm_up', 'gauge', 'VM has a QEMU process (running or paused): 1, or not (stopped, crashed): 0.', all.map((a): [Record<string, string>, number] => [{ vm: a.name }, sampled.has(a.name) ? 1 : 0]));
+  fam('kvmctl_vm_state', 'gauge', 'VM state: 1 for the state the VM is in, 0 for the others.', all.flatMap((a) => VM_STATES.map((st): [Record<string, string>, number] => [{ vm: a.name, state: st }, stateOf(a) === st ? 1 : 0])));
   fam('kvmctl_vm_uptime_seconds', 'gauge', 'Seconds since the VM started.', vm((v) => v.uptimeSec));
   fam('kvmctl_vm_cpu_seconds_total', 'counter', 'QEMU user+system CPU time.', vm((v) => v.cpuSec));
   fam('kvmctl_vm_rss_bytes', 'gauge', 'QEMU resident memory.', vm((v) => v.rssBytes));

@@ -3,8 +3,9 @@
  * `kvmctl serve` on loopback TCP with a token, and a real QEMU running the test guest:
  * create a VM from the form (a validation error shown at its field first), start it by keyboard,
  * see it running with a CPU sparkline, type in the serial console (xterm.js) and read the guest's
- * answer, open the VNC console (noVNC) and find a non-blank canvas, stop it, see it stopped, and get
- * a definition error pointed at its line. Screenshots: test-output/web-ui/.
+ * answer, open the VNC console (noVNC) and find a non-blank canvas, stop it from the list (its
+ * button saying "Stopping…" meanwhile), see it stopped, and get a definition error and a YAML
+ * syntax error (after a leading comment and `---`) pointed at their lines. Screenshots: test-output/web-ui/.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -219,13 +220,31 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI in Chromium against kvmctl
     await shot('vnc-console');
   }, 60_000);
 
-  it('stops it and shows it stopped', async () => {
+  it('stops it from the list, the Stop button saying "Stopping…" (never "Starting…") while the stop is in flight', async () => {
     const page = b.page;
-    await page.getByRole('button', { name: 'Stop', exact: true }).click();
-    await page.locator('[data-testid=vm-state][data-state=stopped]').waitFor({ timeout: 60_000 });
-    await page.getByRole('status').filter({ hasText: /Stopped \((acpi|quit|sigkill)\)/ }).waitFor();
-    await shot('detail-stopped');
+    await page.getByRole('link', { name: 'VMs', exact: true }).click();
+    const row = page.locator(`tr[data-vm=${VM}]`);
+    await row.locator('[data-state=running]').waitFor();
+    // Every label the row's action button shows from the click until the VM is stopped.
+    await row.evaluate((tr) => {
+      const cell = tr.lastElementChild!;
+      const seen: string[] = [];
+      (window as unknown as { seenLabels: string[] }).seenLabels = seen;
+      const note = () => cell.querySelectorAll('button').forEach((btn) => seen.at(-1) !== btn.textContent && seen.push(btn.textContent ?? ''));
+      new MutationObserver(note).observe(cell, { subtree: true, childList: true, characterData: true });
+    });
+    await row.getByRole('button', { name: `Stop ${VM}` }).click();
+    await row.locator('[data-state=stopped]').waitFor({ timeout: 60_000 });
+    await expect.poll(() => row.getByRole('button', { name: `Start ${VM}` }).textContent(), { timeout: 10_000 }).toBe('Start');
+    const seen = await page.evaluate(() => (window as unknown as { seenLabels: string[] }).seenLabels);
+    expect(seen).toContain('Stopping…');
+    expect(seen).not.toContain('Starting…');
+    expect(seen.at(-1)).toBe('Start');
+    await shot('list-stopped-after-stop');
     expect(qemuProcessesMentioning(home.dir)).toEqual([]);
+    await row.getByRole('link', { name: VM }).click();
+    await page.locator('[data-testid=vm-state][data-state=stopped]').waitFor();
+    await shot('detail-stopped');
   }, 90_000);
 
   it('points a definition error at its line in the YAML editor', async () => {
@@ -246,6 +265,24 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI in Chromium against kvmctl
       return t.value.slice(t.selectionStart, t.selectionEnd);
     })).toBe('memroy');
     await shot('definition-error');
+    await page.getByRole('button', { name: 'Revert' }).click();
+
+    // A YAML syntax error (a duplicate key) in a text that opens with a comment and `---`: the
+    // line shown is the line of the error in the text typed, and Go to selects that line.
+    const typed = `# webui, edited by hand\n---\n${yaml.trimEnd()}\nname: again\n`;
+    const errLine = typed.split('\n').indexOf('name: again') + 1;
+    await ta.fill(typed);
+    await page.getByRole('button', { name: 'Validate' }).click();
+    const syntax = page.locator('[data-issue-path^="request body:"]');
+    await syntax.first().waitFor();
+    expect(await syntax.first().textContent()).toContain(`(line ${errLine})`);
+    expect(await syntax.first().textContent()).toMatch(/unique/);
+    await syntax.first().getByRole('button', { name: `Go to line ${errLine} in the definition` }).click();
+    expect(await page.evaluate(() => {
+      const t = document.activeElement as HTMLTextAreaElement;
+      return t.value.slice(t.selectionStart, t.selectionEnd);
+    })).toBe('name: again');
+    await shot('definition-syntax-error');
     await page.getByRole('button', { name: 'Revert' }).click();
 
     await page.getByRole('link', { name: 'VMs', exact: true }).click();

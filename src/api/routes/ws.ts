@@ -1,6 +1,11 @@
 /**
  * WebSocket routes: the event stream, and the serial and VNC consoles bridged to the VM's unix
- * sockets (QEMU serves one client per socket: a second console waits until the first closes).
+ * sockets. QEMU's serial chardev serves one client at a time (a second one waits, silently, until
+ * the first closes), so the server holds one connection per VM's serial socket and fans it out:
+ * every viewer gets the output, input from any viewer goes to the guest, and a viewer that reads
+ * slower than the guest writes loses output past its own bounded buffer (told how much) instead
+ * of holding up the others. The connection is closed with its last viewer (then `kvmctl console`
+ * can have the socket). Each VNC viewer has a connection of its own.
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -28,6 +33,71 @@ type WebSocket = {
 const CLOSE_BAD = 4400;
 const CLOSE_GONE = 4404;
 const HIGH_WATER = 4 * 1024 * 1024;
+/** What one serial viewer may have unsent before its output is dropped (exported for tests). */
+export const SERIAL_VIEWER_BUFFER = 256 * 1024;
+
+const toBuffer = (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): Buffer => {
+  const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+  return isBinary ? buf : Buffer.from(buf.toString('utf8'), 'utf8');
+};
+
+type Viewer = { ws: WebSocket; dropped: number };
+
+/** One VM's serial socket shared by its viewers. */
+export class SerialHub {
+  private readonly viewers = new Set<Viewer>();
+  private readonly conn: net.Socket;
+  private closed = false;
+
+  constructor(
+    sockPath: string,
+    private readonly onEmpty: () => void,
+    private readonly limit = SERIAL_VIEWER_BUFFER,
+  ) {
+    this.conn = net.connect(sockPath);
+    this.conn.on('data', (d) => this.fanOut(d));
+    this.conn.on('error', (e) => this.end(1011, `console socket: ${e.message}`));
+    this.conn.on('close', () => this.end(1000, 'the VM closed the console'));
+  }
+
+  add(ws: WebSocket): void {
+    const v: Viewer = { ws, dropped: 0 };
+    this.viewers.add(v);
+    ws.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
+      if (!this.closed) this.conn.write(toBuffer(data, isBinary));
+    });
+    const leave = () => {
+      if (!this.viewers.delete(v) || this.viewers.size > 0) return;
+      this.end();
+    };
+    ws.on('close', leave);
+    ws.on('error', leave);
+  }
+
+  private fanOut(d: Buffer): void {
+    for (const v of this.viewers) {
+      if (v.ws.readyState !== v.ws.OPEN) continue;
+      if (v.ws.bufferedAmount + d.length > this.limit) {
+        v.dropped += d.length;
+        continue;
+      }
+      if (v.dropped > 0) {
+        v.ws.send(Buffer.from(`\r\n[kvmctl: ${v.dropped} bytes of console output dropped: this viewer read too slowly]\r\n`), { binary: true });
+        v.dropped = 0;
+      }
+      v.ws.send(d, { binary: true });
+    }
+  }
+
+  private end(code = 1000, why = ''): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.conn.destroy();
+    this.onEmpty();
+    for (const { ws } of this.viewers) if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, why.slice(0, 120));
+    this.viewers.clear();
+  }
+}
 
 function bridge(ws: WebSocket, sockPath: string): void {
   const conn = net.connect(sockPath);
@@ -53,16 +123,14 @@ function bridge(ws: WebSocket, sockPath: string): void {
   });
   conn.on('error', (e) => end(1011, `console socket: ${e.message}`));
   conn.on('close', () => end(1000, 'the VM closed the console'));
-  ws.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
-    const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
-    conn.write(isBinary ? buf : Buffer.from(buf.toString('utf8'), 'utf8'));
-  });
+  ws.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => conn.write(toBuffer(data, isBinary)));
   ws.on('close', () => end());
   ws.on('error', () => end());
 }
 
 export function wsRoutes(app: FastifyInstance, ctx: ServerCtx): void {
   const { paths, bus } = ctx;
+  const serialHubs = new Map<string, SerialHub>();
 
   app.get(R.events.path, { websocket: true }, (socket: unknown, req: FastifyRequest) => {
     const ws = socket as WebSocket;
@@ -87,7 +155,7 @@ export function wsRoutes(app: FastifyInstance, ctx: ServerCtx): void {
 
   const consoleRoute = (path: string, which: 'serial' | 'vnc') =>
     app.get(path, { websocket: true }, (socket: unknown, req: FastifyRequest) => {
-    const ws = socket as WebSocket;
+      const ws = socket as WebSocket;
       const p = nameParam.safeParse(req.params);
       if (!p.success) {
         ws.close(CLOSE_BAD, 'bad VM name');
@@ -115,7 +183,13 @@ export function wsRoutes(app: FastifyInstance, ctx: ServerCtx): void {
         ws.close(CLOSE_GONE, `VM "${name}" is not running`);
         return;
       }
-      bridge(ws, sock);
+      if (which === 'vnc') return bridge(ws, sock);
+      let hub = serialHubs.get(sock);
+      if (!hub) {
+        const h: SerialHub = new SerialHub(sock, () => serialHubs.get(sock) === h && serialHubs.delete(sock));
+        serialHubs.set(sock, (hub = h));
+      }
+      hub.add(ws);
     });
   consoleRoute(R.serial.path, 'serial');
   consoleRoute(R.vnc.path, 'vnc');

@@ -42,9 +42,35 @@ export function locate(text: string, path: string): [number, number] | null {
 
 const lineOf = (text: string, offset: number) => text.slice(0, offset).split('\n').length;
 
+/**
+ * A YAML syntax error comes as path "SOURCE:LINE" (src/spec/load.ts), LINE 1-based in the text
+ * sent, which is the text in the editor. Its line is that one, not where the (half-parsed)
+ * document's contents start, which is later when the text opens with a comment or `---`.
+ */
+export function syntaxLine(path: string): number | null {
+  const m = /:(\d+)$/.exec(path);
+  return m ? Number(m[1]) : null;
+}
+
+/** Character range of 1-based line `n` of `text` (its last line if the text is shorter). */
+export function lineRange(text: string, n: number): [number, number] {
+  const lines = text.split('\n');
+  const k = Math.min(Math.max(1, n), lines.length) - 1;
+  let start = 0;
+  for (let i = 0; i < k; i++) start += lines[i]!.length + 1;
+  return [start, start + lines[k]!.length];
+}
+
 export function YamlEditor({ value, onChange, issues, id, label }: { value: string; onChange: (v: string) => void; issues: Issue[]; id: string; label: string }) {
   const ta = useRef<HTMLTextAreaElement>(null);
-  const located = useMemo(() => issues.map((i) => ({ ...i, loc: locate(value, i.path) })), [issues, value]);
+  const located = useMemo(
+    () =>
+      issues.map((i) => {
+        const line = syntaxLine(i.path);
+        return { ...i, syntax: line !== null, loc: line !== null ? lineRange(value, line) : locate(value, i.path) };
+      }),
+    [issues, value],
+  );
   const goTo = (loc: [number, number] | null) => {
     const t = ta.current;
     if (!t) return;
@@ -87,9 +113,9 @@ export function YamlEditor({ value, onChange, issues, id, label }: { value: stri
           <ul>
             {located.map((i, k) => (
               <li key={k} data-issue-path={i.path}>
-                <span className="mono">{i.path || '(top)'}</span>
+                <span className="mono">{i.syntax ? 'YAML syntax' : i.path || '(top)'}</span>
                 {i.loc && <span className="muted"> (line {lineOf(value, i.loc[0])})</span>}: {i.message}{' '}
-                <button type="button" onClick={() => goTo(i.loc)} aria-label={`Go to ${i.path || 'the top'} in the definition`}>
+                <button type="button" onClick={() => goTo(i.loc)} aria-label={`Go to ${i.syntax && i.loc ? `line ${lineOf(value, i.loc[0])}` : i.path || 'the top'} in the definition`}>
                   Go to
                 </button>
               </li>

@@ -10,7 +10,7 @@ import { useLoad } from '../useLoad.js';
 export function VmList() {
   const { data: vms, error, loading, reload } = useLoad(() => call('listVms'), []);
   const metrics = useMetrics();
-  const [busy, setBusy] = useState<Record<string, string>>({});
+  const [busy, setBusy] = useState<Record<string, 'startVm' | 'stopVm'>>({});
   const [actionError, setActionError] = useState<unknown>(null);
   useEvents(
     useCallback(
@@ -80,6 +80,7 @@ export function VmList() {
               const cpu = metrics.cpu[vm.name] ?? [];
               const running = vm.state === 'running' || vm.state === 'paused';
               const last = cpu[cpu.length - 1];
+              const inFlight = busy[vm.name];
               return (
                 <tr key={vm.name} data-vm={vm.name}>
                   <th scope="row">
@@ -105,13 +106,16 @@ export function VmList() {
                   </td>
                   <td className="num">{running ? fmtBytes(m?.rssBytes ?? vm.rssBytes) : '–'}</td>
                   <td>
-                    {running ? (
-                      <button type="button" onClick={() => act(vm.name, 'stopVm')} disabled={!!busy[vm.name]} aria-label={`Stop ${vm.name}`}>
-                        {busy[vm.name] ? 'Stopping…' : 'Stop'}
+                    {/* The button of the action in flight stays while its state changes under it
+                        (a stop passes through "stopping"/"stopped" before the call returns), each
+                        labelled with its own action: never "Starting…" on a stop. */}
+                    {(inFlight ? inFlight === 'stopVm' : running) ? (
+                      <button type="button" onClick={() => act(vm.name, 'stopVm')} disabled={!!inFlight} aria-label={`Stop ${vm.name}`}>
+                        {inFlight === 'stopVm' ? 'Stopping…' : 'Stop'}
                       </button>
                     ) : (
-                      <button type="button" onClick={() => act(vm.name, 'startVm')} disabled={!!busy[vm.name] || !!vm.definitionError} aria-label={`Start ${vm.name}`}>
-                        {busy[vm.name] ? 'Starting…' : 'Start'}
+                      <button type="button" onClick={() => act(vm.name, 'startVm')} disabled={!!inFlight || !!vm.definitionError} aria-label={`Start ${vm.name}`}>
+                        {inFlight === 'startVm' ? 'Starting…' : 'Start'}
                       </button>
                     )}
                   </td>

@@ -66,8 +66,9 @@ export function watchAllocation(file: string, expectedBytes: number, onProgress:
 }
 
 /**
- * Draw progress on `stream` (stderr): a redrawn bar when it is a terminal; otherwise one line per
- * `step` percent (or nothing when quiet). Call `done()` at the end to finish the line.
+ * Draw progress on `stream` (stderr): a redrawn bar when it is a terminal; otherwise one
+ * `progress: NN% LABEL` line per `step` percent (or nothing when quiet). Never through the CLI's
+ * warning channel. Call `done()` at the end to finish the line.
  */
 export function progressRenderer(
   label: string,
@@ -88,7 +89,8 @@ export function progressRenderer(
         drawn = true;
       } else if (p >= lastLine + step || (p >= 100 && lastLine < 100)) {
         lastLine = p >= 100 ? 100 : Math.floor(p / step) * step;
-        stream.write(`${label}: ${Math.floor(p)}%\n`);
+        // Not a terminal (a log, a pipe): plain `progress:` lines a script can grep, never `warning:`.
+        stream.write(`progress: ${Math.floor(p)}% ${label}\n`);
       }
     },
     done() {

@@ -64,7 +64,9 @@ export function toIssues(err: z.ZodError, input: unknown, prefix = ''): ErrorIss
     if (iss.code === 'unrecognized_keys') {
       for (const key of iss.keys) {
         const guess = closest(key, KNOWN_KEYS);
-        out.push({ path: join(formatPath([...iss.path, key])), message: `unknown key "${key}"${guess ? ` — did you mean "${guess}"?` : ''}` });
+        // A key valid in another part of a definition (say `mac` in a disk) is still unknown here.
+        const elsewhere = KNOWN_KEYS.has(key) ? ' here (it belongs to another part of the definition)' : '';
+        out.push({ path: join(formatPath([...iss.path, key])), message: `unknown key "${key}"${elsewhere}${guess && !elsewhere ? ` — did you mean "${guess}"?` : ''}` });
       }
       continue;
     }

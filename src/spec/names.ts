@@ -26,10 +26,12 @@ export function editDistance(a: string, b: string): number {
   return d[b.length]!;
 }
 
+/** The candidate nearest to `word`, never `word` itself (a key valid elsewhere, a name being looked up). */
 export function closest(word: string, candidates: Iterable<string>): string | undefined {
   let best: string | undefined;
   let bestD = Infinity;
   for (const c of candidates) {
+    if (c === word) continue;
     const dist = editDistance(word.toLowerCase(), c.toLowerCase());
     if (dist < bestD) [best, bestD] = [c, dist];
   }

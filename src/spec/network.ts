@@ -14,6 +14,7 @@ import { IFNAME_RE, IFNAME_RULE } from './names.js';
 import { name, portForwardSchema } from './vm.js';
 import { IPV4_RE, inSubnet, subnetOf, v4ToInt } from '../net/nat/ipv4.js';
 import { natDhcpRange } from './network-views.js';
+import { BRIDGE_RULES, bridgeCrossIssues, bridgePortIssues, isCidr } from './network-rules.js';
 
 // The pure helpers over validated networks live in network-views.ts (no zod: the CLI's hot paths use them).
 export { bridgeIfname, natBridgeView, natDhcpRange, natNicIssues, uplinksOf } from './network-views.js';
@@ -22,10 +23,7 @@ const ifname = z.string().regex(IFNAME_RE, { error: IFNAME_RULE });
 export const cidr = z
   .string()
   .regex(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$|^[0-9a-fA-F:]+\/\d{1,3}$/, { error: 'must be an address with prefix length, such as 192.168.1.1/24' })
-  .refine((s) => {
-    const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(s);
-    return !m || (m.slice(1, 5).every((o) => Number(o) <= 255) && Number(m[5]) <= 32);
-  }, { error: 'has an octet over 255 or a prefix over 32' });
+  .refine(isCidr, { error: 'has an octet over 255 or a prefix over 32 (128 for IPv6)' });
 
 const bridgeFields = {
   kind: z.literal('network'),
@@ -36,11 +34,11 @@ const bridgeFields = {
   addresses: z.array(cidr).default([]),
   stp: z.boolean().default(false),
   /** Seconds (Linux and netifrc: centiseconds, ×100). With STP on the kernel wants 2–30. */
-  forwardDelay: z.number().min(0).max(30).default(0),
+  forwardDelay: z.number().min(BRIDGE_RULES.forwardDelay.min).max(BRIDGE_RULES.forwardDelay.max).default(0),
   /** Seconds between hello packets, 1–10 (netifrc's bridge_hello_time is centiseconds: 10 s = 1000). */
-  helloTime: z.number().min(1).max(10).optional(),
+  helloTime: z.number().min(BRIDGE_RULES.helloTime.min).max(BRIDGE_RULES.helloTime.max).optional(),
   igmpSnooping: z.boolean().optional(),
-  mtu: z.number().int().min(68).max(65535).optional(),
+  mtu: z.number().int().min(BRIDGE_RULES.mtu.min).max(BRIDGE_RULES.mtu.max).optional(),
   vlanFiltering: z.boolean().optional(),
   /**
    * Static (persistent) taps that belong to this bridge, like the seed's tap0 / tap_local0: made by
@@ -148,15 +146,8 @@ export const networkSchema = z
       });
     }
     const uplinks = n.type === 'bridge' ? n.uplinks : [];
-    const seen = new Map<string, string>();
-    const note = (v: string, where: string) => {
-      if (v === br) ctx.addIssue({ code: 'custom', path: [where], message: `"${v}" is the bridge itself` });
-      else if (seen.has(v)) ctx.addIssue({ code: 'custom', path: [where], message: `"${v}" is listed twice (also in ${seen.get(v)})` });
-      seen.set(v, where);
-    };
-    uplinks.forEach((u) => note(u, 'uplinks'));
-    n.taps.forEach((t) => note(t, 'taps'));
-    if (n.stp && (n.forwardDelay < 2)) ctx.addIssue({ code: 'custom', path: ['forwardDelay'], message: `with stp: true the kernel needs a forwardDelay of 2–30 seconds, got ${n.forwardDelay}` });
+    for (const i of bridgePortIssues(br, uplinks, n.taps)) ctx.addIssue({ code: 'custom', path: [i.path], message: i.message });
+    for (const i of bridgeCrossIssues(n)) ctx.addIssue({ code: 'custom', path: [i.path], message: i.message });
   });
 
 function natChecks(n: z.output<typeof natNetSchema>, ctx: z.RefinementCtx): void {

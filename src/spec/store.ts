@@ -48,12 +48,16 @@ function readDef(paths: Paths, kind: Kind, name: string): VmSpec | NetworkSpec {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
-  } catch {
-    const guess = closest(name, listNames(paths, kind));
+  } catch (e) {
+    const names = listNames(paths, kind);
+    // There but unreadable: suggesting the name just typed would be no help.
+    if (names.includes(name)) throw new KvmError('DEFINITION_UNREADABLE', `${file}: ${(e as Error).message}`, { hint: 'check the file\'s permissions' });
+    const guess = closest(name, names);
+    const caseOnly = guess !== undefined && guess.toLowerCase() === name.toLowerCase();
     throw badInput(
       kind === 'vm' ? 'VM_NOT_FOUND' : 'NETWORK_NOT_FOUND',
       `no ${kind === 'vm' ? 'VM' : 'network'} named "${name}"`,
-      guess ? `did you mean "${guess}"?` : `define it with kvmctl apply -f FILE (kvmctl ${kind === 'vm' ? 'list' : 'net list'} shows what exists)`,
+      guess ? `${caseOnly ? 'names are case-sensitive: ' : ''}did you mean "${guess}"?` : `define it with kvmctl apply -f FILE (kvmctl ${kind === 'vm' ? 'list' : 'net list'} shows what exists)`,
     );
   }
   const hit = cache.lookup(paths, kind, name, text);

@@ -309,7 +309,9 @@ function vmCrossChecks(vm: {
   seen(vm.shares.map((s) => s.tag), 'shares', 'mount tag', 'tag');
   seen(vm.shares.map((s, i) => s.id ?? `fs${i}`), 'shares', 'share id', 'id');
   const wants = [...(vm.boot?.order ?? []), ...(vm.boot?.once ? [vm.boot.once] : [])];
-  if (wants.includes('cdrom') && vm.cdroms.length === 0)
+  // boot.once is used by `kvmctl install --iso` only (src/vm/start.ts), which puts the ISO in the
+  // first CD-ROM drive (adding cd0 when none is defined): once: cdrom has its drive then.
+  if ((vm.boot?.order ?? []).includes('cdrom') && vm.cdroms.length === 0)
     ctx.addIssue({ code: 'custom', path: ['boot'], message: 'boots from cdrom but no cdroms are defined' });
   if (wants.includes('network') && vm.nics.length === 0)
     ctx.addIssue({ code: 'custom', path: ['boot'], message: 'boots from the network but no nics are defined' });

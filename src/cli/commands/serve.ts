@@ -36,7 +36,7 @@ export function register(program: Command, action: Action): void {
   const token = serve.command('token').description('the bearer token for TCP');
   token
     .command('rotate')
-    .description('write a new random token (0600); the old one stops working at the next server start')
+    .description('write a new random token (0600); a running server re-reads the file, so the old token is refused from its next request on (no restart); a server started with KVMCTL_TOKEN keeps that token')
     .action(
       action(async (ctx) => {
         const { rotateToken } = await import('../../api/token.js');

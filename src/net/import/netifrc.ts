@@ -7,16 +7,25 @@
  */
 import { stringify } from 'yaml';
 import type { NetworkInput } from '../../spec/network.js';
+import { IFNAME_RE, NAME_RE } from '../../spec/names.js';
+import { bridgePortIssues, isCidr, mtuIssue, settleSysfsTimers } from '../../spec/network-rules.js';
 
-export type NetifrcVars = { vars: Map<string, string>; functions: Map<string, string[]>; order: string[] };
+export type NetifrcVars = { vars: Map<string, string>; functions: Map<string, string[]>; order: string[]; /** 1-based line of each variable's (last) assignment */ lines: Map<string, number> };
 
 /** Parse shell-style assignments (single/double quotes, multi-line values) and depend_X() functions. */
 export function parseNetifrc(text: string): NetifrcVars {
   const vars = new Map<string, string>();
   const functions = new Map<string, string[]>();
   const order: string[] = [];
+  const lines = new Map<string, number>();
   let i = 0;
   const n = text.length;
+  let lineNo = 1;
+  let counted = 0;
+  const lineAt = (at: number) => {
+    for (; counted < at; counted++) if (text[counted] === '\n') lineNo++;
+    return lineNo;
+  };
   const skipLine = () => {
     while (i < n && text[i] !== '\n') i++;
     i++;
@@ -34,6 +43,7 @@ export function parseNetifrc(text: string): NetifrcVars {
       continue;
     }
     const name = m[1]!;
+    const at = lineAt(i);
     i += m[0].length;
     if (m[2] !== '=') {
       const end = text.indexOf('}', i);
@@ -56,9 +66,10 @@ export function parseNetifrc(text: string): NetifrcVars {
       }
     }
     vars.set(name, value);
+    lines.set(name, at);
     order.push(name);
   }
-  return { vars, functions, order };
+  return { vars, functions, order, lines };
 }
 
 function netmaskToPrefix(mask: string): number | undefined {
@@ -83,7 +94,9 @@ function toCidr(entry: string): string | undefined {
 export type NetifrcImport = { networks: NetworkInput[]; warnings: string[]; notes: string[] };
 
 export function importNetifrc(text: string): NetifrcImport {
-  const { vars, functions } = parseNetifrc(text);
+  const { vars, functions, lines } = parseNetifrc(text);
+  /** `line N: ` of a variable's assignment, for warnings (the file's own line numbers). */
+  const at = (k: string) => (lines.has(k) ? `line ${lines.get(k)}: ` : '');
   const used = new Set<string>();
   const warnings: string[] = [];
   const notes: string[] = [];
@@ -97,7 +110,15 @@ export function importNetifrc(text: string): NetifrcImport {
   for (const key of bridges) {
     const br = key.slice('bridge_'.length);
     used.add(key);
-    const ports = (vars.get(key) ?? '').split(/\s+/).filter(Boolean);
+    if (!NAME_RE.test(br) || !IFNAME_RE.test(br)) {
+      warnings.push(`${at(key)}${key}: "${br}" cannot be a kvmctl network name and bridge interface (1–15 letters, digits, "_", "." or "-", starting with a letter or digit); not imported`);
+      continue;
+    }
+    const ports = (vars.get(key) ?? '').split(/\s+/).filter(Boolean).filter((p) => {
+      if (IFNAME_RE.test(p)) return true;
+      warnings.push(`${at(key)}${key}: port "${p}" is not an interface name; left out`);
+      return false;
+    });
     const taps: string[] = [];
     const uplinks: string[] = [];
     for (const p of ports) {
@@ -116,8 +137,14 @@ export function importNetifrc(text: string): NetifrcImport {
     for (const entry of (cfg ?? 'null').split('\n').map((s) => s.trim()).filter(Boolean)) {
       if (entry === 'null' || entry === 'noop') continue;
       const c = toCidr(entry);
-      if (c) addresses.push(c);
+      if (c && isCidr(c)) addresses.push(c);
       else warnings.push(`config_${br}: "${entry}" cannot be mapped (kvmctl sets static host addresses only; dhcp is for the host's own config)`);
+    }
+    // The kernel's rules (src/spec/network-rules.ts, shared with the validator): a port that is the
+    // bridge itself or comes twice is enslaved once (or never), so it is left out here too.
+    for (const i of bridgePortIssues(br, [...uplinks], [...taps]).reverse()) {
+      (i.path === 'uplinks' ? uplinks : taps).splice(i.index, 1);
+      warnings.push(`${at(key)}${key}: ${i.message}; left out of ${i.path}`);
     }
     const net: Record<string, unknown> = { kind: 'network', name: br };
     net.type = addresses.length && uplinks.length === 0 ? 'host-only' : 'bridge';
@@ -133,18 +160,29 @@ export function importNetifrc(text: string): NetifrcImport {
       }
       return Number(v);
     };
-    const fd = num(`bridge_forward_delay_${br}`);
-    if (fd !== undefined) net.forwardDelay = fd / 100;
-    const ht = num(`bridge_hello_time_${br}`);
-    if (ht !== undefined) net.helloTime = ht / 100;
-    const stp = num(`bridge_stp_state_${br}`);
-    if (stp !== undefined) net.stp = stp !== 0;
+    const fdKey = `bridge_forward_delay_${br}`;
+    const htKey = `bridge_hello_time_${br}`;
+    const stpKey = `bridge_stp_state_${br}`;
+    const fd = num(fdKey);
+    const ht = num(htKey);
+    const stp = num(stpKey);
+    // netifrc writes these to sysfs in the files' order (forward_delay, hello_time, stp_state): import what the bridge ends up with.
+    const t = settleSysfsTimers({ stp: stp === undefined ? undefined : stp !== 0, forwardDelay: fd === undefined ? undefined : fd / 100, helloTime: ht === undefined ? undefined : ht / 100 });
+    for (const w of t.notes) {
+      const k = w.field === 'helloTime' ? htKey : fdKey;
+      warnings.push(`${at(k)}${k}="${vars.get(k)}"${w.field === 'forwardDelay' && t.stp ? ` with ${stpKey}="${vars.get(stpKey)}" (${at(stpKey).slice(0, -2)})` : ''}: ${w.message}`);
+    }
+    if (t.forwardDelay !== undefined) net.forwardDelay = t.forwardDelay;
+    if (t.helloTime !== undefined) net.helloTime = t.helloTime;
+    if (t.stp !== undefined) net.stp = t.stp;
     const snoop = num(`bridge_multicast_snooping_${br}`);
     if (snoop !== undefined) net.igmpSnooping = snoop !== 0;
     const vf = num(`bridge_vlan_filtering_${br}`);
     if (vf !== undefined) net.vlanFiltering = vf !== 0;
     const mtu = num(`mtu_${br}`);
-    if (mtu !== undefined) net.mtu = mtu;
+    const mtuBad = mtu === undefined ? undefined : mtuIssue(mtu);
+    if (mtuBad) warnings.push(`${at(`mtu_${br}`)}mtu_${br}="${mtu}": ${mtuBad}; not imported`);
+    else if (mtu !== undefined) net.mtu = mtu;
     const dep = functions.get(`depend_${br}`);
     if (dep) {
       functions.delete(`depend_${br}`);

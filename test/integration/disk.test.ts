@@ -60,8 +60,16 @@ async function holdImage(img: string, fmt: string): Promise<{ pid: number; stop:
     }
     await exited;
   };
+  // QEMU takes its image locks one file at a time: the overlay's write lock is visible before its
+  // backing file is opened and locked. Wait until every image of the chain is locked, so a test
+  // never acts on a base that QEMU has not opened yet.
+  const chain = [path.resolve(img)];
+  for (let b = images.qcow2BackingOf(img); b && !b.includes(':'); b = images.qcow2BackingOf(chain[chain.length - 1]!)) {
+    chain.push(path.resolve(path.dirname(chain[chain.length - 1]!), b));
+  }
+  const ready = () => qemuLocksOn(img).writer && chain.every((f) => qemuLocksOn(f).open);
   const t0 = Date.now();
-  while (!qemuLocksOn(img).writer) {
+  while (!ready()) {
     if (Date.now() - t0 > 15_000) {
       await stop();
       throw new Error(`QEMU (pid ${pid}) did not lock ${img}`);

@@ -340,6 +340,27 @@ describe('in use by a running QEMU', () => {
   });
 });
 
+describe('resize of a base under a running overlay', () => {
+  it('is refused naming the overlay; the base is unchanged (size and mtime)', async () => {
+    const base = p('rs-base.qcow2');
+    await images.createImage({ path: base, size: 64 * M, format: 'qcow2' });
+    const ov = await images.cloneImage({ base, dst: p('rs-ov.qcow2') });
+    const q = await holdImage(ov.path, 'qcow2');
+    try {
+      const before = fs.statSync(base);
+      const e = await failure(images.resizeImage(base, '+64M'));
+      expect(e.code).toBe('DISK_IS_BACKING');
+      expect(e.exit).toBe(2);
+      expect(e.message).toContain(ov.path);
+      const after = fs.statSync(base);
+      expect([after.size, after.mtimeMs]).toEqual([before.size, before.mtimeMs]);
+      expect((await images.inspectImage(base)).info['virtual-size']).toBe(64 * M);
+    } finally {
+      await q.stop();
+    }
+  });
+});
+
 describe('full disk', () => {
   const canMount = process.getuid?.() === 0;
   let small: string;

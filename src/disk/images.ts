@@ -18,6 +18,7 @@ import { formatSize, parseSize } from '../spec/units.js';
 import * as qi from './qemu-img.js';
 import { IMAGE_FORMATS, PREALLOC_MODES, type ImageInfo, type ImageSnapshot, type Prealloc } from './qemu-img.js';
 import { watchAllocation, type OnProgress } from './progress.js';
+import { resizeImageSafe, type ResizeOptions, type ResizeResult } from './resize.js';
 import { assertFreeSpace, assertNotInUse, assertNotWritten, existsError, qemuLocksOn, writeViaTemp, type InUseResolver } from './safety.js';
 
 export { assertNotInUse, imageInUse, setImageInUseResolver, type InUseResolver } from './safety.js';
@@ -208,25 +209,15 @@ export function resolveNewSize(spec: string | number, current: number): number {
   return target;
 }
 
-/** Resize; shrinking needs `shrink` (the data past the new end is lost) and returns a warning. */
-export async function resizeImage(file: string, sizeSpec: string | number, o: { shrink?: boolean } & OpOptions = {}): Promise<{ path: string; from: number; to: number; warnings: string[] }> {
+/**
+ * Resize; shrinking needs `shrink` (the data past the new end is lost) and returns a warning.
+ * Refused for a backing file of another image; live (QMP) for an image a running VM has open
+ * when `live` is given (see ./resize.ts).
+ */
+export async function resizeImage(file: string, sizeSpec: string | number, o: ResizeOptions & OpOptions = {}): Promise<ResizeResult> {
   const abs = path.resolve(file);
   mustExist(abs);
-  await assertNotInUse(abs, { inUseBy: o.inUseBy, doing: 'resize' });
-  const info = await qi.info(abs);
-  const from = info['virtual-size'];
-  const to = resolveNewSize(sizeSpec, from);
-  const warnings: string[] = [];
-  if (to === from) return { path: abs, from, to, warnings };
-  if (to < from) {
-    if (!o.shrink) {
-      throw badInput('DISK_SHRINK_REFUSED', `${abs} would shrink from ${formatSize(from)} to ${formatSize(to)}: everything past the new end is lost`, 'shrink the filesystem and partitions inside the guest first, then pass --shrink');
-    }
-    warnings.push(`shrinking ${abs} from ${formatSize(from)} to ${formatSize(to)}: data past ${formatSize(to)} is gone for good`);
-  }
-  if (info.format === 'qcow2' && to % 512 !== 0) throw badInput('DISK_BAD_SIZE', `qcow2 sizes must be a multiple of 512 bytes (got ${to})`);
-  await qi.resize(abs, info.format, to, { shrink: to < from });
-  return { path: abs, from, to, warnings };
+  return resizeImageSafe(abs, sizeSpec, resolveNewSize, o);
 }
 
 export type ConvertOptions = {

@@ -60,8 +60,16 @@ async function holdImage(img: string, fmt: string): Promise<{ pid: number; stop:
     }
     await exited;
   };
+  // QEMU takes its image locks one file at a time: the overlay's write lock is visible before its
+  // backing file is opened and locked. Wait until every image of the chain is locked, so a test
+  // never acts on a base that QEMU has not opened yet.
+  const chain = [path.resolve(img)];
+  for (let b = images.qcow2BackingOf(img); b && !b.includes(':'); b = images.qcow2BackingOf(chain[chain.length - 1]!)) {
+    chain.push(path.resolve(path.dirname(chain[chain.length - 1]!), b));
+  }
+  const ready = () => qemuLocksOn(img).writer && chain.every((f) => qemuLocksOn(f).open);
   const t0 = Date.now();
-  while (!qemuLocksOn(img).writer) {
+  while (!ready()) {
     if (Date.now() - t0 > 15_000) {
       await stop();
       throw new Error(`QEMU (pid ${pid}) did not lock ${img}`);
@@ -326,6 +334,27 @@ describe('in use by a running QEMU', () => {
       const e = await failure(images.removeImage(base, { force: true }));
       expect(e.code).toBe('DISK_IN_USE');
       expect(fs.existsSync(base)).toBe(true);
+    } finally {
+      await q.stop();
+    }
+  });
+});
+
+describe('resize of a base under a running overlay', () => {
+  it('is refused naming the overlay; the base is unchanged (size and mtime)', async () => {
+    const base = p('rs-base.qcow2');
+    await images.createImage({ path: base, size: 64 * M, format: 'qcow2' });
+    const ov = await images.cloneImage({ base, dst: p('rs-ov.qcow2') });
+    const q = await holdImage(ov.path, 'qcow2');
+    try {
+      const before = fs.statSync(base);
+      const e = await failure(images.resizeImage(base, '+64M'));
+      expect(e.code).toBe('DISK_IS_BACKING');
+      expect(e.exit).toBe(2);
+      expect(e.message).toContain(ov.path);
+      const after = fs.statSync(base);
+      expect([after.size, after.mtimeMs]).toEqual([before.size, before.mtimeMs]);
+      expect((await images.inspectImage(base)).info['virtual-size']).toBe(64 * M);
     } finally {
       await q.stop();
     }

@@ -99,9 +99,11 @@ export function register(program: Command, action: Action): void {
     .allowUnknownOption(false)
     .action(
       action(async (ctx, file: string, size: string, o: { shrink?: boolean }) => {
-        const r = await (await svc()).resizeImage(abs(file), size, { shrink: o.shrink });
+        const live = await import('../../disk/live-resize.js');
+        const r = await (await svc()).resizeImage(abs(file), size, { shrink: o.shrink, searchImages: await live.knownImages(ctx.paths), live: live.liveResolver(ctx.paths) });
         for (const w of r.warnings) ctx.warn(w);
-        ctx.out(r, () => (r.from === r.to ? `${r.path} is already ${fmt(r.to)}` : `resized ${r.path}: ${fmt(r.from)} → ${fmt(r.to)}`));
+        const how = r.live ? ` (live, in running VM "${r.live}")` : '';
+        ctx.out(r, () => (r.from === r.to ? `${r.path} is already ${fmt(r.to)}` : `resized ${r.path}${how}: ${fmt(r.from)} → ${fmt(r.to)}`));
       }),
     );
 

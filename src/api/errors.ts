@@ -1,7 +1,9 @@
 /**
  * KvmError → HTTP: the code decides the status (404 not found, 409 conflict with the VM's
- * state, 422 an invalid definition, 400 other bad input, 401 auth, 500 the rest); the body is
- * the error's own JSON ({code, message, hint, issues}).
+ * state, 422 an invalid definition or a request QEMU or the host could not carry out (QEMU
+ * start failures, QMP errors, capacity), 503/504 a service that did not answer, 400 other bad
+ * input, 401 auth). 500 is only for INTERNAL and for errors that are not KvmErrors: bugs. The
+ * body is the error's own JSON ({code, message, hint, issues}).
  */
 import { KvmError } from '../errors.js';
 import type { ApiError } from './contract.js';
@@ -16,15 +18,21 @@ export function httpStatusOf(e: KvmError): number {
   if (c === 'UNAUTHORIZED') return 401;
   if (c === 'NOT_FOUND' || c.endsWith('_NOT_FOUND')) return 404;
   if (CONFLICT.has(c)) return 409;
-  if (c === 'SPEC_INVALID') return 422;
+  if (c === 'SPEC_INVALID' || c === 'CAPACITY_EXCEEDED') return 422;
   if (c === 'INTERNAL') return 500;
-  return e.exit === 2 ? 400 : 500;
+  if (e.exit === 2) return 400;
+  if (c.endsWith('_UNAVAILABLE') || c.endsWith('_CONNECT') || c === 'QMP_DISCONNECTED') return 503;
+  if (c === 'TIMEOUT' || c.endsWith('_TIMEOUT')) return 504;
+  return 422;
 }
 
 export function toApiError(e: unknown): { status: number; body: ApiError } {
   if (e instanceof KvmError) {
     const j = e.toJSON() as ApiError;
-    return { status: httpStatusOf(e), body: j };
+    const status = httpStatusOf(e);
+    // A known failure without a hint still tells the user where to look.
+    if (!j.hint && status !== 500) j.hint = 'kvmctl status NAME and the VM\'s qemu.log say more';
+    return { status, body: j };
   }
   const fe = e as { statusCode?: number; code?: string; message?: string };
   // fastify's own errors (bad JSON, body too large, unsupported media type, …) are bad input.

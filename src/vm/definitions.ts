@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import { badInput } from '../errors.js';
 import type { Paths } from '../host/paths.js';
 import { storageRoots } from '../host/storage-roots.js';
+import { capacityIssues, hostCapacity } from './capacity.js';
 import { vmPathIssues } from './path-check.js';
 import { crossDefinitionIssues } from '../spec/cross.js';
 import { loadFiles, specError, type Definition } from '../spec/load.js';
@@ -51,8 +52,10 @@ export function checkLoadedDefinitions(paths: Paths, defs: Definition[], label: 
   const names = new Set(defs.map((d) => `${d.kind}/${d.spec.name}`));
   // Report cross issues that involve what is being applied.
   const roots = storageRoots(paths);
+  const host = defs.some((d) => d.kind === 'vm') ? hostCapacity(paths) : undefined;
+  const capacity = defs.flatMap((d) => (d.kind === 'vm' && host ? capacityIssues(d.spec, host).map((i) => ({ ...i, path: `vm/${d.spec.name}: ${i.path}` })) : []));
   const confined = defs.flatMap((d) => (d.kind === 'vm' ? vmPathIssues(d.spec, paths, roots).map((i) => ({ ...i, path: `vm/${d.spec.name}: ${i.path}` })) : []));
-  const issues = [...dupes, ...confined, ...crossDefinitionIssues(all.vms, all.nets, paths.images).filter((i) => names.has(i.path.split(':')[0]!))];
+  const issues = [...dupes, ...capacity, ...confined, ...crossDefinitionIssues(all.vms, all.nets, paths.images).filter((i) => names.has(i.path.split(':')[0]!))];
   if (issues.length) throw specError(label, issues);
   if (defs.length === 0) throw badInput('NOTHING_TO_APPLY', `${label}: no definitions found`, 'a definition is a YAML mapping with name: (and kind: network for networks)');
   return defs;

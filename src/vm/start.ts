@@ -12,6 +12,7 @@ import { buildArgv } from '../qemu/argv.js';
 import { readVm } from '../spec/store.js';
 import { resolveKernel } from './kernel.js';
 import { withVmLock } from './lock.js';
+import { checkStartCapacity } from './capacity.js';
 import { vmPathIssues } from './path-check.js';
 import { lookupGroup, preflight } from './preflight.js';
 import { procStat, waitGone } from './proc.js';
@@ -50,6 +51,7 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
     if (now.state !== 'stopped' && now.state !== 'crashed') {
       throw badInput('VM_RUNNING', `VM "${name}" is already ${now.state}${now.pid ? ` (pid ${now.pid})` : ''}`, `kvmctl stop ${name} first, or kvmctl restart ${name}`);
     }
+    checkStartCapacity(paths, vm);
     const facts = await probeHost(paths);
     const rt = runtimePaths(paths, name);
     const files = vmRuntimeFiles(paths, name);

@@ -16,6 +16,10 @@ export type CliResult = { code: number; stdout: string; stderr: string; ms: numb
 
 export type Home = {
   dir: string;
+  /** The home's images dir (a storage root from the start), created by makeHome. */
+  images: string;
+  /** `kvmctl storage add DIR` (the operator making a directory a storage root). */
+  addRoot(dir: string): Promise<void>;
   env: NodeJS.ProcessEnv;
   cli(args: string[], o?: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv }): Promise<CliResult>;
   /** Start the CLI and hand back the child (to kill it half-way, to type into a console). */
@@ -58,8 +62,15 @@ function isQemu(pid: number): boolean {
 export function makeHome(): Home {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kh-'));
   const env = { ...process.env, KVMCTL_HOME: dir, KVMCTL_GUEST_CACHE: GUEST_CACHE };
+  const images = path.join(dir, 'data/images');
+  fs.mkdirSync(images, { recursive: true });
   const home: Home = {
     dir,
+    images,
+    addRoot: async (root) => {
+      const r = await home.cli(['storage', 'add', root]);
+      if (r.code !== 0) throw new Error(`storage add failed: ${r.stderr}`);
+    },
     env,
     cli: (args, o = {}) =>
       new Promise((resolve, reject) => {

@@ -32,7 +32,7 @@ addresses: [10.77.0.1/24]
   await h.apply(`${TINY('a0')}autostart: { order: 0, delay: 1 }\nnics: [{ network: lan }]\n`);
   await h.apply(`${TINY('deaf0', 'kvt.noacpi=1')}autostart: { order: 0 }\n`);
   await h.apply(`${TINY('b1')}autostart: { order: 1 }\n`);
-  await h.apply('name: broken\nmemory: 64M\nkernel: { path: /nonexistent/vmlinuz }\nautostart: true\n');
+  await h.apply(`name: broken\nmemory: 64M\nkernel: { path: ${path.join(h.images, 'nonexistent-vmlinuz')} }\nautostart: true\n`);
   await h.apply(TINY('manual'));
   await ensureTestGuest(resolvePaths(h.env));
 }, 320_000);
@@ -79,7 +79,7 @@ describe.skipIf(!can.ok)('autostart and shutdown-all', () => {
     expect(by.deaf0.result).toBe('started');
     expect(by.b1.result).toBe('started');
     expect(by.broken).toMatchObject({ result: 'failed' });
-    expect(by.broken.error.message).toContain('/nonexistent/vmlinuz');
+    expect(by.broken.error.message).toContain('nonexistent-vmlinuz');
     expect(res).toMatchObject({ started: 3, skipped: 0, failed: 1 });
     expect(by.manual).toBeUndefined();
     // Order 0 in parallel: both began at once, and their starts overlapped.

@@ -19,6 +19,7 @@ beforeAll(async () => {
   h = makeHome();
   share = fs.mkdtempSync(path.join(os.tmpdir(), 'kvt-fast-share-'));
   fs.writeFileSync(path.join(share, 'hello.txt'), 'hello from the host\n');
+  await h.addRoot(share);
   await h.apply(`name: fast1
 profile: fast
 memory: 256M

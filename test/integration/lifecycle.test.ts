@@ -239,15 +239,15 @@ describe('bad input gets a clear error and changes nothing', () => {
   });
 
   it('a missing disk', async () => {
-    await h.apply(`name: nodisk\nmemory: 128M\ndisks: [{ file: /nonexistent/disk.img }]\n`);
+    await h.apply(`name: nodisk\nmemory: 128M\ndisks: [{ file: nonexistent.img }]\n`);
     const r = await h.cli(['start', 'nodisk']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/disks\[0\]\.file: \/nonexistent\/disk\.img does not exist/);
+    expect(r.stderr).toMatch(/disks\[0\]\.file: \S*\/data\/images\/nonexistent\.img does not exist/);
     expect(fs.existsSync(path.join(h.dir, 'run/vms/nodisk/qmp.sock'))).toBe(false);
   });
 
   it('a disk already locked by another QEMU', async () => {
-    const img = path.join(h.dir, 'shared.img');
+    const img = path.join(h.images, 'shared.img');
     fs.writeFileSync(img, Buffer.alloc(1024 * 1024));
     await h.apply(`name: lock-a\nmemory: 128M\nkernel: { builtin: test-guest }\ndisks: [{ file: ${img}, format: raw }]\n`);
     await h.apply(`name: lock-b\nmemory: 128M\nkernel: { builtin: test-guest }\ndisks: [{ file: ${img}, format: raw, readOnly: true }]\n`);

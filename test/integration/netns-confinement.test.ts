@@ -280,12 +280,12 @@ stopTimeout: 2
       const dir = path.join(h.dir, 'iso');
       fs.mkdirSync(dir, { recursive: true });
       fs.writeFileSync(path.join(dir, 'README.TXT'), 'kvmctl confinement test medium\n');
-      const iso = path.join(h.dir, 'inst.iso');
+      const iso = path.join(h.images, 'inst.iso');
       await run(['genisoimage', '-quiet', '-o', iso, '-V', 'KVTCONF', dir]);
-      fs.writeFileSync(path.join(h.dir, 'inst.raw'), Buffer.alloc(1024 * 1024));
+      fs.writeFileSync(path.join(h.images, 'inst.raw'), Buffer.alloc(1024 * 1024));
       await h.apply(`name: cfinst
 memory: 64M
-disks: [{ file: ${path.join(h.dir, 'inst.raw')}, format: raw }]
+disks: [{ file: ${path.join(h.images, 'inst.raw')}, format: raw }]
 nics: [{ network: ${NET} }]
 boot: disk
 stopTimeout: 2

@@ -42,8 +42,9 @@ const le32 = (hex: string) => Buffer.from(hex, 'hex').readUInt32LE(0);
 beforeAll(async () => {
   h = makeHome();
   paths = resolvePaths(h.env);
-  dir = path.join(h.dir, 'shares');
+  dir = path.join(h.dir, 'data/shares');
   for (const m of [...MODELS, 'ro']) fs.mkdirSync(path.join(dir, m), { recursive: true });
+  await h.addRoot(dir);
   fs.writeFileSync(path.join(dir, 'ro', 'from-host.txt'), 'host data\n');
   const shares = [...MODELS.map((m) => `  - { path: ${path.join(dir, m)}, tag: ${tag(m)}, securityModel: ${m} }`), `  - { path: ${path.join(dir, 'ro')}, tag: ro, readOnly: true }`];
   const mounts = [...MODELS.map((m) => `${tag(m)}:/mnt/${tag(m)}`), 'ro:/mnt/ro'].join(',');
@@ -140,7 +141,7 @@ describe.skipIf(!isRoot || !virtiofsd)('virtiofs share with the real guest', () 
   let vdir: string;
   let sock: string;
   beforeAll(async () => {
-    vdir = path.join(h.dir, 'vfs');
+    vdir = path.join(h.dir, 'data/shares/vfs'); // inside the storage root added in beforeAll
     fs.mkdirSync(vdir);
     fs.writeFileSync(path.join(vdir, 'host.txt'), 'over virtiofs\n');
     await h.apply(`name: vfs

@@ -50,7 +50,7 @@ async function readSectorOnHost(file: string): Promise<string> {
 describe('a running VM: external snapshots and the cloud-init seed', () => {
   let base: string;
   beforeAll(async () => {
-    base = path.join(h.dir, 'snap.qcow2');
+    base = path.join(h.images, 'snap.qcow2');
     await h.apply(`name: snap
 memory: 256M
 kernel: { builtin: test-guest }
@@ -175,17 +175,17 @@ describe.skipIf(!hasIso)('install from an ISO, CD-ROM eject/insert', () => {
     fs.mkdirSync(dir);
     const disk = Buffer.alloc(1024 * 1024);
     bootSector('KVT-DISK-BOOT').copy(disk, 0);
-    fs.writeFileSync(path.join(h.dir, 'inst.raw'), disk);
+    fs.writeFileSync(path.join(h.images, 'inst.raw'), disk);
     const boot = Buffer.alloc(2048);
     bootSector('KVT-CD-BOOT').copy(boot, 0);
     fs.writeFileSync(path.join(dir, 'boot.bin'), boot);
-    iso = path.join(h.dir, 'install.iso');
-    iso2 = path.join(h.dir, 'drivers.iso');
+    iso = path.join(h.images, 'install.iso');
+    iso2 = path.join(h.images, 'drivers.iso');
     await run(['genisoimage', '-quiet', '-o', iso, '-V', 'KVTINST', '-b', 'boot.bin', '-c', 'boot.cat', '-no-emul-boot', '-boot-load-size', '4', dir]);
     await run(['genisoimage', '-quiet', '-o', iso2, '-V', 'DRIVERS', path.join(dir, 'boot.bin')]);
     await h.apply(`name: inst
 memory: 64M
-disks: [{ file: ${path.join(h.dir, 'inst.raw')}, format: raw }]
+disks: [{ file: ${path.join(h.images, 'inst.raw')}, format: raw }]
 boot: disk
 stopTimeout: 2
 `);
@@ -215,7 +215,7 @@ stopTimeout: 2
     const bad = await h.cli(['cdrom', 'inst', 'insert', iso2, '--id', 'disk0']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/no CD-ROM drive "disk0".*\n.*cd0/);
-    const missing = await h.cli(['cdrom', 'inst', 'insert', path.join(h.dir, 'nope.iso')]);
+    const missing = await h.cli(['cdrom', 'inst', 'insert', path.join(h.images, 'nope.iso')]);
     expect(missing.code).toBe(2);
     expect((await h.cli(['kill', 'inst'])).code).toBe(0);
   }, 60_000);

@@ -56,13 +56,20 @@ describe('errors → HTTP', () => {
     ['BAD_REQUEST', 2, 400],
     ['DISK_OUTSIDE_ROOTS', 2, 400],
     ['UNAUTHORIZED', 1, 401],
-    ['QMP_TIMEOUT', 1, 500],
+    ['QMP_TIMEOUT', 1, 504],
+    ['QMP_CONNECT', 1, 503],
+    ['ETCD_UNAVAILABLE', 1, 503],
+    ['QMP_ERROR', 1, 422],
+    ['START_FAILED', 1, 422],
+    ['CAPACITY_EXCEEDED', 2, 422],
+    ['INTERNAL', 1, 500],
   ] as const)('%s (exit %d) → %d', (code, exit, status) => {
     expect(httpStatusOf(new KvmError(code, 'x', { exit }))).toBe(status);
   });
   it('keeps code, message, hint and issues; unknown errors are 500 INTERNAL', () => {
     const e = toApiError(badInput('SPEC_INVALID', 'bad', 'fix it', [{ path: 'memory', message: 'too small' }]));
     expect(e).toEqual({ status: 422, body: { code: 'SPEC_INVALID', message: 'bad', hint: 'fix it', issues: [{ path: 'memory', message: 'too small' }] } });
+    expect(toApiError(new KvmError('QMP_ERROR', 'block_resize: GenericError: x'))).toMatchObject({ status: 422, body: { code: 'QMP_ERROR', hint: expect.stringContaining('qemu.log') } });
     expect(toApiError(new Error('boom'))).toMatchObject({ status: 500, body: { code: 'INTERNAL', message: 'boom' } });
     expect(toApiError(Object.assign(new Error('Unexpected token'), { statusCode: 400, code: 'FST_ERR_CTP_INVALID_JSON' }))).toMatchObject({ status: 400, body: { code: 'BAD_REQUEST' } });
   });

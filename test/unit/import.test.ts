@@ -418,6 +418,16 @@ describe.skipIf(!built)('kvmctl import cmdline (compiled CLI)', () => {
 
   it('imports the seed from stdin into the config dir; cmdline then shows the seed options; a second import is refused', async () => {
     const script = fs.readFileSync(fixture('seed-exam_vm.sh'), 'utf8');
+    // The seed's monitor socket and share are under /home/kvm-admin: outside the roots, nothing is imported
+    const refused = await home.cli(['import', 'cmdline', '-'], { input: script });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('PATH_OUTSIDE_ROOTS');
+    expect(refused.stderr).toMatch(/monitor\.socket: .*\/home\/kvm-admin\/monitor_socket\/exam_vm\.sock/);
+    expect(refused.stderr).toContain('kvmctl storage add /home/kvm-admin/share_dir');
+    expect(fs.existsSync(path.join(home.dir, 'config/vms/exam_vm.yaml'))).toBe(false);
+    // the operator made /home/kvm-admin a root (host.json, as kvmctl storage add writes it)
+    fs.mkdirSync(path.join(home.dir, 'config'), { recursive: true });
+    fs.writeFileSync(path.join(home.dir, 'config/host.json'), JSON.stringify({ storage: { roots: ['/home/kvm-admin'] } }));
     const r = await home.cli(['import', 'cmdline', '-'], { input: script });
     expect(r.stderr).toContain('note: <stdin>:16: -daemonize: kvmctl always runs QEMU detached');
     expect(r.code).toBe(0);

@@ -34,7 +34,15 @@ const why = !can.ok ? can.why : !etcdAvailable() ? 'etcd-server is not installed
 let c: TestCluster;
 const h = (name: string) => c.hosts.find((x) => x.name === name)!;
 /** Hosts whose KVMCTL_HOME runs a QEMU for this VM right now. */
-const runningOn = (vm: string): string[] => c.hosts.flatMap((x) => x.qemus().filter((p) => fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`/run/vms/${vm}/`)).map(() => x.name));
+const runningOn = (vm: string): string[] => c.hosts.flatMap((x) => x.qemus().filter((p) => cmdlineOf(p).includes(`/run/vms/${vm}/`)).map(() => x.name));
+/** A process's command line, or '' when it exited since it was listed (a fenced QEMU can go at any moment). */
+function cmdlineOf(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return '';
+  }
+}
 async function status(from: TestHost = c.hosts[0]!): Promise<any> {
   const r = await from.cli(['cluster', 'status', '--json']);
   expect(r.code, r.stderr).toBe(0);
@@ -247,7 +255,7 @@ describe.skipIf(!!why)(`cluster on etcd, 3 hosts${why ? ` (skipped: ${why})` : '
     const ctl = c.hosts.find((x) => x !== victim)!;
     const pin = await ctl.cli(['start', 'spare', '--on', victim.name, '--json']);
     expect(pin.code, pin.stderr).toBe(0);
-    const sparePid = victim.qemus().find((p) => fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('/run/vms/spare/'));
+    const sparePid = victim.qemus().find((p) => cmdlineOf(p).includes('/run/vms/spare/'));
     expect(sparePid).toBeGreaterThan(0);
     const port = `p${victim.name.slice(1)}`;
     await c.bridge.ip('link', 'set', port, 'down');
@@ -303,7 +311,7 @@ describe.skipIf(!!why)(`cluster on etcd, 3 hosts${why ? ` (skipped: ${why})` : '
   it('losing etcd quorum: new placements fail, non-HA guests keep running, HA guests are fenced and restarted nowhere', async () => {
     // One member is already down (previous test); stopping a second leaves 1 of 3.
     const down = c.hosts.find((x) => x.etcdPid && fs.existsSync(`/proc/${x.etcdPid}`) && x !== c.hosts[0])!;
-    const migPids = c.hosts.flatMap((x) => x.qemus().filter((p) => fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('/run/vms/mig/')));
+    const migPids = c.hosts.flatMap((x) => x.qemus().filter((p) => cmdlineOf(p).includes('/run/vms/mig/')));
     expect(migPids).toHaveLength(1);
     expect(runningOn('ha1')).toHaveLength(1);
     await killPid(down.etcdPid, 'SIGTERM');

@@ -134,7 +134,7 @@ export function register(program: Command, action: Action): void {
           throw badInput('BAD_FORMAT', `import ${format}: only netifrc is supported`);
         }
         const r = (await svc()).importNetworks(file);
-        for (const w of r.warnings) ctx.warn(`not mapped: ${w}`);
+        for (const w of r.warnings) ctx.warn(/^line \d+: /.test(w) ? w.replace(/^line (\d+): /, `${file}:$1: `) : `not mapped: ${w}`);
         if (opts.output) {
           const fs = await import('node:fs');
           fs.writeFileSync(opts.output, r.yaml);

@@ -449,3 +449,17 @@ describe.skipIf(!built)('kvmctl import cmdline (compiled CLI)', () => {
     expect(j.stderr).toContain('warning: ');
   });
 });
+
+describe.skipIf(!built)('kvmctl net import netifrc (compiled CLI)', () => {
+  const home = makeHome();
+  afterAll(() => home.cleanup());
+  it('the STP clamp warning names FILE:LINE; the YAML it writes applies', async () => {
+    const file = path.join(ROOT, 'test/fixtures/net/stp-forward-delay-0.conf.d-net');
+    const out = path.join(home.dir, 'net.yaml');
+    const r = await home.cli(['net', 'import', 'netifrc', file, '-o', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`warning: ${file}:6: bridge_forward_delay_br0="0"`);
+    const v = await home.cli(['validate', out]);
+    expect(v.code, v.stderr).toBe(0);
+  });
+});

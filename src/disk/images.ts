@@ -19,7 +19,7 @@ import * as qi from './qemu-img.js';
 import { IMAGE_FORMATS, PREALLOC_MODES, type ImageInfo, type ImageSnapshot, type Prealloc } from './qemu-img.js';
 import { watchAllocation, type OnProgress } from './progress.js';
 import { resizeImageSafe, type ResizeOptions, type ResizeResult } from './resize.js';
-import { assertFreeSpace, assertNotInUse, assertNotWritten, existsError, qemuLocksOn, writeViaTemp, type InUseResolver } from './safety.js';
+import { assertFreeSpace, assertNotInUse, assertNotWritten, existsError, qemuLocksOn, sameFile, writeViaTemp, type InUseResolver } from './safety.js';
 
 export { assertNotInUse, imageInUse, setImageInUseResolver, type InUseResolver } from './safety.js';
 
@@ -49,15 +49,7 @@ function mustExist(file: string): void {
   if (!st.isFile() && !st.isBlockDevice()) throw badInput('DISK_NOT_A_FILE', `${file} is not an image file`);
 }
 
-export function sameFile(a: string, b: string): boolean {
-  try {
-    const x = fs.statSync(a);
-    const y = fs.statSync(b);
-    return x.dev === y.dev && x.ino === y.ino;
-  } catch {
-    return path.resolve(a) === path.resolve(b);
-  }
-}
+export { sameFile } from './safety.js';
 
 /** How an overlay refers to its base: relative when the base lies at or below the overlay's dir. */
 function backingRef(overlayAbs: string, baseAbs: string): string {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { KvmError, badInput } from '../errors.js';
 import { formatSize } from '../spec/units.js';
 import * as qi from './qemu-img.js';
-import { assertNotInUse, fmtBytes, qemuLocksOn, type InUseResolver } from './safety.js';
+import { assertNotInUse, fmtBytes, qemuLocksOn, sameFile, type InUseResolver } from './safety.js';
 
 /** The running VM's handle on an image, from the VM layer (src/disk/live-resize.ts). */
 export type LiveHandle = {
@@ -29,16 +29,6 @@ export type ResizeOptions = {
 };
 
 export type ResizeResult = { path: string; from: number; to: number; warnings: string[]; live?: string };
-
-function sameFile(a: string, b: string): boolean {
-  try {
-    const x = fs.statSync(a);
-    const y = fs.statSync(b);
-    return x.dev === y.dev && x.ino === y.ino;
-  } catch {
-    return path.resolve(a) === path.resolve(b);
-  }
-}
 
 function isQcow2(file: string): boolean {
   let fd: number | undefined;

@@ -224,3 +224,14 @@ export function existsError(file: string): KvmError {
     details: { path: file },
   });
 }
+
+/** Whether two paths are one file (same device and inode; by path when either is missing). */
+export function sameFile(a: string, b: string): boolean {
+  try {
+    const x = fs.statSync(a);
+    const y = fs.statSync(b);
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return path.resolve(a) === path.resolve(b);
+  }
+}

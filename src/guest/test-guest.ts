@@ -17,7 +17,7 @@ import { gunzipSync } from 'node:zlib';
 import lockfile from 'proper-lockfile';
 import { KvmError } from '../errors.js';
 import { run } from '../host/exec.js';
-import type { Paths } from '../host/paths.js';
+import { guestCacheRoot, type Paths } from '../host/paths.js';
 import { MODULE_DIR, initScript, powerButtonScript, profileScript, udhcpcScript } from './init-script.js';
 import { buildInitramfs, modKey, moduleDepends, orderModules, readModinfo, withParentDirs, type CpioEntry } from './initramfs.js';
 
@@ -90,9 +90,7 @@ export function guestRecipe(): string {
   return recipeHash;
 }
 
-export function guestCacheRoot(paths: Paths, env: NodeJS.ProcessEnv = process.env): string {
-  return env.KVMCTL_GUEST_CACHE ? path.resolve(env.KVMCTL_GUEST_CACHE) : path.join(paths.data, 'guest');
-}
+export { guestCacheRoot } from '../host/paths.js';
 
 /** The built guest, building it first when this machine has none (or `rebuild`). */
 export async function ensureTestGuest(paths: Paths, opts: { log?: Log; rebuild?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<TestGuestManifest> {

@@ -47,6 +47,11 @@ export function resolvePaths(env: NodeJS.ProcessEnv = process.env): Paths {
   };
 }
 
+/** Where the built test guest is cached: $KVMCTL_GUEST_CACHE, else <data>/guest. */
+export function guestCacheRoot(paths: Paths, env: NodeJS.ProcessEnv = process.env): string {
+  return env.KVMCTL_GUEST_CACHE ? path.resolve(env.KVMCTL_GUEST_CACHE) : path.join(paths.data, 'guest');
+}
+
 /** Runtime directory of one VM. */
 export function vmRunDir(paths: Paths, name: string): string {
   return path.join(paths.run, 'vms', name);

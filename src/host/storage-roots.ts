@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { badInput } from '../errors.js';
 import { readHostConfig, writeHostConfig } from './host-config.js';
-import type { Paths } from './paths.js';
+import { guestCacheRoot, type Paths } from './paths.js';
 
 export type RootSource = 'images' | 'guest-cache' | 'runtime' | 'added';
 export type StorageRoot = { path: string; real: string; source: RootSource };
@@ -51,15 +51,11 @@ export function isSystemPath(real: string): boolean {
   return real === '/' || SYSTEM_DIRS.some((d) => within(real, d));
 }
 
-function guestCache(paths: Paths, env: NodeJS.ProcessEnv): string {
-  return env.KVMCTL_GUEST_CACHE ? path.resolve(env.KVMCTL_GUEST_CACHE) : path.join(paths.data, 'guest');
-}
-
 export function storageRoots(paths: Paths, env: NodeJS.ProcessEnv = process.env): StorageRoots {
   const cfg = readHostConfig(paths);
   const dir = (p: string, source: RootSource): StorageRoot => ({ path: p, real: realish(p).real, source });
   return {
-    dirs: [dir(paths.images, 'images'), dir(guestCache(paths, env), 'guest-cache'), ...cfg.storage.roots.map((r) => dir(r, 'added'))],
+    dirs: [dir(paths.images, 'images'), dir(guestCacheRoot(paths, env), 'guest-cache'), ...cfg.storage.roots.map((r) => dir(r, 'added'))],
     devices: cfg.storage.devices.map((d) => ({ path: d, real: realish(d).real })),
   };
 }
@@ -113,8 +109,7 @@ export function removeStorage(paths: Paths, p: string): { removed: string } {
   const roots = cfg.storage.roots.filter((r) => !match(r));
   const devices = cfg.storage.devices.filter((d) => !match(d));
   if (roots.length === cfg.storage.roots.length && devices.length === cfg.storage.devices.length) {
-    const builtIn = [paths.images].map((x) => realish(x).real);
-    if (builtIn.includes(real)) throw badInput('STORAGE_BUILTIN', `${abs} is kvmctl's own images dir, always a root`, 'it cannot be removed');
+    if (real === realish(paths.images).real) throw badInput('STORAGE_BUILTIN', `${abs} is kvmctl's own images dir, always a root`, 'it cannot be removed');
     throw badInput('STORAGE_NOT_A_ROOT', `${abs} is not an added storage root or device`, 'kvmctl storage list shows them');
   }
   writeHostConfig(paths, { ...cfg, storage: { roots, devices } });

@@ -16,7 +16,7 @@ import { run } from '../../src/host/exec.js';
 import { resolvePaths } from '../../src/host/paths.js';
 import { GUEST_CACHE, qemuPidsIn } from '../helpers/kvmctl.js';
 import { canUseNetns, createNetns, type Netns } from '../helpers/netns.js';
-import { SEED } from './lib.js';
+import { prng, SEED } from './lib.js';
 
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'kfz-'));
 const paths = resolvePaths({ KVMCTL_HOME: home });
@@ -26,18 +26,6 @@ let ns: Netns;
 const oldEnv = { ksm: process.env.KVMCTL_KSM_ROOT, cache: process.env.KVMCTL_GUEST_CACHE };
 const links = async () => (await run(['ip', '-o', 'link', 'show'])).stdout.split('\n').map((l) => l.split(':')[1]?.trim()).filter(Boolean).sort();
 let rootLinks: string[];
-
-/** mulberry32: the same cases for the same seed. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const NAMES = ['fz', 'idle', 'nope', '..', '%2e%2e', '..%2f..%2fetc', 'a'.repeat(90), '$(id)', 'FZ', '-rf', 'x y', '%00'];
 const JUNK: unknown[] = [null, [], 'text', 42, true, {}, { yaml: '' }, { yaml: ':\n  - [' }, { yaml: 'name: ../x\n' }, { definition: [] }, { definition: { name: 'q', cpu: 'many' } },
@@ -95,7 +83,7 @@ describe.skipIf(!canUseNetns().ok)('API fuzz: no 500, no stack trace', () => {
   });
 
   it(`seeded cases (seed ${SEED}) over every route: never 500, never a stack trace`, async () => {
-    const r = rng(SEED);
+    const r = prng(SEED);
     const pick = <T>(a: readonly T[]): T => a[Math.floor(r() * a.length)]!;
     const bad: string[] = [];
     const statuses = new Map<number, number>();

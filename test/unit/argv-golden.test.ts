@@ -39,7 +39,7 @@ const ctx = (vhost: boolean): ArgvContext => ({
 
 /**
  * The seed's launch line (§6 of the operator's notes), kept verbatim in the repository as
- * test/fixtures/import/seed-exam_vm.sh (a clone has no ../shared; the fixture notes its source).
+ * test/fixtures/import/seed-exam_vm.sh (a user's clone has no team notes beside it; the fixture notes its source).
  */
 function seedArgv(): string[] {
   const script = fs.readFileSync(path.join(root, 'test/fixtures/import/seed-exam_vm.sh'), 'utf8');

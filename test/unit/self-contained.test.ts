@@ -1,5 +1,5 @@
 /**
- * Tests are self-contained: a user's clone has no ../shared (the team's notes beside the checkout),
+ * Tests are self-contained: a user's clone has no team notes dir beside the checkout ("shared"),
  * so no test, helper or fixture loader may read from it. Fixtures copied from there live in
  * test/fixtures/ with a note of their source.
  */
@@ -17,7 +17,7 @@ function files(dir: string): string[] {
 }
 
 describe('tests are self-contained', () => {
-  it('no test, helper or bench script reads ../shared', () => {
+  it('no test, helper or bench script reads the team notes dir beside the checkout', () => {
     const self = path.join(root, 'test/unit/self-contained.test.ts');
     const offenders = [...files(path.join(root, 'test')), ...files(path.join(root, 'bench'))]
       .filter((f) => f !== self)

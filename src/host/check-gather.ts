@@ -3,6 +3,7 @@
  * exec.ts; everything else is a file read. Nothing here fails: what cannot be read is recorded
  * as absent and judged as such.
  */
+import { probeFirmware } from './firmware-probe.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -148,5 +149,6 @@ export async function gatherHostInputs(opts: { kernelConfigFile?: string } = {})
     dmesg,
     groupFile: readText('/etc/group') ?? '',
     tools: { qemu, qemuImg, ip },
+    firmware: probeFirmware(),
   };
 }

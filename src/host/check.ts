@@ -5,6 +5,8 @@
  * `gatherHostInputs` (check-gather.ts) reads from the real machine, so that recorded fixtures of
  * other hosts can be judged the same way.
  */
+import { firmwareItems } from './check-firmware.js';
+import type { FirmwareImage } from './facts.js';
 import { kvmUsable } from './probe.js';
 import { HOST_OPTIONS, PACKAGES, type HostOption } from './check-options.js';
 import { parseKernelConfig, type KernelConfig } from './kernel-config.js';
@@ -66,6 +68,8 @@ export type HostInputs = {
   /** /etc/group text. */
   groupFile: string;
   tools: { qemu: ToolState; qemuImg: ToolState; ip: ToolState };
+  /** UEFI images from the QEMU firmware descriptors (src/host/firmware-probe.ts); undefined = not looked at. */
+  firmware?: FirmwareImage[];
 };
 
 export type CpuVendor = 'intel' | 'amd' | 'other';
@@ -443,6 +447,7 @@ export function checkHost(inp: HostInputs): CheckItem[] {
     ...kernelItems(inp, vendor, flags, cfg),
     ...deviceItems(inp),
     ...toolItems(inp, inp.machine),
+    ...firmwareItems(inp.firmware),
     groupItem(inp),
     iommuItem(inp, vendor, cfg),
     ...memoryItems(inp),

@@ -22,7 +22,52 @@ export type HostFacts = {
   sandbox: boolean;
   /** Host TSC rate in kHz (constant TSC only): a TCG guest's TSC ticks at this rate (see machineLayout in argv.ts). */
   tscKhz?: number;
+  /** Firmware images described by the host's QEMU firmware descriptors (/usr/share/qemu/firmware/*.json), in priority order. */
+  firmware?: FirmwareImage[];
 };
+
+/** One QEMU firmware descriptor (docs/interop/firmware.json), reduced to what kvmctl uses. */
+export type FirmwareImage = {
+  /** The descriptor file. */
+  descriptor: string;
+  description: string;
+  /** Executable (code) image, raw pflash. */
+  code: string;
+  /** NVRAM (vars) template, copied per VM. */
+  varsTemplate?: string;
+  /** e.g. secure-boot, enrolled-keys, requires-smm. */
+  features: string[];
+  /** Machine type globs for x86_64, e.g. pc-q35-*. */
+  machines: string[];
+};
+
+/** The descriptors Debian 12's ovmf package installs (2022.11). */
+export const DEBIAN_OVMF: FirmwareImage[] = [
+  {
+    descriptor: '/usr/share/qemu/firmware/40-edk2-x86_64-secure-enrolled.json',
+    description: 'UEFI firmware for x86_64, with Secure Boot and SMM, SB enabled, MS certs enrolled',
+    code: '/usr/share/OVMF/OVMF_CODE_4M.ms.fd',
+    varsTemplate: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd',
+    features: ['acpi-s3', 'amd-sev', 'enrolled-keys', 'requires-smm', 'secure-boot', 'verbose-dynamic'],
+    machines: ['pc-q35-*'],
+  },
+  {
+    descriptor: '/usr/share/qemu/firmware/50-edk2-x86_64-secure.json',
+    description: 'UEFI firmware for x86_64, with Secure Boot and SMM, empty varstore',
+    code: '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd',
+    varsTemplate: '/usr/share/OVMF/OVMF_VARS_4M.fd',
+    features: ['acpi-s3', 'amd-sev', 'requires-smm', 'secure-boot', 'verbose-dynamic'],
+    machines: ['pc-q35-*'],
+  },
+  {
+    descriptor: '/usr/share/qemu/firmware/60-edk2-x86_64.json',
+    description: 'UEFI firmware for x86_64, without Secure Boot without SMM, with empty varstore',
+    code: '/usr/share/OVMF/OVMF_CODE_4M.fd',
+    varsTemplate: '/usr/share/OVMF/OVMF_VARS_4M.fd',
+    features: ['acpi-s3', 'amd-sev', 'verbose-dynamic'],
+    machines: ['pc-i440fx-*', 'pc-q35-*'],
+  },
+];
 
 /** Facts of a KVM host with vhost-net and a modern QEMU: for golden tests and docs. */
 export const KVM_HOST_FACTS: HostFacts = {
@@ -34,6 +79,7 @@ export const KVM_HOST_FACTS: HostFacts = {
   accels: ['kvm', 'tcg'],
   runAs: 'runas',
   sandbox: true,
+  firmware: DEBIAN_OVMF,
 };
 
 /** Facts of this project's machine kind: no usable KVM, no vhost-net. */

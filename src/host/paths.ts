@@ -52,6 +52,15 @@ export function guestCacheRoot(paths: Paths, env: NodeJS.ProcessEnv = process.en
   return env.KVMCTL_GUEST_CACHE ? path.resolve(env.KVMCTL_GUEST_CACHE) : path.join(paths.data, 'guest');
 }
 
+/**
+ * Persistent per-VM state kvmctl makes (not the definition, not disks): the UEFI vars (nvram.fd),
+ * the TPM state (tpm/), their copies per snapshot (snapshots/NAME/). Kept when the VM is removed
+ * unless asked (see src/vm/remove.ts).
+ */
+export function vmStateDir(paths: Paths, name: string): string {
+  return path.join(paths.data, 'vms', name);
+}
+
 /** Runtime directory of one VM. */
 export function vmRunDir(paths: Paths, name: string): string {
   return path.join(paths.run, 'vms', name);

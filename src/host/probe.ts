@@ -2,6 +2,7 @@
  * Probe the host once and cache the answer (keyed on the QEMU binary's path, size and mtime and
  * on /dev/kvm and /dev/vhost-net), so `kvmctl start` and `cmdline` pay nothing on later runs.
  */
+import { firmwareKey, probeFirmware } from './firmware-probe.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { run } from './exec.js';
@@ -52,7 +53,7 @@ function cacheKey(qemu: string): string {
       return '-';
     }
   };
-  return [qemu, st(qemu), st('/dev/kvm'), st('/dev/vhost-net'), process.getuid?.(), 'tsc'].join('|');
+  return [qemu, st(qemu), st('/dev/kvm'), st('/dev/vhost-net'), process.getuid?.(), 'tsc', `fw:${firmwareKey()}`].join('|');
 }
 
 export async function probeHost(paths: Paths, opts: { fresh?: boolean } = {}): Promise<HostFacts> {
@@ -79,6 +80,7 @@ export async function probeHost(paths: Paths, opts: { fresh?: boolean } = {}): P
     runAs: 'none',
     sandbox: false,
     tscKhz: tscKhz(cpuinfo),
+    firmware: probeFirmware(),
   };
   const [ver, machines, accels, help] = await Promise.all([
     run([qemu, '--version'], { allowFailure: true, timeoutMs: 10_000 }).catch(() => undefined),

@@ -11,8 +11,19 @@ import { formatSize } from '../spec/units.js';
 import type { NicAttachment } from './attachments.js';
 import { qemuEscape, qemuOpts } from './escape.js';
 import { deriveMac } from '../net/mac.js';
+import { effectiveAgent, effectiveFirmware, effectiveTpm } from '../spec/vm-effective.js';
+import { pickFirmware } from './firmware.js';
+import { agentArgs, firmwareArgs, tpmArgs, uefiBootIndexes } from './platform.js';
 
-export type RuntimePaths = { dir: string; qmp: string; serial: string; serialLog: string; pidfile: string; vnc: string; /** A second QMP socket for the long-lived event watcher of `kvmctl serve` (QEMU serves one client per socket). */ qmpEvents?: string };
+export type RuntimePaths = {
+  dir: string; qmp: string; serial: string; serialLog: string; pidfile: string; vnc: string;
+  /** A second QMP socket for the long-lived event watcher of `kvmctl serve` (QEMU serves one client per socket). */
+  qmpEvents?: string;
+  /** The guest agent's chardev socket (default: qga.sock in dir). */
+  qga?: string;
+  /** swtpm's control socket (default: swtpm.sock in dir). */
+  tpm?: string;
+};
 
 export type ArgvContext = {
   runtime: RuntimePaths;
@@ -32,6 +43,8 @@ export type ArgvContext = {
   virtiofs?: Record<string, string>;
   /** Live migration destination: `-incoming URI` (e.g. tcp:10.0.0.2:49200); QMP reports `inmigrate` until it is done. */
   incoming?: string;
+  /** The VM's own UEFI vars file (src/vm/nvram.ts); needed when the firmware is UEFI. */
+  nvram?: string;
 };
 
 export type BuiltArgv = { argv: string[]; warnings: string[]; accel: 'kvm' | 'tcg'; cpuModel: string };
@@ -79,6 +92,9 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
   }
   const layout = machineLayout(vm, facts, ctx, warnings, accel); // the fast-boot profile (microvm / qboot)
   const machineType = layout.type;
+  const fw = pickFirmware(vm, facts, machineType); // undefined = BIOS
+  if (fw && !ctx.nvram) throw new KvmError('INTERNAL', 'buildArgv: UEFI firmware but no vars file in the context');
+  const uefiBoot = fw ? uefiBootIndexes(vm, !!ctx.bootOnce) : undefined;
   const dev = (pci: string) => (layout.mmio ? pci.replace(/-pci$/, '-device') : pci); // virtio-mmio on microvm
   if (facts.machines.length > 0 && !facts.machines.includes(machineType)) {
     throw new KvmError('MACHINE_UNKNOWN', `machine type "${machineType}" is not known to ${facts.qemuBinary} ${facts.qemuVersion ?? ''}`.trim(), {
@@ -93,8 +109,9 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
   }
 
   add('-name', qemuEscape(vm.name));
-  add('-machine', qemuOpts(undefined, { type: machineType, accel, 'mem-merge': vm.machine.memMerge ? undefined : 'off', ...layout.machineOpts }));
+  add('-machine', qemuOpts(undefined, { type: machineType, accel, 'mem-merge': vm.machine.memMerge ? undefined : 'off', smm: fw?.smm ? 'on' : undefined, ...layout.machineOpts }));
   add('-nodefaults', '-no-user-config');
+  if (fw) add(...firmwareArgs(fw, ctx.nvram!));
   if (layout.bios) add('-bios', layout.bios);
   if (layout.noReboot) add('-no-reboot');
   if (vm.rng) {
@@ -112,7 +129,13 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
     const id = diskId(d, i);
     const file = ctx.diskFiles?.[id]?.file ?? resolveIn(ctx.imagesDir, d.file);
     const common = { file, format: ctx.diskFiles?.[id]?.format ?? diskFormat(d), cache: d.cache, aio: d.aio, discard: d.discard, readonly: d.readOnly };
-    if (d.interface === 'virtio' && layout.mmio) {
+    const bootindex = uefiBoot?.disks[i];
+    if (uefiBoot && (d.interface === 'virtio' || d.interface === 'ide' || d.interface === 'sata')) {
+      // UEFI: the device is separate from the drive so that it can carry its bootindex.
+      const q35 = /q35/.test(machineType);
+      const bus = d.interface === 'virtio' || d.index === undefined ? {} : q35 ? { bus: `ide.${d.index}` } : { bus: `ide.${d.index >> 1}`, unit: d.index & 1 };
+      add('-drive', qemuOpts(undefined, { ...common, if: 'none', id }), '-device', qemuOpts(d.interface === 'virtio' ? 'virtio-blk-pci' : 'ide-hd', { drive: id, ...bus, bootindex }));
+    } else if (d.interface === 'virtio' && layout.mmio) {
       add('-drive', qemuOpts(undefined, { ...common, if: 'none', id }), '-device', qemuOpts('virtio-blk-device', { drive: id }));
     } else if (d.interface === 'virtio' || d.interface === 'ide' || d.interface === 'sata') {
       const iface = d.interface === 'sata' ? 'ide' : d.interface; // q35's IDE buses are its AHCI ports
@@ -120,12 +143,17 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
     } else if (d.interface === 'scsi') {
       if (!scsi) add('-device', `${dev('virtio-scsi-pci')},id=scsi0`);
       scsi = true;
-      add('-drive', qemuOpts(undefined, { ...common, if: 'none', id }), '-device', qemuOpts('scsi-hd', { drive: id, bus: 'scsi0.0' }));
+      add('-drive', qemuOpts(undefined, { ...common, if: 'none', id }), '-device', qemuOpts('scsi-hd', { drive: id, bus: 'scsi0.0', bootindex }));
     } else {
-      add('-drive', qemuOpts(undefined, { ...common, if: 'none', id }), '-device', qemuOpts('nvme', { drive: id, serial: id }));
+      add('-drive', qemuOpts(undefined, { ...common, if: 'none', id }), '-device', qemuOpts('nvme', { drive: id, serial: id, bootindex }));
     }
   });
   vm.cdroms.forEach((c, i) => {
+    if (uefiBoot) {
+      const id = c.id ?? `cd${i}`;
+      add('-drive', qemuOpts(undefined, { file: resolveIn(ctx.imagesDir, c.file), if: 'none', media: 'cdrom', readonly: true, id }), '-device', qemuOpts('ide-cd', { drive: id, bootindex: uefiBoot.cdroms[i] }));
+      return;
+    }
     add('-drive', qemuOpts(undefined, { file: resolveIn(ctx.imagesDir, c.file), if: 'ide', media: 'cdrom', readonly: true, id: c.id ?? `cd${i}` }));
   });
   if (ctx.seed && layout.mmio) add('-drive', qemuOpts(undefined, { file: ctx.seed, format: 'raw', if: 'none', readonly: true, id: 'cidata' }), '-device', 'virtio-blk-device,drive=cidata');
@@ -138,7 +166,9 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
     const append = [ctx.kernel.append, layout.append].filter(Boolean).join(' ');
     if (append) add('-append', append);
   }
-  if (vm.boot) {
+  if (vm.boot && uefiBoot) {
+    if (vm.boot.menu !== undefined) add('-boot', qemuOpts(undefined, { menu: vm.boot.menu }));
+  } else if (vm.boot) {
     const order = vm.boot.order.map((b) => BOOT_LETTER[b]).join('');
     const once = ctx.bootOnce && vm.boot.once ? BOOT_LETTER[vm.boot.once] : undefined;
     add('-boot', once || vm.boot.menu !== undefined ? qemuOpts(undefined, { order, once, menu: vm.boot.menu }) : order);
@@ -167,7 +197,7 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
         mac = at.mac; // macvtap: the guest MAC must be the macvtap interface's
       }
     }
-    add('-device', qemuOpts(dev(NIC_DEVICE[nic.model]), { netdev: id, mac, id: `${id}-dev` }));
+    add('-device', qemuOpts(dev(NIC_DEVICE[nic.model]), { netdev: id, mac, id: `${id}-dev`, bootindex: uefiBoot?.nics[i] }));
   });
   if (noVhost.length) {
     warnings.push(`/dev/vhost-net is missing: vhost turned off for ${noVhost.join(', ')} (virtio-net runs in QEMU's own thread, slower)`);
@@ -185,6 +215,9 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
     add('-chardev', qemuOpts('socket', { id: 'serial0', path: ctx.runtime.serial, server: 'on', wait: 'off', logfile: ctx.runtime.serialLog }));
     add('-serial', 'chardev:serial0');
   }
+  if (effectiveAgent(vm)) add(...agentArgs(ctx.runtime.qga ?? path.join(ctx.runtime.dir, 'qga.sock'), layout.mmio));
+  const tpm = effectiveTpm(vm);
+  if (tpm) add(...tpmArgs(ctx.runtime.tpm ?? path.join(ctx.runtime.dir, 'swtpm.sock'), tpm.version));
 
   // Display.
   if (vm.display.type === 'none') add('-display', 'none');
@@ -249,6 +282,8 @@ export type MachineLayout = {
 export function microvmBlockers(vm: VmSpec, hasKernel: boolean): string[] {
   const why: string[] = [];
   if (!hasKernel) why.push('it boots through firmware (microvm needs direct kernel boot: kernel.path or kernel.builtin)');
+  else if (effectiveFirmware(vm) !== 'bios') why.push(`it boots through UEFI (firmware ${effectiveFirmware(vm)}; microvm has no pflash)`);
+  if (effectiveTpm(vm)) why.push('it has a TPM (microvm has no TPM interface)');
   vm.disks.forEach((d, i) => {
     if (d.interface !== 'virtio' && d.interface !== 'scsi') why.push(`disks[${i}] uses interface ${d.interface} (microvm has only virtio-mmio: use virtio or scsi)`);
   });
@@ -291,7 +326,7 @@ export function machineLayout(vm: VmSpec, facts: HostFacts, ctx: ArgvContext, wa
     return { type: 'microvm', mmio: true, machineOpts: { 'x-option-roms': 'off' }, noReboot: true, append: tscArg };
   }
   const reason = vm.machine.type !== 'q35' ? `machine ${vm.machine.type} was asked for` : !canMicrovm ? `${facts.qemuBinary} has no microvm machine` : why.join('; ');
-  const qboot = ctx.kernel && vm.display.type === 'none' && (vm.machine.type === 'q35' || vm.machine.type === 'pc');
+  const qboot = ctx.kernel && vm.display.type === 'none' && effectiveFirmware(vm) === 'bios' && (vm.machine.type === 'q35' || vm.machine.type === 'pc');
   warnings.push(
     `profile fast: staying on ${vm.machine.type} (${reason})${qboot ? ' with qboot firmware' : ''} and -no-reboot: ` +
       `guest reboot, a panic with panic=-1 or \`kvmctl reset\` end the VM${qboot ? '; qboot boots only the direct kernel' : ''}`,

@@ -179,6 +179,37 @@ export const autostartSchema = z.preprocess(
   }),
 );
 
+export const FIRMWARE_TYPES = ['bios', 'uefi', 'uefi-secure'] as const;
+/** Firmware: SeaBIOS, OVMF (UEFI), or OVMF with Secure Boot and the Microsoft keys enrolled (src/qemu/firmware.ts). */
+export const firmwareSchema = shorthand(
+  'type',
+  z.strictObject({
+    type: z.enum(FIRMWARE_TYPES, { error: 'must be bios, uefi or uefi-secure' }),
+    /** A code image instead of the one the host's firmware descriptors name (/usr/share/qemu/firmware). */
+    code: filePath('code').optional(),
+    /** The template the VM's own vars are copied from at first start (instead of the descriptor's). */
+    varsTemplate: filePath('varsTemplate').optional(),
+    /** Keep the VM's vars (NVRAM) in this file instead of <data>/vms/NAME/nvram.fd (an imported VM's NVRAM). */
+    vars: filePath('vars').optional(),
+  }),
+);
+
+/** A TPM emulated by swtpm (src/vm/swtpm.ts): `tpm: true` is a TPM 2.0; `false` turns the desktop profile's off. */
+export const tpmSchema = z.preprocess(
+  (v) => (v === true ? {} : v),
+  z.union(
+    [
+      z.literal(false),
+      z.strictObject({
+        version: z.preprocess((v) => (v === 2 ? '2.0' : typeof v === 'number' ? String(v) : v), z.enum(['2.0', '1.2'], { error: 'must be "2.0" or "1.2"' })).default('2.0'),
+      }),
+    ],
+    { error: 'must be true, false or {version: "2.0" | "1.2"}' },
+  ),
+);
+
+export const PROFILES = ['standard', 'fast', 'server', 'desktop'] as const;
+
 /** A host name or an IP address for a chrony server/pool line: nothing else can be smuggled into it. */
 export const NTP_HOST_RE = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?$|^[0-9a-fA-F:]+$/;
 const ntpHost = z.string().regex(NTP_HOST_RE, {
@@ -191,8 +222,16 @@ export const vmSchema = z
     name,
     description: z.string().optional(),
     machine: machineSchema.prefault({}),
-    /** `fast`: boot a direct-kernel guest on the microvm machine (virtio-mmio), -no-reboot; see docs/fast-boot.md. */
-    profile: z.enum(['standard', 'fast']).default('standard'),
+    /**
+     * `fast`: boot a direct-kernel guest on the microvm machine (virtio-mmio), -no-reboot; see docs/fast-boot.md.
+     * `server`: UEFI with Secure Boot and the guest agent; `desktop`: the same plus a TPM 2.0 (docs/real-guests.md).
+     */
+    profile: z.enum(PROFILES).default('standard'),
+    /** Default: uefi-secure for the server and desktop profiles, bios otherwise (src/spec/vm-effective.ts). */
+    firmware: firmwareSchema.optional(),
+    tpm: tpmSchema.optional(),
+    /** The QEMU guest agent channel (org.qemu.guest_agent.0). Default: on for the server and desktop profiles. */
+    agent: z.boolean().optional(),
     cpu: cpuSchema.prefault({}),
     memory: size('memory', 16 * 1024 * 1024).prefault('512M'),
     /** Entropy for the guest: true = /dev/urandom, or {source: PATH}. */
@@ -268,6 +307,10 @@ export function vmCrossIssues(raw: unknown): { path: (string | number)[]; messag
       boot: boot && typeof boot === 'object' ? { order: Array.isArray(boot.order) ? boot.order : ['disk'], once: boot.once } : undefined,
       cdroms: arr(r.cdroms),
       kernel: r.kernel,
+      machine: typeof r.machine === 'string' ? { type: r.machine } : r.machine && typeof r.machine === 'object' ? { type: r.machine.type ?? 'q35' } : { type: 'q35' },
+      profile: typeof r.profile === 'string' ? r.profile : 'standard',
+      firmware: typeof r.firmware === 'string' ? { type: r.firmware } : r.firmware && typeof r.firmware === 'object' ? r.firmware : undefined,
+      tpm: r.tpm === false ? undefined : r.tpm,
     },
     { raw: true, addIssue: (i: any) => out.push({ path: i.path ?? [], message: i.message }) } as any,
   );
@@ -282,6 +325,10 @@ function vmCrossChecks(vm: {
   boot?: { order: string[]; once?: string };
   cdroms: unknown[];
   kernel?: unknown;
+  machine: { type: string };
+  profile: string;
+  firmware?: { type?: unknown };
+  tpm?: unknown;
 }, ctx: z.RefinementCtx): void {
   const { sockets, cores, threads, count } = vm.cpu;
   if (sockets || cores || threads) {
@@ -308,6 +355,7 @@ function vmCrossChecks(vm: {
   seen(vm.disks.map((d) => (d.index === undefined ? undefined : `${d.interface}:${d.index}`)), 'disks', 'interface index', 'index');
   seen(vm.shares.map((s) => s.tag), 'shares', 'mount tag', 'tag');
   seen(vm.shares.map((s, i) => s.id ?? `fs${i}`), 'shares', 'share id', 'id');
+  firmwareChecks(vm, ctx);
   const wants = [...(vm.boot?.order ?? []), ...(vm.boot?.once ? [vm.boot.once] : [])];
   // boot.once is used by `kvmctl install --iso` only (src/vm/start.ts), which puts the ISO in the
   // first CD-ROM drive (adding cd0 when none is defined): once: cdrom has its drive then.
@@ -317,4 +365,20 @@ function vmCrossChecks(vm: {
     ctx.addIssue({ code: 'custom', path: ['boot'], message: 'boots from the network but no nics are defined' });
   if (vm.disks.length === 0 && vm.cdroms.length === 0 && !vm.kernel && wants.length > 0 && wants.includes('disk') && wants.length === 1)
     ctx.addIssue({ code: 'custom', path: ['boot'], message: 'boots from disk but no disks are defined' });
+}
+
+/** Machine types with SMM and the pflash the Secure Boot firmware needs: q35 and its versions. */
+export const isQ35 = (type: string) => type === 'q35' || /^pc-q35-/.test(type);
+
+function firmwareChecks(vm: { machine: { type: string }; profile: string; firmware?: { type?: unknown }; tpm?: unknown }, ctx: z.RefinementCtx): void {
+  const asked = typeof vm.firmware?.type === 'string' ? vm.firmware.type : undefined;
+  const fw = asked ?? (vm.profile === 'server' || vm.profile === 'desktop' ? 'uefi-secure' : 'bios');
+  const where = asked ? ['firmware'] : ['profile'];
+  const by = asked ? `firmware ${fw}` : `profile ${vm.profile} (firmware ${fw})`;
+  const m = vm.machine.type;
+  if (fw === 'uefi-secure' && !isQ35(m))
+    ctx.addIssue({ code: 'custom', path: where, message: `${by} needs machine q35: Secure Boot runs the firmware in SMM, which machine ${m} does not have; use machine: q35, or firmware: uefi` });
+  else if (fw === 'uefi' && m === 'microvm')
+    ctx.addIssue({ code: 'custom', path: where, message: `${by} cannot run on machine microvm (no pflash; microvm boots a kernel directly); use machine: q35` });
+  if (vm.tpm !== undefined && vm.tpm !== false && m === 'microvm') ctx.addIssue({ code: 'custom', path: ['tpm'], message: 'a TPM needs machine q35 or pc (microvm has no TPM interface)' });
 }

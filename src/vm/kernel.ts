@@ -1,6 +1,7 @@
 /** Direct kernel boot: a kernel path from the definition, or the builtin test guest (built on demand). */
 import type { Paths } from '../host/paths.js';
 import type { VmSpec } from '../spec/vm.js';
+import { effectiveFirmware } from '../spec/vm-effective.js';
 
 export type ResolvedKernel = { path: string; initrd?: string; append?: string; notBuilt?: boolean };
 
@@ -12,5 +13,7 @@ export async function resolveKernel(vm: VmSpec, paths: Paths, opts: { build: boo
   const m = opts.build ? await tg.ensureTestGuest(paths, { log: opts.log }) : await tg.findTestGuest(paths);
   const append = [m?.appendDefault ?? tg.APPEND_DEFAULT, k.append].filter(Boolean).join(' ');
   if (!m) return { path: '<test-guest kernel: not built yet, run kvmctl image test-guest>', initrd: '<test-guest initrd>', append, notBuilt: true };
-  return { path: m.vmlinux ?? m.kernel, initrd: k.initrd ?? m.initrd, append };
+  // The PVH vmlinux is loaded by SeaBIOS's PVH option ROM only; UEFI (OVMF) boots the bzImage's EFI stub.
+  const pvh = effectiveFirmware(vm) === 'bios' ? m.vmlinux : undefined;
+  return { path: pvh ?? m.kernel, initrd: k.initrd ?? m.initrd, append };
 }

@@ -13,7 +13,9 @@ import type { Paths } from '../host/paths.js';
 import { isSystemPath, realish, rootOf, rootRefusal, storageRoots, within, type StorageRoots } from '../host/storage-roots.js';
 import type { VmSpec } from '../spec/vm.js';
 
-export type PathUse = 'image' | 'kernel' | 'share' | 'socket' | 'rng' | 'extra';
+export type PathUse = 'image' | 'kernel' | 'share' | 'socket' | 'rng' | 'extra' | 'firmware' | 'nvram';
+/** Where distributions install firmware images: read-only for QEMU, so allowed besides the storage roots. */
+export const FIRMWARE_READ_DIRS = ['/usr/share/OVMF', '/usr/share/ovmf', '/usr/share/edk2', '/usr/share/qemu', '/usr/share/seabios', '/usr/lib/ipxe/qemu'];
 export const RNG_SOURCES = ['/dev/urandom', '/dev/random', '/dev/hwrng'];
 
 function kind(real: string): 'missing' | 'file' | 'dir' | 'block' | 'char' | 'socket' | 'other' {
@@ -52,6 +54,8 @@ export function pathProblem(p: string, use: PathUse, roots: StorageRoots, paths:
     return roots.devices.some((d) => d.real === real) ? undefined : `${shown} is a block device not listed for VMs; to allow it: kvmctl storage add ${real}`;
   }
   if (k === 'char' || k === 'other') return `${shown} is a device node or FIFO, not an image`;
+  if (use === 'firmware' && k === 'file' && FIRMWARE_READ_DIRS.some((d) => within(real, realish(d).real))) return undefined;
+  if (use === 'nvram' && within(real, realish(path.join(paths.data, 'vms')).real)) return undefined;
   if (use === 'socket') {
     if (k !== 'missing' && k !== 'socket') return `${shown} exists and is not a socket (QEMU would delete it to listen there)`;
     if (within(real, realish(paths.run).real)) return undefined;
@@ -93,6 +97,9 @@ export function vmPathIssues(vm: VmSpec, paths: Paths, roots: StorageRoots = sto
   if (typeof vm.monitor === 'object' && 'socket' in vm.monitor) check('monitor.socket', vm.monitor.socket, 'socket');
   check('qmp.socket', vm.qmp?.socket, 'socket');
   check('display.vnc.socket', vm.display.vnc?.socket, 'socket');
+  check('firmware.code', vm.firmware?.code, 'firmware');
+  check('firmware.varsTemplate', vm.firmware?.varsTemplate, 'firmware');
+  check('firmware.vars', vm.firmware?.vars, 'nvram');
   extraArgPaths(vm.extraArgs).forEach((p) => {
     if (RNG_SOURCES.includes(p) || p === '/dev/null') return;
     check(`extraArgs (${p})`, p, 'extra');

@@ -7,7 +7,7 @@ import type { NetworkSpec } from '../spec/network.js';
 import { readAllNetworks, readVm } from '../spec/store.js';
 import type { VmSpec } from '../spec/vm.js';
 import { resolveKernel } from './kernel.js';
-import { runtimePaths } from './runtime-paths.js';
+import { nvramPath, runtimePaths } from './runtime-paths.js';
 
 export async function planCommandLine(paths: Paths, target: string, facts: HostFacts): Promise<BuiltArgv> {
   let vm: VmSpec;
@@ -23,7 +23,7 @@ export async function planCommandLine(paths: Paths, target: string, facts: HostF
   const { plannedAttachments } = await import('../net/attach.js');
   const kernel = await resolveKernel(vm, paths, { build: false });
   const storage = (await import('./storage.js')).plannedStorage(paths, vm, runtimePaths(paths, vm.name).dir); // snapshot-chain tops, cloud-init seed, virtiofs sockets
-  const r = buildArgv(vm, facts, { runtime: runtimePaths(paths, vm.name), imagesDir: paths.images, attachments: plannedAttachments(vm, nets, facts), kernel, diskFiles: storage.diskFiles, seed: storage.seed, virtiofs: storage.virtiofs });
+  const r = buildArgv(vm, facts, { runtime: runtimePaths(paths, vm.name), imagesDir: paths.images, attachments: plannedAttachments(vm, nets, facts), kernel, diskFiles: storage.diskFiles, seed: storage.seed, virtiofs: storage.virtiofs, nvram: nvramPath(paths, vm) });
   r.warnings.push(...storage.warnings);
   if (kernel?.notBuilt) r.warnings.push('the test guest is not built yet: kvmctl start (or kvmctl image test-guest) builds it');
   return r;

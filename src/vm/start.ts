@@ -9,6 +9,7 @@ import { spawnDetached } from '../host/exec.js';
 import { vmRuntimeFiles, type Paths } from '../host/paths.js';
 import { probeHost } from '../host/probe.js';
 import { buildArgv } from '../qemu/argv.js';
+import { pickFirmware } from '../qemu/firmware.js';
 import { readVm } from '../spec/store.js';
 import { resolveKernel } from './kernel.js';
 import { withVmLock } from './lock.js';
@@ -57,6 +58,8 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
     const files = vmRuntimeFiles(paths, name);
     const kernel = await resolveKernel(vm, paths, { build: true, log: opts.log });
     const { runAs } = preflight(vm, rt, paths.images, kernel, vmPathIssues(vm, paths));
+    const fw = pickFirmware(vm, facts);
+    const nvram = fw ? (await import('./nvram.js')).ensureNvram(paths, vm, fw, runAs ? { uid: runAs.uid, gid: runAs.gid } : undefined) : undefined;
     if (vm.disks.some((d) => d.create)) {
       const { ensureDisk } = await import('../disk/images.js');
       for (const d of vm.disks) if (d.create) await ensureDisk(d, paths);
@@ -87,8 +90,8 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
       const layers = storage.activeDiskFiles(paths, vm);
       const seed = await storage.buildVmSeed(paths, vm);
       vfs = vm.shares.some((s) => s.driver === 'virtiofs') ? await (await import('./virtiofs.js')).startVirtiofsd(vm, rt) : undefined;
-      const built = buildArgv(vm, facts, { runtime: rt, imagesDir: paths.images, attachments: nics.attachments, kernel, bootOnce: opts.bootOnce || !!opts.install, diskFiles: layers.files, seed, virtiofs: vfs?.sockets, incoming: opts.incoming });
-      built.warnings.push(...layers.warnings);
+      const built = buildArgv(vm, facts, { runtime: rt, imagesDir: paths.images, attachments: nics.attachments, kernel, bootOnce: opts.bootOnce || !!opts.install, diskFiles: layers.files, seed, virtiofs: vfs?.sockets, incoming: opts.incoming, nvram: nvram?.file });
+      built.warnings.push(...layers.warnings, ...(nvram?.warnings ?? []));
       built.warnings.push(...nics.warnings);
       const argv = opts.netns ? ['ip', 'netns', 'exec', opts.netns, ...built.argv] : built.argv;
       writeJson(files.argv, argv);

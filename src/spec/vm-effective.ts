@@ -1,0 +1,30 @@
+/**
+ * What a definition means once its profile's defaults are applied: the firmware, the guest agent
+ * channel and the TPM. Type-only imports, so the argv builder and `start` do not load zod.
+ *
+ * | profile  | firmware    | agent | tpm |
+ * |----------|-------------|-------|-----|
+ * | standard | bios        | off   | –   |
+ * | fast     | bios (qboot/microvm) | off | – |
+ * | server   | uefi-secure | on    | –   |
+ * | desktop  | uefi-secure | on    | 2.0 |
+ */
+import type { VmSpec } from './vm.js';
+
+export type FirmwareType = 'bios' | 'uefi' | 'uefi-secure';
+type Profiled = Pick<VmSpec, 'profile' | 'firmware' | 'agent' | 'tpm'>;
+
+const realGuest = (vm: Profiled) => vm.profile === 'server' || vm.profile === 'desktop';
+
+export function effectiveFirmware(vm: Profiled): FirmwareType {
+  return vm.firmware?.type ?? (realGuest(vm) ? 'uefi-secure' : 'bios');
+}
+
+export function effectiveAgent(vm: Profiled): boolean {
+  return vm.agent ?? realGuest(vm);
+}
+
+export function effectiveTpm(vm: Profiled): { version: '2.0' | '1.2' } | undefined {
+  if (vm.tpm === false) return undefined;
+  return vm.tpm ?? (vm.profile === 'desktop' ? { version: '2.0' } : undefined);
+}

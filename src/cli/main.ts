@@ -11,6 +11,12 @@ import { commands } from './commands/index.js';
 
 export type Action = (fn: (ctx: Ctx, ...args: any[]) => Promise<void> | void) => (...args: any[]) => Promise<void>;
 
+// `kvmctl … | head`: a reader that goes away is the end of the output, not a crash with a stack.
+for (const s of [process.stdout, process.stderr]) s.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+  });
+
 const program = new Command();
 program
   .name('kvmctl')

@@ -1,6 +1,7 @@
-/** `host check` lines for firmware: which UEFI images the host's descriptors offer. Pure. */
+/** `host check` lines for firmware (which UEFI images the host's descriptors offer) and the vTPM (swtpm). Pure. */
 import type { CheckItem } from './check.js';
 import type { FirmwareImage } from './facts.js';
+import type { ToolState } from './check.js';
 import { machineFits } from '../qemu/firmware.js';
 
 const FIX = { fix: 'apt-get install ovmf', debian: 'apt-get install ovmf' };
@@ -18,5 +19,14 @@ export function firmwareItems(imgs: FirmwareImage[] | undefined): CheckItem[] {
     secure
       ? { id: 'firmware.uefi-secure', title: 'UEFI Secure Boot firmware (firmware: uefi-secure)', status: 'PASS', detail: `${line(secure)}; Microsoft keys enrolled` }
       : { id: 'firmware.uefi-secure', title: 'UEFI Secure Boot firmware (firmware: uefi-secure)', status: 'WARN', detail: 'no OVMF build with Secure Boot, SMM and enrolled keys', cost: 'VMs with firmware uefi-secure (profiles server, desktop) cannot start', ...FIX },
+  ];
+}
+
+export function tpmItems(swtpm: ToolState | undefined): CheckItem[] {
+  if (swtpm === undefined) return [];
+  return [
+    swtpm.path
+      ? { id: 'tool.swtpm', title: 'swtpm (vTPM: tpm)', status: 'PASS', detail: `${swtpm.path}${swtpm.version ? `, version ${swtpm.version}` : ''}` }
+      : { id: 'tool.swtpm', title: 'swtpm (vTPM: tpm)', status: 'WARN', detail: 'not found', cost: 'VMs with a TPM (profile desktop, tpm:) cannot start', fix: 'apt-get install swtpm swtpm-tools', debian: 'apt-get install swtpm swtpm-tools' },
   ];
 }

@@ -129,12 +129,13 @@ export async function gatherHostInputs(opts: { kernelConfigFile?: string } = {})
   } catch {
     /* no sysfs */
   }
-  const [qemu, qemuImg, ip, dmesg, machine] = await Promise.all([
+  const [qemu, qemuImg, ip, dmesg, machine, swtpm] = await Promise.all([
     qemuState(),
     toolState('qemu-img', ['--version'], /version (\d+\.\d+(?:\.\d+)?)/),
     toolState('ip', ['-V'], /iproute2-(?:ss)?([\w.]+)/),
     output(['dmesg']),
     output(['uname', '-m']),
+    toolState('swtpm', ['--version'], /version (\d+\.\d+(?:\.\d+)?)/),
   ]);
   return {
     machine: machine?.trim() || (os.arch() === 'x64' ? 'x86_64' : os.arch()),
@@ -148,7 +149,7 @@ export async function gatherHostInputs(opts: { kernelConfigFile?: string } = {})
     iommuGroups: iommuGroups(),
     dmesg,
     groupFile: readText('/etc/group') ?? '',
-    tools: { qemu, qemuImg, ip },
+    tools: { qemu, qemuImg, ip, swtpm },
     firmware: probeFirmware(),
   };
 }

@@ -5,7 +5,7 @@
  * `gatherHostInputs` (check-gather.ts) reads from the real machine, so that recorded fixtures of
  * other hosts can be judged the same way.
  */
-import { firmwareItems } from './check-firmware.js';
+import { firmwareItems, tpmItems } from './check-firmware.js';
 import type { FirmwareImage } from './facts.js';
 import { kvmUsable } from './probe.js';
 import { HOST_OPTIONS, PACKAGES, type HostOption } from './check-options.js';
@@ -67,7 +67,7 @@ export type HostInputs = {
   dmesg?: string;
   /** /etc/group text. */
   groupFile: string;
-  tools: { qemu: ToolState; qemuImg: ToolState; ip: ToolState };
+  tools: { qemu: ToolState; qemuImg: ToolState; ip: ToolState; /** undefined = not looked at */ swtpm?: ToolState };
   /** UEFI images from the QEMU firmware descriptors (src/host/firmware-probe.ts); undefined = not looked at. */
   firmware?: FirmwareImage[];
 };
@@ -448,6 +448,7 @@ export function checkHost(inp: HostInputs): CheckItem[] {
     ...deviceItems(inp),
     ...toolItems(inp, inp.machine),
     ...firmwareItems(inp.firmware),
+    ...tpmItems(inp.tools.swtpm),
     groupItem(inp),
     iommuItem(inp, vendor, cfg),
     ...memoryItems(inp),

@@ -24,7 +24,9 @@ export function effectiveAgent(vm: Profiled): boolean {
   return vm.agent ?? realGuest(vm);
 }
 
-export function effectiveTpm(vm: Profiled): { version: '2.0' | '1.2' } | undefined {
+export type TpmSpec = { version: '2.0' | '1.2' };
+
+export function effectiveTpm(vm: Profiled): TpmSpec | undefined {
   if (vm.tpm === false) return undefined;
   return vm.tpm ?? (vm.profile === 'desktop' ? { version: '2.0' } : undefined);
 }

@@ -11,6 +11,7 @@ import { probeHost } from '../host/probe.js';
 import { buildArgv } from '../qemu/argv.js';
 import { pickFirmware } from '../qemu/firmware.js';
 import { readVm } from '../spec/store.js';
+import { effectiveTpm } from '../spec/vm-effective.js';
 import { resolveKernel } from './kernel.js';
 import { withVmLock } from './lock.js';
 import { checkStartCapacity } from './capacity.js';
@@ -84,14 +85,17 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
     let pid: number | undefined;
     let exited: Promise<unknown> | undefined;
     let vfs: { stop: () => Promise<void>; sockets: Record<string, string> } | undefined; // virtiofsd per virtiofs share
+    let tpm: { stop: () => Promise<void>; warnings: string[] } | undefined; // swtpm, up before QEMU connects
     try {
       // Disks open the top of their snapshot chain; a cloud-init seed is built fresh (src/vm/storage.ts).
       const storage = await import('./storage.js');
       const layers = storage.activeDiskFiles(paths, vm);
       const seed = await storage.buildVmSeed(paths, vm);
       vfs = vm.shares.some((s) => s.driver === 'virtiofs') ? await (await import('./virtiofs.js')).startVirtiofsd(vm, rt) : undefined;
+      const tpmSpec = effectiveTpm(vm);
+      tpm = tpmSpec ? await (await import('./swtpm.js')).startSwtpm(paths, name, tpmSpec, rt) : undefined;
       const built = buildArgv(vm, facts, { runtime: rt, imagesDir: paths.images, attachments: nics.attachments, kernel, bootOnce: opts.bootOnce || !!opts.install, diskFiles: layers.files, seed, virtiofs: vfs?.sockets, incoming: opts.incoming, nvram: nvram?.file });
-      built.warnings.push(...layers.warnings, ...(nvram?.warnings ?? []));
+      built.warnings.push(...layers.warnings, ...(nvram?.warnings ?? []), ...(tpm?.warnings ?? []));
       built.warnings.push(...nics.warnings);
       const argv = opts.netns ? ['ip', 'netns', 'exec', opts.netns, ...built.argv] : built.argv;
       writeJson(files.argv, argv);
@@ -139,6 +143,7 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
       }
       await nics.release().catch(() => undefined);
       await vfs?.stop().catch(() => undefined);
+      await tpm?.stop().catch(() => undefined);
       for (const p of [rt.qmp, rt.serial, rt.vnc, rt.pidfile, files.state]) fs.rmSync(p, { force: true });
       writeJson(`${rt.dir}/last-exit.json`, { at: new Date().toISOString(), how: 'start-failed', reason: e instanceof Error ? e.message : String(e) });
       throw e;

@@ -38,7 +38,9 @@ export async function cleanupDead(paths: Paths, name: string, exit: LastExit | u
   } catch {
     /* nothing to release, or the network layer reports it on the next start */
   }
-  for (const p of [f.pidfile, f.qmp, f.serial, f.vnc, `${f.dir}/monitor.sock`, `${f.dir}/qmp-events.sock`, f.state]) fs.rmSync(p, { force: true });
+  // swtpm ends by itself when QEMU closes the connection (--terminate); after a kill -9 it may not have yet.
+  if (fs.existsSync(`${f.dir}/swtpm.pid`)) await (await import('./swtpm.js')).killSwtpm(f.dir).catch(() => undefined);
+  for (const p of [f.pidfile, f.qmp, f.serial, f.vnc, `${f.dir}/monitor.sock`, `${f.dir}/qmp-events.sock`, `${f.dir}/swtpm.sock`, `${f.dir}/qga.sock`, f.state]) fs.rmSync(p, { force: true });
   // Also without state.json (a start killed between spawning QEMU and writing it): a QEMU that
   // died is still remembered as crashed.
   if (exit) writeJson(`${f.dir}/last-exit.json`, exit);

@@ -30,13 +30,15 @@ export function register(program: Command, action: Action): void {
 
   program
     .command('rm')
-    .description('remove a VM definition (never its disks)')
+    .description('remove a VM definition (never its disks; its UEFI vars and TPM state only with --purge-state)')
     .argument('<name>')
+    .option('--purge-state', "also delete the VM's UEFI vars (NVRAM) and TPM state (<data>/vms/NAME)")
     .action(
-      action(async (ctx, name: string) => {
+      action(async (ctx, name: string, opts: { purgeState?: boolean }) => {
         const { removeVm } = await import('../../vm/remove.js');
-        await removeVm(ctx.paths, name);
-        ctx.out({ removed: name }, () => `vm/${name} removed (disks kept)`);
+        const r = await removeVm(ctx.paths, name, { purgeState: opts.purgeState });
+        const state = r.state === 'kept' ? `; UEFI vars and TPM state kept in ${r.stateDir} (--purge-state deletes them)` : r.state === 'purged' ? `; state ${r.stateDir} deleted` : '';
+        ctx.out(r, () => `vm/${name} removed (disks kept${state})`);
       }),
     );
 

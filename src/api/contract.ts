@@ -48,7 +48,7 @@ export type VmStateName = z.infer<typeof vmStateSchema>;
 
 export const lastExitSchema = z.object({
   at: z.string(),
-  how: z.enum(['acpi', 'quit', 'sigkill', 'guest', 'crashed', 'start-failed']),
+  how: z.enum(['agent', 'acpi', 'quit', 'sigkill', 'guest', 'crashed', 'start-failed']),
   reason: z.string().optional(),
 });
 
@@ -154,9 +154,11 @@ export const stopBodySchema = z
     timeoutSec: z.number().min(0).max(3600).optional(),
     /** Skip ACPI: QMP quit, then SIGKILL. */
     force: z.boolean().optional(),
+    /** acpi (default): the power button; agent: guest-shutdown through the guest agent (ACPI if none answers). */
+    method: z.enum(['acpi', 'agent']).optional(),
   })
   .default({});
-export const stopResultSchema = z.object({ name: z.string(), how: z.enum(['acpi', 'quit', 'sigkill']), tookMs: z.number() });
+export const stopResultSchema = z.object({ name: z.string(), how: z.enum(['agent', 'acpi', 'quit', 'sigkill']), tookMs: z.number(), note: z.string().optional() });
 
 export const restartBodySchema = z.strictObject({ timeoutSec: z.number().min(0).max(3600).optional() }).default({});
 export const restartResultSchema = z.object({ stopped: stopResultSchema.optional(), started: startResultSchema });
@@ -165,6 +167,14 @@ export const doneResultSchema = z.object({ name: z.string(), done: z.string() })
 
 export const monitorBodySchema = z.strictObject({ command: z.string().min(1) });
 export const monitorResultSchema = z.object({ output: z.string() });
+export const agentInfoSchema = z.object({
+  version: z.string(),
+  commands: z.number(),
+  os: z.record(z.string(), z.string()).optional(),
+  hostname: z.string().optional(),
+  fsfreeze: z.enum(['thawed', 'frozen']).optional(),
+});
+export const agentInterfacesSchema = z.array(z.object({ name: z.string(), mac: z.string().optional(), addresses: z.array(z.string()) }));
 
 export const qmpBodySchema = z.strictObject({ execute: z.string().min(1), arguments: z.record(z.string(), z.unknown()).optional() });
 export const qmpResultSchema = z.object({ return: z.unknown() });
@@ -337,6 +347,8 @@ export const routes = {
   deleteVm: { method: 'DELETE', path: '/api/vms/:name', summary: 'remove a VM definition (disks kept; 409 while running)', params: P, response: removedResultSchema },
   startVm: { method: 'POST', path: '/api/vms/:name/start', summary: 'start a VM', params: P, body: startBodySchema, response: startResultSchema },
   stopVm: { method: 'POST', path: '/api/vms/:name/stop', summary: 'ACPI power-down, then QMP quit, then SIGKILL', params: P, body: stopBodySchema, response: stopResultSchema },
+  agentInfo: { method: 'GET', path: '/api/vms/:name/agent', summary: 'guest agent: version, guest OS, host name, fsfreeze state (503 QGA_UNAVAILABLE when no agent answers)', params: P, response: agentInfoSchema },
+  agentInterfaces: { method: 'GET', path: '/api/vms/:name/agent/interfaces', summary: "the guest's addresses as its agent reports them", params: P, response: agentInterfacesSchema },
   killVm: { method: 'POST', path: '/api/vms/:name/kill', summary: 'QMP quit, then SIGKILL', params: P, response: stopResultSchema },
   restartVm: { method: 'POST', path: '/api/vms/:name/restart', summary: 'stop (if running) and start', params: P, body: restartBodySchema, response: restartResultSchema },
   pauseVm: { method: 'POST', path: '/api/vms/:name/pause', summary: 'pause the guest CPUs', params: P, response: doneResultSchema },

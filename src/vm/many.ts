@@ -72,8 +72,8 @@ export async function startMany(paths: Paths, names: string[], opts: StartOption
   return each(names, 'started', (name) => startVm(paths, name, { ...startOpts, log: startOpts.log && ((m) => startOpts.log!(`${name}: ${m}`)) }), onDone);
 }
 
-export async function stopMany(paths: Paths, names: string[], opts: { timeoutSec?: number; force?: boolean; onDone?: (o: StopOutcome) => void } = {}): Promise<StopOutcome[]> {
+export async function stopMany(paths: Paths, names: string[], opts: { timeoutSec?: number; force?: boolean; method?: 'acpi' | 'agent'; onDone?: (o: StopOutcome) => void } = {}): Promise<StopOutcome[]> {
   checkVmNames(paths, names);
   const { stopVm } = await import('./stop.js');
-  return each(names, 'stopped', (name) => stopVm(paths, name, { timeoutSec: opts.timeoutSec, force: opts.force }), opts.onDone);
+  return each(names, 'stopped', (name) => stopVm(paths, name, { timeoutSec: opts.timeoutSec, force: opts.force, method: opts.method }), opts.onDone);
 }

@@ -16,7 +16,7 @@ export type ShutdownOutcome = {
   name: string;
   order: number;
   /** How it ended: the guest powered off (acpi), QMP quit, SIGKILL; or it was already down. */
-  how: 'acpi' | 'quit' | 'sigkill' | 'already-stopped' | 'failed';
+  how: 'agent' | 'acpi' | 'quit' | 'sigkill' | 'already-stopped' | 'failed';
   /** When its power-down began (ms after shutdown-all began), how long it took, when it ended. */
   atMs: number;
   tookMs: number;

@@ -24,7 +24,7 @@ export type RunState = {
   stoppingBy?: number;
 };
 
-export type LastExit = { at: string; how: 'acpi' | 'quit' | 'sigkill' | 'guest' | 'crashed' | 'start-failed'; reason?: string };
+export type LastExit = { at: string; how: 'agent' | 'acpi' | 'quit' | 'sigkill' | 'guest' | 'crashed' | 'start-failed'; reason?: string };
 
 export function readJson<T>(file: string): T | undefined {
   try {

@@ -117,7 +117,7 @@ async function withQmp<T>(paths: Paths, name: string, fn: (q: QmpClient) => Prom
 
 const isUp = (state: string) => state === 'running' || state === 'paused';
 
-export type SnapshotResult = { vm: string; name: string; mode: 'external' | 'internal'; disks: { id: string; file: string; backing?: string }[] };
+export type SnapshotResult = { vm: string; name: string; mode: 'external' | 'internal'; disks: { id: string; file: string; backing?: string }[]; frozen?: boolean; note?: string };
 
 function pickDisks(vm: VmSpec, all: ActiveDisk[], ids?: string[]): ActiveDisk[] {
   if (ids?.length) {
@@ -137,7 +137,7 @@ function pickDisks(vm: VmSpec, all: ActiveDisk[], ids?: string[]): ActiveDisk[] 
  * `transaction` so they are consistent with each other; the VM keeps running. Stopped: internal
  * qcow2 snapshots of each disk's active layer (qemu-img snapshot -c).
  */
-export async function snapshotVm(paths: Paths, name: string, snap: string, opts: { disks?: string[] } = {}): Promise<SnapshotResult> {
+export async function snapshotVm(paths: Paths, name: string, snap: string, opts: { disks?: string[]; noFreeze?: boolean } = {}): Promise<SnapshotResult> {
   const { checkSnapshotName, snapshotCreate } = await import('../disk/images.js');
   checkSnapshotName(snap);
   const vm = readVm(paths, name);
@@ -168,6 +168,9 @@ export async function snapshotVm(paths: Paths, name: string, snap: string, opts:
     }
     writeLayers(paths, name, after);
     const actions = planned.map(({ a, file }) => ({ device: a.id, 'snapshot-file': file, format: 'qcow2', mode: 'absolute-paths' }));
+    // With a guest agent the guest's filesystems are frozen around the switch (application-consistent).
+    const freeze = opts.noFreeze ? undefined : await (await import('./guest-agent.js')).freezeIfAgent(vm, vmRuntimeFiles(paths, name).dir);
+    const fz = freeze ? { frozen: freeze.frozen, ...(freeze.note ? { note: freeze.note } : {}) } : { frozen: false, note: 'not frozen (--no-freeze)' };
     try {
       await withQmp(paths, name, (q) =>
         actions.length === 1
@@ -179,7 +182,7 @@ export async function snapshotVm(paths: Paths, name: string, snap: string, opts:
       // the disk's live layer now and stays recorded; only the ones it never opened are undone.
       const { qemuLocksOn } = await import('../disk/safety.js');
       const live = planned.filter(({ file }) => fs.existsSync(file) && qemuLocksOn(file).open);
-      if (live.length === planned.length) return { vm: name, name: snap, mode: 'external', disks: planned.map(({ a, file }) => ({ id: a.id, file, backing: a.top })) };
+      if (live.length === planned.length) return { vm: name, name: snap, mode: 'external', disks: planned.map(({ a, file }) => ({ id: a.id, file, backing: a.top })), ...fz };
       const kept: LayersFile = JSON.parse(JSON.stringify(before));
       for (const { a } of live) kept.disks[a.id] = after.disks[a.id]!;
       writeLayers(paths, name, kept);
@@ -188,8 +191,10 @@ export async function snapshotVm(paths: Paths, name: string, snap: string, opts:
         hint: 'the VM runs on unchanged; check the images directory is writable and has space',
         cause: e,
       });
+    } finally {
+      await freeze?.thaw().catch(() => undefined);
     }
-    return { vm: name, name: snap, mode: 'external', disks: planned.map(({ a, file }) => ({ id: a.id, file, backing: a.top })) };
+    return { vm: name, name: snap, mode: 'external', disks: planned.map(({ a, file }) => ({ id: a.id, file, backing: a.top })), ...fz };
   });
 }
 

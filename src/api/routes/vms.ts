@@ -64,8 +64,10 @@ export function vmRoutes(app: FastifyInstance, ctx: ServerCtx): void {
   });
   bind(app, R.stopVm, async ({ params, body }) => {
     const { stopVm } = await import('../../vm/stop.js');
-    return settled(stopVm(paths, params.name, { timeoutSec: body.timeoutSec, force: body.force }));
+    return settled(stopVm(paths, params.name, { timeoutSec: body.timeoutSec, force: body.force, method: body.method }));
   });
+  bind(app, R.agentInfo, async ({ params }) => (await import('../../vm/guest-agent.js')).agentInfo(paths, params.name));
+  bind(app, R.agentInterfaces, async ({ params }) => (await import('../../vm/guest-agent.js')).agentAddresses(paths, params.name));
   bind(app, R.killVm, async ({ params }) => {
     const { killVm } = await import('../../vm/stop.js');
     return settled(killVm(paths, params.name));

@@ -58,7 +58,7 @@ export function register(program: Command, action: Action): void {
       action(async (ctx, opts: { timeout?: number; quiet?: boolean }) => {
         const { shutdownAll } = await import('../../vm/shutdown-all.js');
         const r = await shutdownAll(ctx.paths, { timeoutSec: opts.timeout, log: opts.quiet ? undefined : stderr });
-        const how = { acpi: 'powered off (ACPI)', quit: 'forced: QMP quit', sigkill: 'forced: SIGKILL', 'already-stopped': 'already stopped', failed: 'FAILED' };
+        const how = { agent: 'powered off (guest agent)', acpi: 'powered off (ACPI)', quit: 'forced: QMP quit', sigkill: 'forced: SIGKILL', 'already-stopped': 'already stopped', failed: 'FAILED' };
         ctx.out(r, () =>
           [
             ...(r.vms.length ? [] : ['no VM is running']),

@@ -5,9 +5,11 @@
 import type { Command } from 'commander';
 import { badInput } from '../../errors.js';
 import type { Action } from '../main.js';
+import { registerAgent } from './guest-agent.js';
 
 export function register(program: Command, action: Action): void {
-  const guest = program.command('guest').description('settings for the guest OS: kernel config, PTP time sync');
+  const guest = program.command('guest').description('the guest OS: its QEMU guest agent (ping, info, ip, exec, fsfreeze, shutdown, …), kernel config, PTP time sync');
+  registerAgent(guest, action);
 
   guest
     .command('kernel-config')

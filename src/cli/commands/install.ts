@@ -48,8 +48,9 @@ export function register(program: Command, action: Action): void {
     .option('--disk <id...>', 'only these disks (default: every writable disk)')
     .option('--list', 'list the snapshots of each disk')
     .option('--revert', 'go back to the snapshot (VM stopped): everything written since is discarded')
+    .option('--no-freeze', "don't freeze the guest's filesystems through its agent (the snapshot is then crash-consistent)")
     .action(
-      action(async (ctx, name: string, snap: string | undefined, o: { disk?: string[]; list?: boolean; revert?: boolean }) => {
+      action(async (ctx, name: string, snap: string | undefined, o: { disk?: string[]; list?: boolean; revert?: boolean; freeze: boolean }) => {
         const s = await storage();
         if (o.list) {
           const r = await s.listVmSnapshots(ctx.paths, name);
@@ -68,8 +69,9 @@ export function register(program: Command, action: Action): void {
           return;
         }
         const at = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-        const r = await s.snapshotVm(ctx.paths, name, snap ?? `snap-${at}`, { disks: o.disk });
-        ctx.out(r, () => r.disks.map((d) => (r.mode === 'external' ? `${name} ${d.id}: snapshot "${r.name}": now writing to ${d.file} (on ${d.backing})` : `${name} ${d.id}: internal snapshot "${r.name}" of ${d.file}`)).join('\n'));
+        const r = await s.snapshotVm(ctx.paths, name, snap ?? `snap-${at}`, { disks: o.disk, noFreeze: !o.freeze });
+        const consistency = r.mode === 'external' ? [r.frozen ? `${name}: guest filesystems were frozen through the agent (consistent)` : `${name}: ${r.note ?? 'not frozen'}`] : [];
+        ctx.out(r, () => [...r.disks.map((d) => (r.mode === 'external' ? `${name} ${d.id}: snapshot "${r.name}": now writing to ${d.file} (on ${d.backing})` : `${name} ${d.id}: internal snapshot "${r.name}" of ${d.file}`)), ...consistency].join('\n'));
       }),
     );
 }

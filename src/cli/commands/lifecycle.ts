@@ -15,8 +15,8 @@ const seconds = (v: string) => {
 const startedLine = (r: StartResult) =>
   `started ${r.name} (pid ${r.pid}, ${r.accel}) — QMP ready in ${r.qmpReadyMs} ms${r.guestReadyMs !== undefined ? `, guest ready in ${r.guestReadyMs} ms` : ''}`;
 
-const HOW = { acpi: 'the guest powered off (ACPI)', quit: 'QMP quit', sigkill: 'SIGKILL' } as const;
-const stoppedLine = (r: StopResult) => `stopped ${r.name} by ${HOW[r.how]} in ${r.tookMs} ms`;
+const HOW = { agent: 'the guest agent (guest-shutdown)', acpi: 'the guest powered off (ACPI)', quit: 'QMP quit', sigkill: 'SIGKILL' } as const;
+const stoppedLine = (r: StopResult) => `stopped ${r.name} by ${HOW[r.how]} in ${r.tookMs} ms${r.note ? ` (${r.note})` : ''}`;
 
 export function register(program: Command, action: Action): void {
   program
@@ -65,21 +65,24 @@ export function register(program: Command, action: Action): void {
     .argument('<names...>')
     .option('-t, --timeout <seconds>', 'seconds to wait for the guest (default: the definition\'s stopTimeout, 60)', seconds)
     .option('-f, --force', 'skip the ACPI power-down')
+    .option('--method <how>', 'acpi (the power button) or agent (guest-shutdown through the QEMU guest agent; ACPI if no agent answers)', 'acpi')
     .action(
-      action(async (ctx, names: string[], opts: { timeout?: number; force?: boolean }) => {
+      action(async (ctx, names: string[], opts: { timeout?: number; force?: boolean; method: string }) => {
+        if (opts.method !== 'acpi' && opts.method !== 'agent') throw badInput('BAD_VALUE', `--method must be acpi or agent, got "${opts.method}"`);
+        const method = opts.method;
         const cluster = (await import('../../cluster/local.js')).inCluster(ctx.paths);
         if (names.length > 1) {
           if (cluster) throw badInput('MULTI_UNSUPPORTED', 'in cluster mode stop takes one VM name', 'stop them one at a time: kvmctl stop NAME');
           const { stopMany } = await import('../../vm/many.js');
           const { printEach, finishMany } = await import('../many.js');
           const onDone = printEach<StopOutcome>(ctx, stoppedLine);
-          finishMany(ctx, 'stop', await stopMany(ctx.paths, names, { timeoutSec: opts.timeout, force: opts.force, onDone }));
+          finishMany(ctx, 'stop', await stopMany(ctx.paths, names, { timeoutSec: opts.timeout, force: opts.force, method, onDone }));
           return;
         }
         const name = names[0]!;
         if (cluster) return (await import('./cluster.js')).clusterStopCmd(ctx, name, opts);
         const { stopVm } = await import('../../vm/stop.js');
-        const r = await stopVm(ctx.paths, name, { timeoutSec: opts.timeout, force: opts.force });
+        const r = await stopVm(ctx.paths, name, { timeoutSec: opts.timeout, force: opts.force, method });
         ctx.out(r, () => stoppedLine(r));
       }),
     );

@@ -17,6 +17,7 @@ import { IFNAME_RE, MAC_RE, NAME_RE } from '../spec/names.js';
 import { parseSize, formatSize } from '../spec/units.js';
 import { CACHE_MODES, DISK_FORMATS, SECURITY_MODELS, type VmSpec } from '../spec/vm.js';
 import type { NetworkSpec } from '../spec/network.js';
+import { baseMachine, normalizeGenerated } from '../import/generated-line.js';
 import { parseBool, parseOpts, type QemuOpts } from './parse-opts.js';
 import { expandKnown, parseShell, type Redirect, type ShellCommand, type Word } from './shell-words.js';
 
@@ -63,7 +64,8 @@ const NIC_MODELS: Record<string, 'virtio' | 'e1000' | 'e1000e' | 'rtl8139' | 'vm
   'virtio-net-pci-transitional': 'virtio', 'virtio-net-device': 'virtio', e1000: 'e1000', e1000e: 'e1000e', rtl8139: 'rtl8139', vmxnet3: 'vmxnet3',
 };
 /** Device keys kvmctl sets itself (placement, ids, boot index): dropped with a note. */
-const DEVICE_PLACEMENT = ['id', 'bus', 'addr', 'bootindex'];
+// Where a device sits (bus, slot, IDE unit, SCSI target/LUN), its boot index, and write-cache (follows the drive's cache mode): kvmctl sets these itself.
+const DEVICE_PLACEMENT = ['id', 'bus', 'addr', 'bootindex', 'unit', 'channel', 'scsi-id', 'lun', 'write-cache'];
 
 type Opt = {
   name: string;
@@ -120,7 +122,9 @@ export function importCommandLine(text: string, opts: ImportOptions = {}): Impor
     if (used.some((c) => w.line >= c.line && w.line <= c.endLine) || /unterminated|here-document/.test(w.message)) notes.push({ level: 'warning', line: w.line, message: w.message });
   }
   const macvtaps = findMacvtaps(sh.commands, sh.vars);
-  const r = mapArgv(words, redirects, { ...opts, vars: sh.vars, macvtaps, notes });
+  const gen = normalizeGenerated(words);
+  notes.push(...gen.notes);
+  const r = mapArgv(gen.words, redirects, { ...opts, vars: sh.vars, macvtaps, notes });
   // The rest of the script: say once what was not imported.
   const asNetwork = new Set(macvtaps.filter((m) => r.networks.some((n) => n.name === m.name)).map((m) => m.line));
   const others = sh.commands.filter((c) => !used.includes(c) && c.words.length > 0 && !asNetwork.has(c.line));
@@ -137,8 +141,8 @@ export function importCommandLine(text: string, opts: ImportOptions = {}): Impor
 /** Import an argv that is already split (no shell involved), e.g. from /proc/PID/cmdline. */
 export function importArgv(argv: string[], opts: ImportOptions = {}): ImportResult {
   const rest = QEMU_BIN.test(path.basename(argv[0] ?? '')) ? argv.slice(1) : argv;
-  const words: Word[] = rest.map((text) => ({ text, line: 1, unresolved: [] }));
-  const r = mapArgv(words, [], { ...opts, vars: {}, macvtaps: [], notes: [] });
+  const gen = normalizeGenerated(rest.map((text) => ({ text, line: 1, unresolved: [] })));
+  const r = mapArgv(gen.words, [], { ...opts, vars: {}, macvtaps: [], notes: [...gen.notes] });
   return { ...r, argv };
 }
 
@@ -282,7 +286,11 @@ function mapArgv(words: Word[], redirects: Redirect[], ctx: Ctx): Omit<ImportRes
       case 'M': {
         const p = P(o, 'type');
         if (p.get('type') === 'help') { extra(o, 'it only prints help'); break; }
-        if (p.has('type')) machineType = p.get('type');
+        if (p.has('type')) {
+          const b = baseMachine(p.get('type'));
+          machineType = b.type;
+          if (b.versioned) note(o, `machine ${p.get('type')}: imported as ${b.type} (the host QEMU's current ${b.type}; a versioned or vendor type such as +pve0 may not exist in this QEMU)`);
+        }
         if (p.has('accel')) accels.push(...p.get('accel')!.split(':'));
         if (p.has('mem-merge')) memMerge = parseBool(p.get('mem-merge'));
         const rest = p.unknown(['type', 'accel', 'mem-merge']);
@@ -693,6 +701,11 @@ function mapArgv(words: Word[], redirects: Redirect[], ctx: Ctx): Omit<ImportRes
     if (!nographic) note(undefined, 'no -display: QEMU would open a window; kvmctl runs QEMU detached, so the display is VNC on a socket (kvmctl vnc NAME)');
   }
   // Boot entries that point at nothing would not validate.
+  if (vm.boot && !vm.boot.order && !disks.length && !vm.kernel) {
+    // boot: {menu: …} alone means order [disk]: with no disk, say so instead.
+    note(undefined, `-boot ${vm.boot.menu !== undefined ? `menu=${vm.boot.menu ? 'on' : 'off'}` : ''}: the script has no disk to boot; boot options left out`.replace('-boot : ', '-boot: '));
+    delete vm.boot;
+  }
   if (vm.boot) {
     const has = { disk: disks.length > 0 || !!vm.kernel, cdrom: cdroms.length > 0, network: nics.length > 0 } as Record<string, boolean>;
     const miss = [...(vm.boot.order ?? []), vm.boot.once].filter((b) => b && !has[b]);
@@ -1049,7 +1062,7 @@ function dedupeIds(items: Record<string, unknown>[], prefix: string): void {
 /* ---- YAML out ---- */
 
 function header(r: ImportResult, source: string, what: string): string {
-  const lines = [`Imported by \`kvmctl import cmdline\` from ${source}${r.line ? ` (line ${r.line})` : ''}: ${what}.`];
+  const lines = [`Imported by \`kvmctl import ${(r as { format?: string }).format ?? 'cmdline'}\` from ${source}${r.line ? ` (line ${r.line})` : ''}: ${what}.`];
   const group = (level: ImportNote['level'], title: string) => {
     const list = r.notes.filter((n) => n.level === level);
     if (!list.length) return;
@@ -1111,7 +1124,7 @@ export function saveImport(paths: Paths, r: ImportResult, opts: { source: string
       skipped.push({ name, file });
       continue;
     }
-    files.push(writeDef(paths, 'network', name, `# Imported by \`kvmctl import cmdline\` from ${opts.source}: the macvtap that VM "${r.name}" uses.\n${doc(n)}`));
+    files.push(writeDef(paths, 'network', name, `# Imported by \`kvmctl import ${(r as { format?: string }).format ?? 'cmdline'}\` from ${opts.source}: the ${String(n.type)} network that VM "${r.name}" uses.\n${doc(n)}`));
   }
   files.push(writeDef(paths, 'vm', r.name, header(r, opts.source, `VM "${r.name}"`) + doc(r.vm)));
   const missingNetworks = [...new Set(r.spec.nics.flatMap((n) => (n.network ? [n.network] : [])))].filter((n) => !fs.existsSync(defPath(paths, 'network', n)));

@@ -64,7 +64,7 @@ export function registerAgent(guest: Command, action: Action): void {
     .argument('<command...>', 'program and arguments, after --')
     .option('--input-file <file>', 'send this file to its standard input')
     .option('--timeout <seconds>', 'give up waiting after this long (default 60)', seconds)
-    .addHelpText('after', '\nExamples:\n  kvmctl guest exec deb1 -- /usr/bin/uname -a\n  kvmctl guest exec deb1 -- /bin/sh -c "systemctl is-system-running"')
+    .addHelpText('after', '\nExamples:\n  kvmctl guest exec deb1 -- /usr/bin/uname -a\n  kvmctl guest exec deb1 -- /usr/bin/systemctl is-system-running')
     .action(
       action(async (ctx, name: string, argv: string[], o: { inputFile?: string; timeout?: number }) => {
         const input = o.inputFile ? fs.readFileSync(o.inputFile, 'utf8') : undefined;

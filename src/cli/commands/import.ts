@@ -3,6 +3,8 @@
  * → a VM definition in the config dir, or in -o FILE. Warnings go to stderr (and into --json).
  */
 import type { Command } from 'commander';
+import type { ImportResult } from '../../qemu/import.js';
+import type { Ctx } from '../context.js';
 import type { Action } from '../main.js';
 
 const EXAMPLES = `
@@ -36,36 +38,89 @@ export function register(program: Command, action: Action): void {
         }
         const source = file === '-' ? '<stdin>' : file;
         const r = m.importCommandLine(text, { name: opts.name, source: file });
-        // Paths outside the storage roots: nothing is stored in the config dir; with -o the YAML is
-        // written with a warning per path (apply refuses it until the roots are added).
-        const { vmPathIssues } = await import('../../vm/path-check.js');
-        const outside = vmPathIssues(r.spec, ctx.paths);
-        const adds = [...new Set(outside.flatMap((i) => /kvmctl storage add (\S+)/.exec(i.message)?.[1] ?? []))];
-        const rootHint = adds.length ? `add the roots first: ${adds.map((d) => `kvmctl storage add ${d}`).join('; ')}` : 'move the files into a storage root (kvmctl storage list)';
-        if (outside.length && !opts.output) {
-          throw badInput('PATH_OUTSIDE_ROOTS', `${source}: ${outside.length} path${outside.length === 1 ? '' : 's'} outside the storage roots, nothing imported:\n${outside.map((i) => `  ${i.path}: ${i.message}`).join('\n')}`, `${rootHint}, then import again (or -o FILE to write the YAML elsewhere)`, outside);
-        }
-        for (const i of outside) r.notes.push({ level: 'warning', message: `${i.path}: ${i.message} (kvmctl apply refuses it until then)` });
-        const warnings = r.notes.map((n) => ({ level: n.level, ...(n.line ? { line: n.line } : {}), message: n.message }));
-        const printNotes = () => {
-          for (const n of r.notes) process.stderr.write(`${n.level}: ${n.line ? `${source}:${n.line}: ` : ''}${n.message}\n`);
-        };
-        if (opts.output === '-') {
-          printNotes();
-          const yaml = m.importYaml(r, source);
-          if (ctx.json) ctx.out({ name: r.name, files: [], warnings, definition: r.vm, networks: r.networks, yaml });
-          else process.stdout.write(yaml);
-          return;
-        }
-        const saved = m.saveImport(ctx.paths, r, { source, out: opts.output, force: opts.force });
-        printNotes();
-        for (const s of saved.skipped) ctx.warn(`network "${s.name}" is already defined (${s.file}): kept as it is`);
-        for (const n of saved.missingNetworks) ctx.warn(`network "${n}" is not defined yet: define it (kind: network) before starting the VM`);
-        const nw = r.notes.filter((n) => n.level === 'warning').length;
-        ctx.out({ name: r.name, files: saved.files, warnings, definition: r.vm, networks: r.networks }, () =>
-          `imported VM "${r.name}" from ${source}: ${saved.files.join(', ')}${nw ? ` (${nw} warning${nw === 1 ? '' : 's'}, see above)` : ''}\n` +
-          `next: kvmctl cmdline ${opts.output ?? r.name}`,
-        );
+        await writeImport(ctx, r, source, opts);
       }),
     );
+  registerLibvirt(imp, action);
+}
+
+type ImportOpts = { name?: string; output?: string; force?: boolean };
+
+async function readInput(file: string, what: string): Promise<string> {
+  const fs = await import('node:fs');
+  try {
+    return fs.readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (e) {
+    const { badInput } = await import('../../errors.js');
+    throw badInput('FILE_NOT_FOUND', `${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`, `give ${what}, or - to read it from stdin`);
+  }
+}
+
+function printFidelity(ctx: Ctx, r: ImportResult & { fidelity?: { kept: string[]; translated: string[]; lost: string[] } }): void {
+  const f = r.fidelity;
+  if (f && !ctx.json) process.stderr.write(`fidelity: ${f.kept.length} kept, ${f.translated.length} translated, ${f.lost.length} not kept${f.lost.length ? ` (${f.lost.join('; ')})` : ''}\n`);
+}
+
+function registerLibvirt(imp: Command, action: Action): void {
+  imp
+    .command('libvirt <file>')
+    .description('import a libvirt domain (virsh dumpxml NAME > FILE.xml; - for stdin) as a VM definition, with the networks it implies')
+    .option('--name <name>', 'the VM name (default: the domain name)')
+    .option('--pool <name=dir...>', "a storage pool's directory, for disks given as pool volumes (virsh pool-dumpxml NAME shows it)")
+    .option('-o, --output <file>', 'write the YAML to this file (- for stdout) instead of the config dir')
+    .option('--force', 'replace an existing definition or output file')
+    .addHelpText('after', '\nExamples:\n  virsh dumpxml web > web.xml && kvmctl import libvirt web.xml\n  kvmctl import libvirt web.xml --pool default=/var/lib/libvirt/images -o web.yaml')
+    .action(
+      action(async (ctx, file: string, opts: ImportOpts & { pool?: string[] }) => {
+        const { badInput } = await import('../../errors.js');
+        const pools: Record<string, string> = {};
+        for (const p of opts.pool ?? []) {
+          const m = /^([^=]+)=(\/.*)$/.exec(p);
+          if (!m) throw badInput('BAD_VALUE', `--pool ${p}: give NAME=/absolute/dir`);
+          pools[m[1]!] = m[2]!;
+        }
+        const text = await readInput(file, 'the domain XML (virsh dumpxml NAME)');
+        const { importLibvirt } = await import('../../import/libvirt.js');
+        const source = file === '-' ? '<stdin>' : file;
+        const r = importLibvirt(text, { name: opts.name, source, pools });
+        printFidelity(ctx, r);
+        await writeImport(ctx, r, source, opts);
+      }),
+    );
+}
+
+/** Check paths, then write (config dir, -o FILE, or stdout) and report: shared by every import format. */
+async function writeImport(ctx: Ctx, r: ImportResult, source: string, opts: ImportOpts): Promise<void> {
+  const { badInput } = await import('../../errors.js');
+  const m = await import('../../qemu/import.js');
+  // Paths outside the storage roots: nothing is stored in the config dir; with -o the YAML is
+  // written with a warning per path (apply refuses it until the roots are added).
+  const { vmPathIssues } = await import('../../vm/path-check.js');
+  const outside = vmPathIssues(r.spec, ctx.paths);
+  const adds = [...new Set(outside.flatMap((i) => /kvmctl storage add (\S+)/.exec(i.message)?.[1] ?? []))];
+  const rootHint = adds.length ? `add the roots first: ${adds.map((d) => `kvmctl storage add ${d}`).join('; ')}` : 'move the files into a storage root (kvmctl storage list)';
+  if (outside.length && !opts.output) {
+    throw badInput('PATH_OUTSIDE_ROOTS', `${source}: ${outside.length} path${outside.length === 1 ? '' : 's'} outside the storage roots, nothing imported:\n${outside.map((i) => `  ${i.path}: ${i.message}`).join('\n')}`, `${rootHint}, then import again (or -o FILE to write the YAML elsewhere)`, outside);
+  }
+  for (const i of outside) r.notes.push({ level: 'warning', message: `${i.path}: ${i.message} (kvmctl apply refuses it until then)` });
+  const warnings = r.notes.map((n) => ({ level: n.level, ...(n.line ? { line: n.line } : {}), message: n.message }));
+  const printNotes = () => {
+    for (const n of r.notes) process.stderr.write(`${n.level}: ${n.line ? `${source}:${n.line}: ` : ''}${n.message}\n`);
+  };
+  if (opts.output === '-') {
+    printNotes();
+    const yaml = m.importYaml(r, source);
+    if (ctx.json) ctx.out({ name: r.name, files: [], warnings, definition: r.vm, networks: r.networks, yaml });
+    else process.stdout.write(yaml);
+    return;
+  }
+  const saved = m.saveImport(ctx.paths, r, { source, out: opts.output, force: opts.force });
+  printNotes();
+  for (const s of saved.skipped) ctx.warn(`network "${s.name}" is already defined (${s.file}): kept as it is`);
+  for (const n of saved.missingNetworks) ctx.warn(`network "${n}" is not defined yet: define it (kind: network) before starting the VM`);
+  const nw = r.notes.filter((n) => n.level === 'warning').length;
+  ctx.out({ name: r.name, files: saved.files, warnings, definition: r.vm, networks: r.networks }, () =>
+    `imported VM "${r.name}" from ${source}: ${saved.files.join(', ')}${nw ? ` (${nw} warning${nw === 1 ? '' : 's'}, see above)` : ''}\n` +
+    `next: kvmctl cmdline ${opts.output ?? r.name}`,
+  );
 }

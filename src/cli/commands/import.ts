@@ -42,6 +42,29 @@ export function register(program: Command, action: Action): void {
       }),
     );
   registerLibvirt(imp, action);
+  registerProxmox(imp, action);
+}
+
+function registerProxmox(imp: Command, action: Action): void {
+  imp
+    .command('proxmox <file>')
+    .description('import a Proxmox VE guest config (/etc/pve/qemu-server/VMID.conf; - for stdin) as a VM definition, with its bridges')
+    .option('--name <name>', 'the VM name (default: the config\'s name:, else vmVMID)')
+    .option('--storage-cfg <file>', "the cluster's /etc/pve/storage.cfg, to turn volume ids into paths (default: Proxmox's local and local-lvm)")
+    .option('-o, --output <file>', 'write the YAML to this file (- for stdout) instead of the config dir')
+    .option('--force', 'replace an existing definition or output file')
+    .addHelpText('after', '\nExamples:\n  kvmctl import proxmox /etc/pve/qemu-server/100.conf --storage-cfg /etc/pve/storage.cfg\n  kvmctl import proxmox 100.conf -o web.yaml')
+    .action(
+      action(async (ctx, file: string, opts: ImportOpts & { storageCfg?: string }) => {
+        const text = await readInput(file, 'the guest config (/etc/pve/qemu-server/VMID.conf)');
+        const m = await import('../../import/proxmox.js');
+        const storage = opts.storageCfg ? m.parseStorageCfg(await readInput(opts.storageCfg, 'storage.cfg')) : undefined;
+        const source = file === '-' ? '<stdin>' : file;
+        const r = m.importProxmox(text, { name: opts.name, source, storage });
+        printFidelity(ctx, r);
+        await writeImport(ctx, r, source, opts);
+      }),
+    );
 }
 
 type ImportOpts = { name?: string; output?: string; force?: boolean };

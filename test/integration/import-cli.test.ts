@@ -72,6 +72,25 @@ describe('kvmctl import libvirt / proxmox', () => {
     expect(c.stdout).toMatch(/scsi-hd/);
   });
 
+  it('--all DIR: networks first, then domains; a failing file is reported and the rest imported (exit 1)', async () => {
+    const dir = path.join(h.dir, 'libvirt-all');
+    fs.mkdirSync(dir);
+    fs.copyFileSync(path.resolve(import.meta.dirname, '../fixtures/libvirt-networks/default.xml'), path.join(dir, 'default.xml'));
+    fs.writeFileSync(path.join(dir, 'a.xml'), domain(path.join(h.images, 'a.qcow2')).replace('<name>lv1</name>', '<name>all-a</name>').replace("<interface type='bridge'><mac address='52:54:00:12:34:56'/><source bridge='br9'/>", "<interface type='network'><mac address='52:54:00:12:34:57'/><source network='default'/>"));
+    fs.writeFileSync(path.join(dir, 'b.xml'), domain('/elsewhere/b.qcow2').replace('<name>lv1</name>', '<name>all-b</name>'));
+    const r = await h.cli(['import', 'libvirt', '--all', dir]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/ok {4}network default/);
+    expect(r.stdout).toMatch(/ok {4}vm all-a/);
+    expect(r.stdout).toMatch(/FAIL  vm .*b\.xml: PATH_OUTSIDE_ROOTS/);
+    expect(r.stdout).toMatch(/2 of 3 imported/);
+    const v = await h.cli(['validate', path.join(h.dir, 'config/networks/default.yaml'), path.join(h.dir, 'config/vms/all-a.yaml')]);
+    expect(v.code, v.stderr + v.stdout).toBe(0);
+    const c = await h.cli(['cmdline', 'all-a']);
+    expect(c.code, c.stderr).toBe(0);
+    expect(c.stdout).toContain('mac=52:54:00:12:34:57');
+  });
+
   it('bad input exits 2 and writes nothing', async () => {
     const bad = path.join(h.dir, 'bad.xml');
     fs.writeFileSync(bad, '<domain><name>x</name>');

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { importLibvirt } from '../../src/import/libvirt.js';
+import { importLibvirtNetwork, isNetworkXml } from '../../src/import/libvirt-network.js';
 import { importCommandLine, importYaml } from '../../src/qemu/import.js';
 import { validateVm } from '../../src/spec/load.js';
 import type { VmSpec } from '../../src/spec/vm.js';
@@ -158,5 +159,23 @@ describe('generated command lines', () => {
     expect(r.spec.disks).toMatchObject([{ file: '/img/a.qcow2', format: 'qcow2', interface: 'virtio', cache: 'none' }]);
     expect(r.spec.extraArgs.join(' ')).toContain('"driver":"nbd"');
     expect(r.notes.map((n) => n.message).join('\n')).toMatch(/throttle dropped/);
+  });
+});
+
+describe('libvirt networks', () => {
+  const net = (f: string) => importLibvirtNetwork(fs.readFileSync(path.join(FIX, 'libvirt-networks', f), 'utf8'), { source: f });
+  it("libvirt's default NAT network → a nat network with its bridge, address, DHCP range and domain", () => {
+    const r = net('default.xml');
+    expect(r.spec).toMatchObject({ name: 'default', type: 'nat', interface: 'virbr0', address: '192.168.122.1/24', dhcp: { start: '192.168.122.2', end: '192.168.122.254' }, dns: { domain: 'lan' } });
+    expect(r.notes.map((x) => x.message).join('\n')).toMatch(/1 static lease/);
+  });
+  it('isolated → host-only; forward bridge → bridge; forward bridge over an interface → macvtap', () => {
+    expect(net('isolated.xml').spec).toMatchObject({ type: 'host-only', addresses: ['10.10.10.1/24'], interface: 'virbr1' });
+    expect(net('host-bridge.xml').spec).toMatchObject({ type: 'bridge', name: 'host-bridge', interface: 'br0' });
+    expect(net('macvtap.xml').spec).toMatchObject({ type: 'macvtap', parent: 'eno1', mode: 'bridge' });
+  });
+  it('tells a network from a domain', () => {
+    expect(isNetworkXml(fs.readFileSync(path.join(FIX, 'libvirt-networks/default.xml'), 'utf8'))).toBe(true);
+    expect(isNetworkXml("<?xml version='1.0'?>\n<domain type='kvm'/>")).toBe(false);
   });
 });

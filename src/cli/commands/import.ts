@@ -86,15 +86,16 @@ function printFidelity(ctx: Ctx, r: ImportResult & { fidelity?: { kept: string[]
 
 function registerLibvirt(imp: Command, action: Action): void {
   imp
-    .command('libvirt <file>')
-    .description('import a libvirt domain (virsh dumpxml NAME > FILE.xml; - for stdin) as a VM definition, with the networks it implies')
+    .command('libvirt [file]')
+    .description('import a libvirt domain (virsh dumpxml NAME > FILE.xml) or network (virsh net-dumpxml), or with --all every XML file in a directory')
     .option('--name <name>', 'the VM name (default: the domain name)')
+    .option('--all <dir>', 'import every *.xml in DIR: networks first, then domains; each file reported')
     .option('--pool <name=dir...>', "a storage pool's directory, for disks given as pool volumes (virsh pool-dumpxml NAME shows it)")
     .option('-o, --output <file>', 'write the YAML to this file (- for stdout) instead of the config dir')
     .option('--force', 'replace an existing definition or output file')
-    .addHelpText('after', '\nExamples:\n  virsh dumpxml web > web.xml && kvmctl import libvirt web.xml\n  kvmctl import libvirt web.xml --pool default=/var/lib/libvirt/images -o web.yaml')
+    .addHelpText('after', '\nExamples:\n  virsh dumpxml web > web.xml && kvmctl import libvirt web.xml\n  kvmctl import libvirt web.xml --pool default=/var/lib/libvirt/images -o web.yaml\n  kvmctl import libvirt --all /etc/libvirt/qemu     # its networks/ too: --all /etc/libvirt/qemu/networks first')
     .action(
-      action(async (ctx, file: string, opts: ImportOpts & { pool?: string[] }) => {
+      action(async (ctx, file: string | undefined, opts: ImportOpts & { pool?: string[]; all?: string }) => {
         const { badInput } = await import('../../errors.js');
         const pools: Record<string, string> = {};
         for (const p of opts.pool ?? []) {
@@ -102,9 +103,40 @@ function registerLibvirt(imp: Command, action: Action): void {
           if (!m) throw badInput('BAD_VALUE', `--pool ${p}: give NAME=/absolute/dir`);
           pools[m[1]!] = m[2]!;
         }
+        if (opts.all) {
+          if (file || opts.output || opts.name) throw badInput('BAD_OPTION', '--all takes a directory and writes into the config dir: no FILE, -o or --name with it');
+          const fs = await import('node:fs');
+          if (!fs.existsSync(opts.all) || !fs.statSync(opts.all).isDirectory()) throw badInput('FILE_NOT_FOUND', `${opts.all}: not a directory`);
+          const { importLibvirtDir } = await import('../../import/save-all.js');
+          const res = importLibvirtDir(ctx.paths, opts.all, { force: opts.force, pools });
+          ctx.out(res, () => res.map((r) => (r.ok ? `ok    ${r.kind} ${r.name} (${r.file})${r.warnings ? `, ${r.warnings} warning(s)` : ''}` : `FAIL  ${r.kind} ${r.file}: ${r.why}`)).join('\n') + `\n${res.filter((r) => r.ok).length} of ${res.length} imported`);
+          if (res.some((r) => !r.ok)) process.exitCode = 1;
+          return;
+        }
+        if (!file) throw badInput('FILE_MISSING', 'give the domain or network XML file, or --all DIR');
         const text = await readInput(file, 'the domain XML (virsh dumpxml NAME)');
-        const { importLibvirt } = await import('../../import/libvirt.js');
         const source = file === '-' ? '<stdin>' : file;
+        const { isNetworkXml, importLibvirtNetwork } = await import('../../import/libvirt-network.js');
+        if (isNetworkXml(text)) {
+          const r = importLibvirtNetwork(text, { source });
+          for (const x of r.notes) process.stderr.write(`${x.level}: ${x.message}\n`);
+          if (opts.output) {
+            const yaml = (await import('yaml')).stringify(r.network, { lineWidth: 0 });
+            if (opts.output === '-') process.stdout.write(yaml);
+            else (await import('node:fs')).writeFileSync(opts.output, yaml);
+            return;
+          }
+          const { saveNetwork } = await import('../../import/save-all.js');
+          let f: string;
+          try {
+            f = saveNetwork(ctx.paths, r.network, source, opts.force);
+          } catch (e) {
+            throw badInput('NETWORK_EXISTS', (e as Error).message, 'use --force to replace it');
+          }
+          ctx.out({ name: r.name, files: [f], definition: r.network }, () => `imported network "${r.name}" (${String(r.network.type)}) from ${source}: ${f}`);
+          return;
+        }
+        const { importLibvirt } = await import('../../import/libvirt.js');
         const r = importLibvirt(text, { name: opts.name, source, pools });
         printFidelity(ctx, r);
         await writeImport(ctx, r, source, opts);
@@ -112,7 +144,6 @@ function registerLibvirt(imp: Command, action: Action): void {
     );
 }
 
-/** Check paths, then write (config dir, -o FILE, or stdout) and report: shared by every import format. */
 async function writeImport(ctx: Ctx, r: ImportResult, source: string, opts: ImportOpts): Promise<void> {
   const { badInput } = await import('../../errors.js');
   const m = await import('../../qemu/import.js');

@@ -27,8 +27,19 @@ export const getTime = (a: QgaClient) => a.execute<number>('guest-get-time');
 export const setTime = (a: QgaClient, ns?: number) => a.execute('guest-set-time', ns === undefined ? undefined : { time: ns }).then(() => undefined);
 export const addSshKeys = (a: QgaClient, username: string, keys: string[], reset = false) =>
   a.execute('guest-ssh-add-authorized-keys', { username, keys, reset }).then(() => undefined);
-/** Sent without waiting for an answer: the agent never sends one. */
-export const shutdown = (a: QgaClient, mode: 'powerdown' | 'reboot' | 'halt' = 'powerdown') => a.execute('guest-shutdown', { mode }, { noReply: true }).then(() => undefined);
+/**
+ * The agent answers guest-shutdown only when it fails (the shutdown command exited non-zero, e.g.
+ * in a guest still booting); on success the guest goes down without a word. So: wait briefly for
+ * an error, and take silence (or the channel closing) as success.
+ */
+export async function shutdown(a: QgaClient, mode: 'powerdown' | 'reboot' | 'halt' = 'powerdown'): Promise<void> {
+  try {
+    await a.execute('guest-shutdown', { mode }, { timeoutMs: 2_000 });
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code !== 'QGA_TIMEOUT' && code !== 'QGA_DISCONNECTED') throw e;
+  }
+}
 
 /** Addresses of the guest's interfaces other than loopback. */
 export function guestAddresses(ifs: GuestInterface[]): { name: string; mac?: string; addresses: string[] }[] {

@@ -18,6 +18,36 @@ export type StopMethod = 'acpi' | 'agent';
 
 const QUIT_WAIT_MS = 2000;
 const REPRESS_MS = 3000;
+/** How long `--method agent` tries guest-shutdown before it presses the ACPI button instead. */
+const AGENT_GRACE_MS = 20_000;
+
+/**
+ * guest-shutdown through the agent, again every few seconds: a guest still booting may refuse
+ * it (systemd's shutdown needs logind and D-Bus up). Talks to the socket directly: the VM
+ * already shows as stopping here, so the service layer's running check would refuse.
+ */
+async function stopByAgent(vm: ReturnType<typeof readVm>, dir: string, pid: number, starttime: number | undefined, until: number): Promise<{ gone: boolean; why?: string }> {
+  const { effectiveAgent } = await import('../spec/vm-effective.js');
+  if (!effectiveAgent(vm)) return { gone: false, why: 'guest agent: agent is off in the definition' };
+  const { QgaClient } = await import('../qga/client.js');
+  const { shutdown } = await import('../qga/commands.js');
+  let last = 'guest-shutdown did not end the guest';
+  while (Date.now() < until) {
+    try {
+      const a = await QgaClient.connect(`${dir}/qga.sock`);
+      try {
+        await shutdown(a, 'powerdown');
+      } finally {
+        a.close();
+      }
+    } catch (e) {
+      last = `guest agent: ${e instanceof Error ? e.message : String(e)}`;
+      if ((e as { code?: string }).code === 'QGA_UNAVAILABLE') return { gone: !isAlive(pid, starttime), why: last };
+    }
+    if (await waitGone(pid, Math.min(REPRESS_MS * 2, Math.max(0, until - Date.now())), starttime)) return { gone: true };
+  }
+  return { gone: false, why: `${last} in ${Math.round(AGENT_GRACE_MS / 1000)} s` };
+}
 
 export async function stopVm(paths: Paths, name: string, opts: { timeoutSec?: number; force?: boolean; method?: StopMethod } = {}): Promise<StopResult> {
   const vm = readVm(paths, name);
@@ -39,24 +69,12 @@ export async function stopVm(paths: Paths, name: string, opts: { timeoutSec?: nu
     let note: string | undefined;
     const end = Date.now() + timeoutMs;
     if (!opts.force && opts.method === 'agent') {
-      try {
-        // Not through agentSocket(): the VM already shows as stopping here.
-        const { effectiveAgent } = await import('../spec/vm-effective.js');
-        if (!effectiveAgent(vm)) throw new Error('agent is off in the definition');
-        const { QgaClient } = await import('../qga/client.js');
-        const a = await QgaClient.connect(`${f.dir}/qga.sock`);
-        try {
-          await (await import('../qga/commands.js')).shutdown(a, 'powerdown');
-        } finally {
-          a.close();
-        }
-        how = 'agent';
-        gone = await waitGone(pid, timeoutMs, starttime);
-      } catch (e) {
-        note = `guest agent: ${e instanceof Error ? e.message : String(e)}; used ACPI`;
-      }
+      const r = await stopByAgent(vm, f.dir, pid, starttime, Math.min(end, Date.now() + AGENT_GRACE_MS));
+      gone = r.gone;
+      if (gone) how = 'agent';
+      else note = `${r.why}; used ACPI`;
     }
-    if (!opts.force && !gone && how !== 'agent') {
+    if (!opts.force && !gone) {
       try {
         const q = (await qmpOnce(f.qmp, 'query-status', undefined, 2000)) as { running: boolean };
         if (!q.running) await qmpOnce(f.qmp, 'cont', undefined, 2000); // a paused guest cannot see the button

@@ -118,10 +118,30 @@ const STRIP: { option: string; keys: string[]; why: string; when?: (v: Map<strin
   { option: 'vnc', keys: ['password'], why: "kvmctl's VNC is a unix socket only the VM's owner can open" },
 ];
 
+/** Options QEMU has deprecated, renamed or removed (QEMU's docs/about/removed-features.rst): what to use. */
+const RETIRED: Record<string, string> = {
+  nodefconfig: 'removed in QEMU 4.0: -no-user-config (kvmctl always passes it)',
+  'no-kvm': 'removed in QEMU 5.2: -machine accel=tcg (machine.accel: [tcg])',
+  'no-hpet': 'deprecated: -machine hpet=off',
+  soundhw: 'removed in QEMU 7.1: -audiodev + -device (e.g. intel-hda + hda-duplex)',
+  realtime: 'removed in QEMU 6.0: -overcommit mem-lock=on',
+  tdf: 'removed in QEMU 5.0: no replacement (the guest clock drift fix is automatic)',
+  balloon: 'removed in QEMU 3.1: -device virtio-balloon',
+  usbdevice: 'removed in QEMU 3.1: -device usb-… on a USB controller',
+  'no-frame': 'removed: -display sdl,window-close=…',
+};
+
 function stripKnown(words: Word[], notes: ImportNote[]): void {
   for (let i = 0; i < words.length - 1; i++) {
     const opt = /^--?([A-Za-z][\w-]*)$/.exec(words[i]!.text)?.[1];
     if (!opt) continue;
+    if (opt === 'nodefconfig') {
+      notes.push({ level: 'note', line: words[i]!.line, message: `-nodefconfig: ${RETIRED[opt]}; left out` });
+      words.splice(i, 1);
+      i--;
+      continue;
+    }
+    if (RETIRED[opt]) notes.push({ level: 'warning', line: words[i]!.line, message: `-${opt}: ${RETIRED[opt]}; this QEMU (7.2) may refuse it — kept as written` });
     if (opt === 'id' && /^\d+$/.test(words[i + 1]!.text)) {
       notes.push({ level: 'note', line: words[i]!.line, message: `-id ${words[i + 1]!.text}: Proxmox's own QEMU option (the VM id), not in upstream QEMU: left out` });
       words.splice(i, 2);

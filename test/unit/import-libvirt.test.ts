@@ -179,3 +179,14 @@ describe('libvirt networks', () => {
     expect(isNetworkXml("<?xml version='1.0'?>\n<domain type='kvm'/>")).toBe(false);
   });
 });
+
+describe('retired QEMU options', () => {
+  it('say what replaces them; -nodefconfig is left out', () => {
+    const r = importCommandLine('qemu-system-x86_64 -name old -m 512 -nodefconfig -no-hpet -soundhw ac97 -display none', { source: 'old.sh' });
+    const all = r.notes.map((n) => n.message).join('\n');
+    expect(all).toMatch(/-nodefconfig: removed in QEMU 4.0.*left out/);
+    expect(all).toMatch(/-no-hpet: deprecated: -machine hpet=off/);
+    expect(all).toMatch(/-soundhw: removed in QEMU 7.1/);
+    expect(r.spec.extraArgs).not.toContain('-nodefconfig');
+  });
+});

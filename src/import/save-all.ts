@@ -16,6 +16,9 @@ import { importLibvirtNetwork, isNetworkXml } from './libvirt-network.js';
 
 export type AllOutcome = { file: string; kind: 'vm' | 'network'; name?: string; ok: boolean; written?: string[]; why?: string; warnings: number };
 
+/** A network definition as YAML text. */
+export const networkYaml = (net: Record<string, unknown>) => stringify(net, { lineWidth: 0 });
+
 export function saveNetwork(paths: Paths, net: Record<string, unknown>, source: string, force = false): string {
   const name = String(net.name);
   const file = defPath(paths, 'network', name);

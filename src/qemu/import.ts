@@ -6,40 +6,19 @@
  * differs from kvmctl's (machine pc, accel tcg, cpu qemu64, 128M, one user-mode NIC, a window),
  * the import keeps QEMU's meaning and says so in a note.
  */
-import fs from 'node:fs';
 import path from 'node:path';
-import { Document, visit } from 'yaml';
 import { KvmError, badInput } from '../errors.js';
-import type { Paths } from '../host/paths.js';
-import { defPath, writeDef } from '../spec/store.js';
 import { validateNetwork, validateVm } from '../spec/load.js';
 import { IFNAME_RE, MAC_RE, NAME_RE } from '../spec/names.js';
 import { parseSize, formatSize } from '../spec/units.js';
 import { CACHE_MODES, DISK_FORMATS, SECURITY_MODELS, type VmSpec } from '../spec/vm.js';
-import type { NetworkSpec } from '../spec/network.js';
 import { baseMachine, normalizeGenerated } from '../import/generated-line.js';
 import { parseBool, parseOpts, type QemuOpts } from './parse-opts.js';
 import { expandKnown, parseShell, type Redirect, type ShellCommand, type Word } from './shell-words.js';
 
-export type ImportNote = { level: 'warning' | 'note'; message: string; line?: number };
-
-export type ImportResult = {
-  name: string;
-  /** The VM definition in its input form (what is written to YAML). */
-  vm: Record<string, unknown>;
-  /** Network definitions the script implies (a macvtap made with `ip link add … type macvtap`). */
-  networks: Record<string, unknown>[];
-  /** The validated VM definition. */
-  spec: VmSpec;
-  networkSpecs: NetworkSpec[];
-  notes: ImportNote[];
-  /** The QEMU command that was imported, as words (unresolved substitutions verbatim). */
-  argv: string[];
-  /** Line of the QEMU command in the script. */
-  line?: number;
-};
-
-export type ImportOptions = { name?: string; source?: string };
+import type { ImportNote, ImportOptions, ImportResult } from '../import/types.js';
+export type { ImportNote, ImportOptions, ImportResult } from '../import/types.js';
+export { importYaml, saveImport, type SaveResult } from '../import/write.js';
 
 const QEMU_BIN = /^(qemu-system-[A-Za-z0-9_-]+|qemu-kvm|kvm)$/;
 const WRAPPERS = new Set(['exec', 'sudo', 'doas', 'env', 'nice', 'ionice', 'nohup', 'taskset', 'numactl', 'chrt', 'time', 'command', 'setsid', 'stdbuf']);
@@ -1060,73 +1039,3 @@ function dedupeIds(items: Record<string, unknown>[], prefix: string): void {
 }
 
 /* ---- YAML out ---- */
-
-function header(r: ImportResult, source: string, what: string): string {
-  const lines = [`Imported by \`kvmctl import ${(r as { format?: string }).format ?? 'cmdline'}\` from ${source}${r.line ? ` (line ${r.line})` : ''}: ${what}.`];
-  const group = (level: ImportNote['level'], title: string) => {
-    const list = r.notes.filter((n) => n.level === level);
-    if (!list.length) return;
-    lines.push(`${title}:`);
-    for (const n of list) lines.push(`  - ${n.line ? `line ${n.line}: ` : ''}${n.message}`);
-  };
-  group('warning', 'Warnings');
-  group('note', 'Notes');
-  return lines.map((l) => `# ${l}`.trimEnd()).join('\n') + '\n';
-}
-
-function doc(obj: Record<string, unknown>): string {
-  const d = new Document(obj);
-  // Quote strings that YAML 1.1 readers would take for something else (MACs as base-60 numbers, on/off as booleans).
-  visit(d, {
-    Scalar(_k, node) {
-      if (typeof node.value === 'string' && (/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(node.value) || /^(on|off|yes|no|y|n)$/i.test(node.value))) node.type = 'QUOTE_DOUBLE';
-    },
-  });
-  return d.toString({ lineWidth: 0 });
-}
-
-/** One YAML text: the networks the script implies, then the VM (for -o FILE or stdout). */
-export function importYaml(r: ImportResult, source: string): string {
-  const parts = [...r.networks.map(doc), doc(r.vm)];
-  return header(r, source, `VM "${r.name}"${r.networks.length ? ` and network${r.networks.length > 1 ? 's' : ''} ${r.networks.map((n) => `"${String(n.name)}"`).join(', ')}` : ''}`) + parts.join('---\n');
-}
-
-export type SaveResult = {
-  files: string[];
-  /** Networks the import implies that were already defined (kept as they are). */
-  skipped: { name: string; file: string }[];
-  /** Networks the VM's NICs name that are neither imported nor defined: `kvmctl apply` will ask for them. */
-  missingNetworks: string[];
-};
-
-/**
- * Write the import: to `out` (one multi-document file), or into the config dir (the VM as
- * vms/NAME.yaml, each network as networks/NAME.yaml). Refuses to replace an existing VM
- * definition or file without `force`; an existing network of the same name is kept.
- */
-export function saveImport(paths: Paths, r: ImportResult, opts: { source: string; out?: string; force?: boolean }): SaveResult {
-  if (opts.out) {
-    if (fs.existsSync(opts.out) && !opts.force) throw badInput('FILE_EXISTS', `${opts.out} already exists`, 'use --force to replace it, or pick another -o file');
-    fs.mkdirSync(path.dirname(path.resolve(opts.out)), { recursive: true });
-    fs.writeFileSync(opts.out, importYaml(r, opts.source));
-    return { files: [opts.out], skipped: [], missingNetworks: [] };
-  }
-  const vmFile = defPath(paths, 'vm', r.name);
-  if (fs.existsSync(vmFile) && !opts.force) {
-    throw badInput('VM_EXISTS', `VM "${r.name}" is already defined (${vmFile})`, 'use --force to replace it, or --name NAME to import it under another name');
-  }
-  const files: string[] = [];
-  const skipped: SaveResult['skipped'] = [];
-  for (const n of r.networks) {
-    const name = String(n.name);
-    const file = defPath(paths, 'network', name);
-    if (fs.existsSync(file) && !opts.force) {
-      skipped.push({ name, file });
-      continue;
-    }
-    files.push(writeDef(paths, 'network', name, `# Imported by \`kvmctl import ${(r as { format?: string }).format ?? 'cmdline'}\` from ${opts.source}: the ${String(n.type)} network that VM "${r.name}" uses.\n${doc(n)}`));
-  }
-  files.push(writeDef(paths, 'vm', r.name, header(r, opts.source, `VM "${r.name}"`) + doc(r.vm)));
-  const missingNetworks = [...new Set(r.spec.nics.flatMap((n) => (n.network ? [n.network] : [])))].filter((n) => !fs.existsSync(defPath(paths, 'network', n)));
-  return { files, skipped, missingNetworks };
-}

@@ -121,7 +121,7 @@ function registerLibvirt(imp: Command, action: Action): void {
           const r = importLibvirtNetwork(text, { source });
           for (const x of r.notes) process.stderr.write(`${x.level}: ${x.message}\n`);
           if (opts.output) {
-            const yaml = (await import('yaml')).stringify(r.network, { lineWidth: 0 });
+            const yaml = (await import('../../import/save-all.js')).networkYaml(r.network);
             if (opts.output === '-') process.stdout.write(yaml);
             else (await import('node:fs')).writeFileSync(opts.output, yaml);
             return;

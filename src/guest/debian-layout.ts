@@ -20,6 +20,8 @@ export const PACKAGES = [
   'shim-signed', 'grub-efi-amd64-signed', 'e2fsprogs', 'iproute2', 'openssh-server',
   // logind (power button, shutdown scheduling for guest-shutdown) needs D-Bus
   'dbus',
+  // cloud-init (NoCloud seed from kvmctl's cloudInit:), time sync, and what the tests check
+  'cloud-init', 'chrony', 'tpm2-tools', 'mokutil', 'efibootmgr',
 ];
 
 export const MIRRORS = (base = 'http://deb.debian.org') => [

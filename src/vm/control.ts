@@ -17,8 +17,20 @@ async function requireRunning(paths: Paths, name: string): Promise<string> {
 export async function pauseVm(paths: Paths, name: string): Promise<void> {
   await qmpOnce(await requireRunning(paths, name), 'stop');
 }
-export async function resumeVm(paths: Paths, name: string): Promise<void> {
+/**
+ * Resume; with a guest agent, also set the guest clock to the host's (paused guests fall behind
+ * by the pause, as `virsh domtime --sync` fixes). Best effort: the result says whether it did.
+ */
+export async function resumeVm(paths: Paths, name: string): Promise<{ clockSynced: boolean; note?: string }> {
   await qmpOnce(await requireRunning(paths, name), 'cont');
+  const { effectiveAgent } = await import('../spec/vm-effective.js');
+  if (!effectiveAgent(readVm(paths, name))) return { clockSynced: false };
+  try {
+    await (await import('./guest-agent.js')).agentSyncTime(paths, name);
+    return { clockSynced: true };
+  } catch (e) {
+    return { clockSynced: false, note: `guest clock not set: ${(e as Error).message}` };
+  }
 }
 export async function resetVm(paths: Paths, name: string): Promise<void> {
   await qmpOnce(await requireRunning(paths, name), 'system_reset');

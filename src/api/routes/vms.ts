@@ -84,7 +84,7 @@ export function vmRoutes(app: FastifyInstance, ctx: ServerCtx): void {
   ] as const) {
     bind(app, route, async ({ params }) => {
       const control = await import('../../vm/control.js');
-      await settled(control[fn](paths, params.name));
+      await settled((control[fn] as (p: typeof paths, n: string) => Promise<unknown>)(paths, params.name));
       return { name: params.name, done: route.path.split('/').pop()! };
     });
   }

@@ -151,8 +151,8 @@ export function register(program: Command, action: Action): void {
       .action(
         action(async (ctx, name: string) => {
           const control = await import('../../vm/control.js');
-          await control[fn](ctx.paths, name);
-          ctx.out({ name, done: cmd }, () => `${cmd}: ${name} ok`);
+          const r = (await (control[fn] as (p: typeof ctx.paths, n: string) => Promise<unknown>)(ctx.paths, name)) as { clockSynced?: boolean; note?: string } | undefined;
+          ctx.out({ name, done: cmd, ...(r ?? {}) }, () => `${cmd}: ${name} ok${r?.clockSynced ? ' (guest clock set to the host\'s through the agent)' : r?.note ? ` (${r.note})` : ''}`);
         }),
       );
   }

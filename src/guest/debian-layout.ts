@@ -21,7 +21,7 @@ export const PACKAGES = [
   // logind (power button, shutdown scheduling for guest-shutdown) needs D-Bus
   'dbus',
   // cloud-init (NoCloud seed from kvmctl's cloudInit:), time sync, and what the tests check
-  'cloud-init', 'chrony', 'tpm2-tools', 'mokutil', 'efibootmgr',
+  'cloud-init', 'locales', 'chrony', 'tpm2-tools', 'mokutil', 'efibootmgr', // locales: cloud-init's locale step runs update-locale
 ];
 
 export const MIRRORS = (base = 'http://deb.debian.org') => [
@@ -86,6 +86,9 @@ export function rootFiles(ids: Ids): Record<string, string> {
     'etc/hosts': '127.0.0.1\tlocalhost\n127.0.1.1\tdebian12\n::1\tlocalhost ip6-localhost ip6-loopback\n',
     'etc/fstab': fstab(ids),
     'etc/systemd/network/80-dhcp.network': NETWORK,
+    // Only C.UTF-8 exists (no locale-gen run): cloud-init's locale step would fail on en_US.UTF-8.
+    'etc/default/locale': 'LANG=C.UTF-8\n',
+    'etc/cloud/cloud.cfg.d/90-kvmctl.cfg': "# kvmctl's Debian image\nlocale: C.UTF-8\n",
   };
 }
 

@@ -110,7 +110,7 @@ describe.skipIf(!can)('a Debian 12 guest with UEFI Secure Boot, a vTPM, the gues
   }, 500_000);
 
   it('cloud-init set the host name, the user and its key; Secure Boot is on; the TPM answers', async () => {
-    const ci = await exec('/usr/bin/cloud-init', 'status', '--wait');
+    const ci = await exec('/usr/bin/cloud-init', 'status', '--wait', '--long');
     expect(ci.stdout, ci.stderr).toMatch(/status: done/);
     const info = JSON.parse((await h.cli(['guest', 'info', 'deb', '--json'])).stdout);
     expect(info.os).toMatchObject({ id: 'debian', 'version-id': '12' });

@@ -7,6 +7,7 @@
 import { KvmError } from '../errors.js';
 import { vmRuntimeFiles, type Paths } from '../host/paths.js';
 import { QmpClient } from '../qmp/client.js';
+import { effectiveFirmware, effectiveTpm } from '../spec/vm-effective.js';
 import type { VmSpec } from '../spec/vm.js';
 import type { Migration } from './etcd.js';
 import { localDisks } from './placement.js';
@@ -30,6 +31,14 @@ export function migrationBlockers(vm: VmSpec, sharedStorage: string[]): string[]
   const local = localDisks(vm, sharedStorage);
   if (local.length) out.push(`disk ${local.join(', ')} is not on shared storage (${sharedStorage.join(', ') || 'none declared: kvmctl cluster init --shared-storage DIR'}); copying disks (drive-mirror) is not supported`);
   if (vm.cdroms.length) out.push(`it has CD-ROM ${vm.cdroms.map((c) => c.file).join(', ')}: eject it first (the destination may not have the ISO)`);
+  // Per-VM state files live in <data>/vms/NAME on each host: the destination would run on its own
+  // fresh copies, and the VM's boot entries, enrolled keys or sealed TPM keys would be lost at its
+  // next cold start there. Until kvmctl moves them with the VM, refuse rather than lose them.
+  if (effectiveTpm(vm)) out.push('it has a TPM: moving the TPM state with a live migration is not supported yet (its sealed keys would stay on this host)');
+  const fw = effectiveFirmware(vm);
+  const vars = vm.firmware?.vars;
+  if (fw !== 'bios' && !(vars && localDisks({ disks: [{ file: vars }] } as Pick<VmSpec, 'disks'>, sharedStorage).length === 0))
+    out.push(`it boots UEFI with its NVRAM in this host's state dir: put it on shared storage (firmware.vars: a path under ${sharedStorage.join(', ') || 'the shared storage'}) to migrate it`);
   return out;
 }
 

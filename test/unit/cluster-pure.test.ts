@@ -45,6 +45,15 @@ describe('live migration, pure parts', () => {
     expect(b.join('\n')).toMatch(/CD-ROM \/iso\/d.iso/);
   });
 
+  it('refuses a VM whose TPM state or UEFI NVRAM would stay behind; NVRAM on shared storage may go', async () => {
+    const { migrationBlockers } = await import('../../src/cluster/migrate.js');
+    const k = { kernel: { builtin: 'test-guest' } };
+    expect(migrationBlockers(vm({ ...k, tpm: { version: '2.0' } }), []).join('\n')).toMatch(/TPM/);
+    expect(migrationBlockers(vm({ ...k, firmware: { type: 'uefi' } }), ['/shared']).join('\n')).toMatch(/NVRAM in this host's state dir/);
+    expect(migrationBlockers(vm({ ...k, firmware: { type: 'uefi', vars: '/shared/vm1.fd' } }), ['/shared'])).toEqual([]);
+    expect(migrationBlockers(vm({ ...k, profile: 'server', machine: 'q35' }), []).join('\n')).toMatch(/NVRAM/);
+  });
+
   it('the destination QEMU gets -incoming; without it the argv is unchanged', async () => {
     const { buildArgv } = await import('../../src/qemu/argv.js');
     const { TCG_HOST_FACTS } = await import('../../src/host/facts.js');

@@ -212,6 +212,7 @@ function Overview({ name, detail }: { name: string; detail: Detail }) {
           )}
         </dl>
       </section>
+      {(s.state === 'running' || s.state === 'paused') && agentOn(detail.spec) && <AgentCard name={name} />}
       <section className="card" style={{ flex: '1 1 380px' }} aria-labelledby="h-metrics">
         <h2 id="h-metrics" style={{ marginTop: 0 }}>Metrics</h2>
         {!m ? (
@@ -319,6 +320,53 @@ function Definition({ name, yaml, running, onSaved }: { name: string; yaml: stri
         </button>
         {dirty && <span className="muted">Unsaved changes</span>}
       </div>
+    </section>
+  );
+}
+
+/** The guest agent channel is on: `agent: true`, or the server/desktop profile without `agent: false`. */
+function agentOn(spec: unknown): boolean {
+  const v = spec as { agent?: boolean; profile?: string };
+  return v.agent ?? (v.profile === 'server' || v.profile === 'desktop');
+}
+
+/** What the QEMU guest agent reports: OS, host name, addresses (GET /api/vms/NAME/agent[/interfaces]). */
+function AgentCard({ name }: { name: string }) {
+  const info = useLoad(() => call('agentInfo', { params: { name } }), [name]);
+  const ifs = useLoad(() => call('agentInterfaces', { params: { name } }), [name]);
+  // The agent starts late in a boot: ask again every 10 s until it answers.
+  const { error, reload } = info;
+  useEffect(() => {
+    if (!error) return;
+    const t = setInterval(() => {
+      reload();
+      ifs.reload();
+    }, 10_000);
+    return () => clearInterval(t);
+  }, [error, reload, ifs.reload]);
+  return (
+    <section className="card" style={{ flex: '1 1 380px' }} aria-labelledby="h-agent">
+      <h2 id="h-agent" style={{ marginTop: 0 }}>Guest agent</h2>
+      {info.error ? (
+        <p className="muted" data-testid="agent-none">
+          No guest agent answers{info.error instanceof ApiFailure ? ` (${info.error.code})` : ''}: is qemu-guest-agent installed and running in the guest? Asking again every 10 s.
+        </p>
+      ) : !info.data ? (
+        <p role="status">Asking the agent…</p>
+      ) : (
+        <dl className="kv" data-testid="agent-info">
+          <dt>OS</dt>
+          <dd>{info.data.os?.['pretty-name'] ?? info.data.os?.name ?? '–'}</dd>
+          <dt>Host name</dt>
+          <dd className="mono">{info.data.hostname ?? '–'}</dd>
+          <dt>Agent</dt>
+          <dd>qemu-ga {info.data.version}</dd>
+          <dt>Filesystems</dt>
+          <dd>{info.data.fsfreeze ?? '–'}</dd>
+          <dt>Addresses</dt>
+          <dd className="mono">{ifs.data?.flatMap((i) => i.addresses.map((a) => `${i.name} ${a}`)).join(', ') || '–'}</dd>
+        </dl>
+      )}
     </section>
   );
 }

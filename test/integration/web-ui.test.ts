@@ -321,4 +321,23 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI in Chromium against kvmctl
     await shot('host-check');
     expect(pageErrors).toEqual([]);
   }, 90_000);
+
+  it('shows a Guest agent card for a running VM with agent: true, saying plainly when no agent answers', async () => {
+    const { page } = b;
+    const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const yaml = 'name: withagent\nmemory: 256M\nagent: true\nkernel: { builtin: test-guest }\nstopTimeout: 5\n';
+    const cr = await fetch(`${base}/api/vms`, { method: 'POST', headers: auth, body: JSON.stringify({ yaml }) });
+    expect(cr.status, await cr.clone().text()).toBe(200);
+    const st = await fetch(`${base}/api/vms/withagent/start`, { method: 'POST', headers: auth, body: JSON.stringify({ waitForGuest: true }) });
+    expect(st.status, await st.clone().text()).toBe(200);
+    await page.goto(`${base}/?token=${token}#/vms/withagent`);
+    await page.getByRole('heading', { name: 'Guest agent' }).waitFor();
+    // The test guest runs no qemu-ga: the card says so with the API's code, and does not break the page.
+    await page.getByTestId('agent-none').waitFor({ timeout: 20_000 });
+    expect(await page.getByTestId('agent-none').textContent()).toMatch(/No guest agent answers \(QGA_UNAVAILABLE\)/);
+    await shot('agent-card-no-agent');
+    const k = await fetch(`${base}/api/vms/withagent/kill`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    expect(k.status, await k.clone().text()).toBe(200);
+    expect(pageErrors).toEqual([]);
+  }, 90_000);
 });

@@ -15,6 +15,8 @@ export type HostConfig = {
   storage: { roots: string[]; devices: string[] };
   /** cpu: vCPUs of running VMs (and the one starting) per host CPU; memory: guest memory as a multiple of RAM + swap. */
   overcommit: { cpu: number; memory: number };
+  /** repository: where `kvmctl backup` writes when no --to is given (default <data>/backups). */
+  backup?: { repository?: string };
 };
 
 export const HOST_CONFIG_DEFAULTS: HostConfig = { storage: { roots: [], devices: [] }, overcommit: { cpu: 4, memory: 1 } };
@@ -28,7 +30,7 @@ function check(raw: unknown, file: string): HostConfig {
   const bad = (what: string) => badInput('HOST_CONFIG_INVALID', `${file}: ${what}`, 'fix the file, or remove it to use the defaults');
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw bad('must be a JSON object');
   const r = raw as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-  for (const k of Object.keys(r)) if (k !== 'storage' && k !== 'overcommit') throw bad(`unknown key "${k}"`);
+  for (const k of Object.keys(r)) if (k !== 'storage' && k !== 'overcommit' && k !== 'backup') throw bad(`unknown key "${k}"`);
   const list = (v: unknown, at: string): string[] => {
     if (v === undefined) return [];
     if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || !x.startsWith('/'))) throw bad(`${at} must be a list of absolute paths`);
@@ -42,6 +44,7 @@ function check(raw: unknown, file: string): HostConfig {
   return {
     storage: { roots: list(r.storage?.roots, 'storage.roots'), devices: list(r.storage?.devices, 'storage.devices') },
     overcommit: { cpu: num(r.overcommit?.cpu, 'overcommit.cpu', 1, 64, 4), memory: num(r.overcommit?.memory, 'overcommit.memory', 0.1, 4, 1) },
+    ...(r.backup?.repository !== undefined ? { backup: { repository: list([r.backup.repository], 'backup.repository')[0] } } : {}),
   };
 }
 

@@ -19,6 +19,7 @@ import { register as install } from './install.js';
 import { register as autostart } from './autostart.js';
 import { register as cluster } from './cluster.js';
 import { register as storage } from './storage.js';
+import { register as backup } from './backup.js';
 
 export type Register = (program: Command, action: Action) => void;
 
@@ -32,3 +33,4 @@ commands.push(install);
 commands.push(ipCmd);
 commands.push(cluster);
 commands.push(storage);
+commands.push(backup);

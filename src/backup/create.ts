@@ -1,0 +1,180 @@
+/**
+ * `kvmctl backup create VM`: every writable disk of a VM, at one point in time, into a repository
+ * (see repo.ts), through QEMU block jobs — the VM's own QEMU when it runs, qemu-storage-daemon when
+ * it is stopped. Incrementals copy what the disk's persistent dirty bitmap marks; a backup is full
+ * (and says why) whenever that bitmap could be wrong:
+ *   - no earlier backup in this repository, or the last one went to another repository;
+ *   - the previous backup did not finish (its bitmaps may be cleared on some disks only);
+ *   - the newest backup in the repository is not the one the bitmaps count from;
+ *   - a disk has no bitmap of this generation (new disk, external snapshot, image replaced),
+ *     or QEMU marks it inconsistent (QEMU did not exit cleanly: kill -9, a crash, a host reboot).
+ * The VM's record of this (<data>/vms/VM/backup.json) is written before the jobs start (write-ahead)
+ * and completed after the backup is in place.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { badInput, KvmError } from '../errors.js';
+import { vmRuntimeFiles, vmStateDir, type Paths } from '../host/paths.js';
+import { QmpClient } from '../qmp/client.js';
+import { defPath, readVm } from '../spec/store.js';
+import { withVmLock } from '../vm/lock.js';
+import { nvramPath } from '../vm/runtime-paths.js';
+import { readJson, writeJson } from '../vm/state.js';
+import { vmStatus } from '../vm/status.js';
+import { activeDisks, type ActiveDisk } from '../vm/storage.js';
+import { addTarget, bitmapName, diskNodes, dropStaleBitmaps, removeTarget, runBackupJobs, type DiskJob, type DiskNode } from './jobs.js';
+import { backupDir, fileSha256, listBackups, newBackupId, resolveRepo, vmRepoDir, writeManifest, type Manifest, type ManifestDisk } from './repo.js';
+import { contentSha256 } from './sums.js';
+
+export type BackupState = { format: 1; repo: string; last?: string; generation?: string; inProgress?: string };
+const stateFile = (paths: Paths, vm: string) => path.join(vmStateDir(paths, vm), 'backup.json');
+export const readBackupState = (paths: Paths, vm: string) => readJson<BackupState>(stateFile(paths, vm));
+function writeBackupState(paths: Paths, vm: string, s: BackupState): void {
+  fs.mkdirSync(vmStateDir(paths, vm), { recursive: true });
+  writeJson(stateFile(paths, vm), s);
+}
+
+export type CreateOptions = { to?: string; mode?: 'auto' | 'full' | 'incremental'; noFreeze?: boolean; onProgress?: (done: number, total: number) => void };
+export type CreateResult = { repo: string; dir: string; manifest: Manifest; bytes: number; reason?: string };
+
+/** Why this backup cannot be incremental, or undefined (pure given its inputs; unit-tested). */
+export function fullReason(
+  o: { mode: 'auto' | 'full' | 'incremental'; repo: string; state?: BackupState; prev?: Manifest },
+  disks: { id: string; format: string; node?: DiskNode }[],
+): string | undefined {
+  if (o.mode === 'full') return 'a full backup was asked for';
+  const { state, prev } = o;
+  if (!prev) return `no earlier backup of this VM in ${o.repo}`;
+  if (!state?.generation) return 'kvmctl has no record of the dirty bitmaps of this VM';
+  if (state.repo !== o.repo) return `the bitmaps count from the last backup to ${state.repo}, not ${o.repo}`;
+  if (state.inProgress) return `the previous backup (${state.inProgress}) did not finish, so the bitmaps may be cleared on some disks only`;
+  if (state.last !== prev.id || prev.generation !== state.generation) return `the newest backup in the repository (${prev.id}) is not the one the bitmaps count from (${state.last ?? 'none'})`;
+  const bm = bitmapName(state.generation);
+  for (const d of disks) {
+    if (d.format !== 'qcow2') continue; // raw disks are always copied whole (no persistent bitmap on raw)
+    if (!prev.disks.some((x) => x.id === d.id)) return `disk ${d.id} is new since ${prev.id}`;
+    const b = d.node?.bitmaps.find((x) => x.name === bm);
+    if (!b) return `disk ${d.id} carries no dirty bitmap ${bm} (a new image, an external snapshot, or a restore since ${prev.id})`;
+    if (b.inconsistent) return `the dirty bitmap of disk ${d.id} is inconsistent: QEMU did not exit cleanly (kill -9, a crash, a host reboot) since ${prev.id}`;
+  }
+  return undefined;
+}
+
+export async function createBackup(paths: Paths, name: string, o: CreateOptions = {}): Promise<CreateResult> {
+  const vm = readVm(paths, name);
+  const repo = resolveRepo(paths, o.to);
+  return withVmLock(paths, name, async () => {
+    const t0 = Date.now();
+    const st = await vmStatus(paths, name, { lockHeld: true });
+    if (st.state === 'starting' || st.state === 'stopping') throw new KvmError('VM_BUSY', `VM "${name}" is ${st.state}`, { hint: 'try again in a moment' });
+    const up = st.state === 'running' || st.state === 'paused';
+    const all = activeDisks(paths, vm);
+    const chosen = all.filter((a) => !a.disk.readOnly);
+    if (!chosen.length) throw badInput('BACKUP_NOTHING', `VM "${name}" has no writable disk to back up`);
+    for (const a of chosen) if (!fs.existsSync(a.top)) throw badInput('DISK_NOT_FOUND', `disk ${a.id} of VM "${name}": ${a.top} does not exist`, 'start the VM once (it creates its disks), or fix the definition');
+    const skipped = all.filter((a) => a.disk.readOnly).map((a) => ({ id: a.id, why: 'read-only' }));
+    const state = readBackupState(paths, name);
+    const prev = listBackups(repo, name).at(-1);
+    const vmDir = vmRepoDir(repo, name);
+    fs.mkdirSync(vmDir, { recursive: true });
+    const id = newBackupId(vmDir);
+    const partial = path.join(vmDir, `.${id}.partial`);
+
+    const daemon = up ? undefined : await (await import('./storage-daemon.js')).openStorageDaemon(paths, name, chosen.map((a) => ({ id: a.id, file: a.top, format: a.topFormat })));
+    let q: QmpClient | undefined = daemon?.q;
+    const targets: string[] = [];
+    try {
+      q ??= await QmpClient.connect(vmRuntimeFiles(paths, name).qmp, { timeoutMs: 5_000 });
+      const nodes = await diskNodes(q, chosen.map((a) => a.id), { byDevice: up });
+      const facts = chosen.map((a) => ({ id: a.id, format: a.topFormat, node: nodes.get(a.id)! }));
+      const reason = fullReason({ mode: o.mode ?? 'auto', repo, state, prev }, facts);
+      const full = reason !== undefined;
+      const generation = full ? crypto.randomBytes(6).toString('hex') : state!.generation!;
+      fs.mkdirSync(partial);
+      // Write-ahead: until this backup is in place, the next one must not trust the bitmaps.
+      writeBackupState(paths, name, { format: 1, repo, ...(state?.repo === repo ? { last: state.last, generation: state.generation } : {}), inProgress: id });
+      const jobs: DiskJob[] = [];
+      const { qemuImg } = await import('../disk/qemu-img.js');
+      for (const f of facts) {
+        const file = `${f.id}.qcow2`;
+        const target = path.join(partial, file);
+        const incremental = !full && f.format === 'qcow2';
+        const backing = incremental ? `../${prev!.id}/${file}` : undefined;
+        await qemuImg(['create', '-f', 'qcow2', ...(backing ? ['-b', backing, '-F', 'qcow2'] : []), target, String(f.node.virtualSize)], target);
+        if (f.format === 'qcow2' && full) await dropStaleBitmaps(q, f.node.node, f.node.bitmaps);
+        jobs.push({ id: f.id, node: f.node.node, target: await addTarget(q, f.id, target), mode: incremental ? 'incremental' : f.format === 'qcow2' ? 'full' : 'full-no-bitmap', bitmap: bitmapName(generation) });
+        targets.push(f.id);
+      }
+      // With a guest agent the filesystems are frozen for the instant the jobs start (application-consistent).
+      const freeze = !up || o.noFreeze ? undefined : await (await import('../vm/guest-agent.js')).freezeIfAgent(vm, vmRuntimeFiles(paths, name).dir);
+      const thaw = async () => void (await freeze?.thaw().catch(() => undefined));
+      await runBackupJobs(q, jobs, { onProgress: o.onProgress, started: thaw });
+      for (const t of targets.splice(0)) await removeTarget(q, t);
+      if (daemon) await daemon.close(); // stores the bitmaps in the images
+      else await q.close().catch(() => undefined);
+      q = undefined;
+
+      const disks: ManifestDisk[] = [];
+      for (const f of facts) {
+        const file = `${f.id}.qcow2`;
+        const target = path.join(partial, file);
+        const job = jobs.find((j) => j.id === f.id)!;
+        const a = chosen.find((x) => x.id === f.id) as ActiveDisk;
+        disks.push({
+          id: f.id,
+          file,
+          source: a.base,
+          format: a.baseFormat,
+          kind: job.mode === 'incremental' ? 'incremental' : 'full',
+          ...(job.mode === 'incremental' ? { backing: `../${prev!.id}/${file}` } : {}),
+          virtualSize: f.node.virtualSize,
+          fileSize: fs.statSync(target).blocks * 512,
+          sha256: await contentSha256(target, partial),
+          ...(job.mode === 'full-no-bitmap' && !full ? { fullBecause: `${f.format} image: no persistent dirty bitmap, copied whole` } : {}),
+        });
+      }
+      const manifest: Manifest = {
+        format: 1,
+        id,
+        vm: name,
+        createdAt: new Date(t0).toISOString(),
+        kind: disks.some((d) => d.kind === 'incremental') ? 'incremental' : 'full',
+        ...(disks.some((d) => d.kind === 'incremental') ? { parent: prev!.id } : {}),
+        generation,
+        vmState: st.state,
+        frozen: !!freeze?.frozen,
+        ...(up ? (freeze?.note ? { note: freeze.note } : o.noFreeze ? { note: 'not frozen (--no-freeze)' } : {}) : { note: 'the VM was stopped: its disks were at rest' }),
+        disks,
+        skipped,
+        durationMs: 0,
+      };
+      fs.copyFileSync(defPath(paths, 'vm', name), path.join(partial, 'vm.yaml'));
+      const nv = nvramPath(paths, vm);
+      if (vm.firmware && fs.existsSync(nv)) {
+        fs.copyFileSync(nv, path.join(partial, 'nvram.fd'));
+        manifest.nvram = { file: 'nvram.fd', sha256: await fileSha256(path.join(partial, 'nvram.fd')) };
+      }
+      const tpm = path.join(vmStateDir(paths, name), 'tpm');
+      if (vm.tpm && fs.existsSync(tpm)) {
+        fs.cpSync(tpm, path.join(partial, 'tpm'), { recursive: true });
+        const files: Record<string, string> = {};
+        for (const f of fs.readdirSync(path.join(partial, 'tpm'))) if (fs.statSync(path.join(partial, 'tpm', f)).isFile()) files[f] = await fileSha256(path.join(partial, 'tpm', f));
+        manifest.tpm = { dir: 'tpm', files };
+      }
+      manifest.durationMs = Date.now() - t0;
+      writeManifest(partial, manifest);
+      fs.renameSync(partial, backupDir(repo, name, id));
+      writeBackupState(paths, name, { format: 1, repo, last: id, generation });
+      return { repo, dir: backupDir(repo, name, id), manifest, bytes: disks.reduce((s, d) => s + d.fileSize, 0), ...(reason ? { reason } : {}) };
+    } catch (e) {
+      if (q) for (const t of targets) await removeTarget(q, t);
+      if (daemon && q) await daemon.close().catch(() => undefined);
+      else if (q) await q.close().catch(() => undefined);
+      fs.rmSync(partial, { recursive: true, force: true });
+      throw e;
+    } finally {
+      if (q && !daemon) await q.close().catch(() => undefined);
+    }
+  });
+}

@@ -1,0 +1,126 @@
+/**
+ * `kvmctl backup restore VM@ID [--as NEW] [--force]`: each disk's chain flattened by `qemu-img
+ * convert` into the disk's own format, with the NVRAM and TPM state beside it. Nothing is written
+ * until every check passed: never over a running VM; never over an existing disk, NVRAM or TPM
+ * state without --force (and then into a scratch file renamed over the old one at the end, so a
+ * failed restore leaves the old disk as it was). `--as NEW` makes a new VM: its own disk files
+ * (NEW-DISK.FORMAT in the images dir), no MACs copied (kvmctl derives new ones), the same NVRAM/TPM.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { parse } from 'yaml';
+import { badInput, KvmError } from '../errors.js';
+import { vmStateDir, type Paths } from '../host/paths.js';
+import { validateVm } from '../spec/load.js';
+import { exists, readVm } from '../spec/store.js';
+import { checkLoadedDefinitions, applyLoadedDefinitions } from '../vm/definitions.js';
+import { withVmLock } from '../vm/lock.js';
+import { confinedPath } from '../vm/path-check.js';
+import { nvramPath } from '../vm/runtime-paths.js';
+import { vmStatus } from '../vm/status.js';
+import { activeDisks } from '../vm/storage.js';
+import { backupDir, diskChain, findBackup, resolveRepo, type Manifest } from './repo.js';
+import { stringify } from '../spec/yaml-out.js';
+
+export type RestoreOptions = { to?: string; as?: string; force?: boolean };
+export type RestoreResult = { vm: string; from: string; definition: 'created' | 'kept'; disks: { id: string; file: string; replaced: boolean }[]; nvram?: string; tpm?: string };
+
+type Plan = { id: string; chainTop: string; dest: string; format: string; replaced: boolean };
+
+function newDefinition(m: Manifest, yamlText: string, as: string): { raw: Record<string, unknown>; files: Record<string, string> } {
+  const raw = parse(yamlText) as Record<string, unknown>;
+  raw.name = as;
+  const files: Record<string, string> = {};
+  const disks = (raw.disks as Record<string, unknown>[] | undefined) ?? [];
+  disks.forEach((d, i) => {
+    const id = (d.id as string | undefined) ?? `disk${i}`;
+    const md = m.disks.find((x) => x.id === id);
+    if (!md) return; // a read-only disk not in the backup: the new VM shares it, as the old one did
+    const file = `${as}-${id}.${md.format === 'raw' ? 'img' : md.format}`;
+    d.file = file;
+    delete d.create;
+    files[id] = file;
+  });
+  for (const n of (raw.nics as Record<string, unknown>[] | undefined) ?? []) delete n.mac;
+  delete raw.autostart;
+  return { raw, files };
+}
+
+export async function restoreBackup(paths: Paths, ref: string, o: RestoreOptions = {}): Promise<RestoreResult> {
+  const repo = resolveRepo(paths, o.to);
+  const m = findBackup(repo, ref);
+  const dir = backupDir(repo, m.vm, m.id);
+  const name = o.as ?? m.vm;
+  const yamlText = fs.readFileSync(path.join(dir, 'vm.yaml'), 'utf8');
+  return withVmLock(paths, name, async () => {
+    const st = exists(paths, 'vm', name) ? await vmStatus(paths, name, { lockHeld: true }) : undefined;
+    if (st && st.state !== 'stopped' && st.state !== 'crashed') {
+      throw badInput('VM_RUNNING', `VM "${name}" is ${st.state}; kvmctl never restores over a running VM`, `stop it first (kvmctl stop ${name}), or restore beside it with --as NEW`);
+    }
+    // The definition the restored disks belong to.
+    let def: ReturnType<typeof checkLoadedDefinitions> | undefined;
+    let spec;
+    let files: Record<string, string> = {};
+    if (o.as) {
+      if (exists(paths, 'vm', name)) throw badInput('VM_EXISTS', `VM "${name}" already exists`, 'pick another name for --as, or restore over it by its own name');
+      const nd = newDefinition(m, yamlText, name);
+      spec = validateVm(nd.raw, `${dir}/vm.yaml`);
+      files = nd.files;
+      def = checkLoadedDefinitions(paths, [{ kind: 'vm', spec, text: stringify(nd.raw), source: `restore of ${m.vm}@${m.id}` }], `restore of ${m.vm}@${m.id}`);
+    } else if (exists(paths, 'vm', name)) spec = readVm(paths, name);
+    else {
+      spec = validateVm(parse(yamlText), `${dir}/vm.yaml`);
+      def = checkLoadedDefinitions(paths, [{ kind: 'vm', spec, text: yamlText, source: `${dir}/vm.yaml` }], `restore of ${m.vm}@${m.id}`);
+    }
+    const active = activeDisks(paths, spec);
+    const problems: string[] = [];
+    const plans: Plan[] = m.disks.map((d) => {
+      const a = active.find((x) => x.id === d.id);
+      const rel = files[d.id] ?? a?.disk.file;
+      if (!rel || !a) {
+        problems.push(`disk ${d.id}: the definition of "${name}" has no such disk now`);
+        return undefined as unknown as Plan;
+      }
+      if (a.overlays.length) problems.push(`disk ${d.id}: ${a.base} has snapshot overlays (${a.overlays.map((x) => x.name).join(', ')}); restoring under them would corrupt them`);
+      const dest = confinedPath(paths, rel, `disk ${d.id}`, { base: paths.images });
+      const replaced = fs.existsSync(dest);
+      if (replaced && !o.force) problems.push(`disk ${d.id}: ${dest} exists (kvmctl never overwrites a disk without --force)`);
+      return { id: d.id, chainTop: diskChain(repo, m, d.id)[0]!.path, dest, format: a.baseFormat, replaced };
+    });
+    const nvDest = m.nvram ? nvramPath(paths, spec) : undefined;
+    if (nvDest && fs.existsSync(nvDest) && !o.force) problems.push(`NVRAM: ${nvDest} exists (use --force to replace it with the backup's)`);
+    const tpmDest = m.tpm ? path.join(vmStateDir(paths, name), 'tpm') : undefined;
+    if (tpmDest && fs.existsSync(tpmDest) && fs.readdirSync(tpmDest).length && !o.force) problems.push(`TPM state: ${tpmDest} exists (use --force to replace it with the backup's)`);
+    if (problems.length) {
+      throw badInput('RESTORE_REFUSED', `restore of ${m.vm}@${m.id} as "${name}": ${problems.join('; ')}`, o.as ? 'fix the above; nothing was changed' : 'nothing was changed; --force replaces what exists, --as NEW restores beside it');
+    }
+    const { qemuImg } = await import('../disk/qemu-img.js');
+    const scratch = plans.map((p) => `${p.dest}.restore-${process.pid}.tmp`);
+    try {
+      for (const [i, p] of plans.entries()) {
+        fs.mkdirSync(path.dirname(p.dest), { recursive: true });
+        await qemuImg(['convert', '-f', 'qcow2', '-O', p.format, p.chainTop, scratch[i]!], p.chainTop);
+      }
+    } catch (e) {
+      for (const s of scratch) fs.rmSync(s, { force: true });
+      throw new KvmError('RESTORE_FAILED', `restore of ${m.vm}@${m.id}: ${(e as Error).message}`, { hint: 'nothing was replaced; kvmctl backup verify checks the backup', cause: e });
+    }
+    // Everything is converted: now replace, and write the definition last.
+    plans.forEach((p, i) => fs.renameSync(scratch[i]!, p.dest));
+    fs.mkdirSync(vmStateDir(paths, name), { recursive: true });
+    if (nvDest && m.nvram) fs.copyFileSync(path.join(dir, m.nvram.file), nvDest);
+    if (tpmDest && m.tpm) {
+      fs.rmSync(tpmDest, { recursive: true, force: true });
+      fs.cpSync(path.join(dir, m.tpm.dir), tpmDest, { recursive: true });
+    }
+    if (def) applyLoadedDefinitions(paths, def);
+    return {
+      vm: name,
+      from: `${m.vm}@${m.id}`,
+      definition: def ? 'created' : 'kept',
+      disks: plans.map((p) => ({ id: p.id, file: p.dest, replaced: p.replaced })),
+      ...(nvDest ? { nvram: nvDest } : {}),
+      ...(tpmDest ? { tpm: tpmDest } : {}),
+    };
+  });
+}

@@ -109,13 +109,16 @@ export async function createBackup(paths: Paths, name: string, o: CreateOptions 
       // With a guest agent the filesystems are frozen for the instant the jobs start (application-consistent).
       const freeze = !up || o.noFreeze ? undefined : await (await import('../vm/guest-agent.js')).freezeIfAgent(vm, vmRuntimeFiles(paths, name).dir);
       const thaw = async () => void (await freeze?.thaw().catch(() => undefined));
+      const tJobs = Date.now();
       await runBackupJobs(q, jobs, { onProgress: o.onProgress, started: thaw });
+      const jobMs = Date.now() - tJobs;
       for (const t of targets.splice(0)) await removeTarget(q, t);
       if (daemon) await daemon.close(); // stores the bitmaps in the images
       else await q.close().catch(() => undefined);
       q = undefined;
 
       const disks: ManifestDisk[] = [];
+      const tSums = Date.now();
       for (const f of facts) {
         const file = `${f.id}.qcow2`;
         const target = path.join(partial, file);
@@ -148,6 +151,8 @@ export async function createBackup(paths: Paths, name: string, o: CreateOptions 
         disks,
         skipped,
         durationMs: 0,
+        jobMs,
+        sumMs: Date.now() - tSums,
       };
       fs.copyFileSync(defPath(paths, 'vm', name), path.join(partial, 'vm.yaml'));
       const nv = nvramPath(paths, vm);

@@ -56,6 +56,9 @@ export type Manifest = {
   nvram?: { file: string; sha256: string };
   tpm?: { dir: string; files: Record<string, string> };
   durationMs: number;
+  /** Of which: the block jobs (the copy itself), and reading the chain back for the sums. */
+  jobMs?: number;
+  sumMs?: number;
 };
 
 /** The default repository: host.json's backup.repository, else <data>/backups. */

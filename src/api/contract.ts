@@ -25,6 +25,7 @@
  *   the VM has no VNC socket (display.type must be vnc).
  */
 import { z } from 'zod';
+import * as B from './contract-backups.js';
 
 /* ------------------------------------------------------------------ errors */
 
@@ -349,6 +350,11 @@ export const routes = {
   stopVm: { method: 'POST', path: '/api/vms/:name/stop', summary: 'ACPI power-down, then QMP quit, then SIGKILL', params: P, body: stopBodySchema, response: stopResultSchema },
   agentInfo: { method: 'GET', path: '/api/vms/:name/agent', summary: 'guest agent: version, guest OS, host name, fsfreeze state (503 QGA_UNAVAILABLE when no agent answers)', params: P, response: agentInfoSchema },
   agentInterfaces: { method: 'GET', path: '/api/vms/:name/agent/interfaces', summary: "the guest's addresses as its agent reports them", params: P, response: agentInterfacesSchema },
+  listBackups: { method: 'GET', path: '/api/vms/:name/backups', summary: "a VM's backups in the host's repository, oldest first", params: P, response: B.backupListSchema },
+  createBackup: { method: 'POST', path: '/api/vms/:name/backups', summary: 'back up every writable disk (+ NVRAM, TPM state) at one point in time; incremental when safe, else full with the reason', params: P, body: B.backupCreateBodySchema, response: B.backupCreateResultSchema },
+  pruneBackups: { method: 'POST', path: '/api/vms/:name/backups/prune', summary: 'remove backups the keep rules (PBS semantics) do not keep, merging into the incrementals built on them', params: P, body: B.backupPruneBodySchema, response: B.backupPruneResultSchema },
+  verifyBackup: { method: 'POST', path: '/api/vms/:name/backups/:id/verify', summary: 'qemu-img check of the chain and the restored-content SHA-256 against the manifest (ok: false lists the problems)', params: B.backupParams, response: B.backupVerifyResultSchema },
+  restoreBackup: { method: 'POST', path: '/api/vms/:name/backups/:id/restore', summary: 'restore over the stopped VM (force: replace its disks) or as a new VM (as: NAME)', params: B.backupParams, body: B.backupRestoreBodySchema, response: B.backupRestoreResultSchema },
   killVm: { method: 'POST', path: '/api/vms/:name/kill', summary: 'QMP quit, then SIGKILL', params: P, response: stopResultSchema },
   restartVm: { method: 'POST', path: '/api/vms/:name/restart', summary: 'stop (if running) and start', params: P, body: restartBodySchema, response: restartResultSchema },
   pauseVm: { method: 'POST', path: '/api/vms/:name/pause', summary: 'pause the guest CPUs', params: P, response: doneResultSchema },

@@ -18,6 +18,7 @@ import { EventBus } from './events.js';
 import { SpecCache } from './list.js';
 import { openApiDocument } from './openapi.js';
 import { bind } from './route.js';
+import { backupRoutes } from './routes/backups.js';
 import { diskRoutes } from './routes/disks.js';
 import { hostRoutes } from './routes/host.js';
 import { networkRoutes } from './routes/networks.js';
@@ -135,6 +136,7 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
   vmRoutes(app, ctx);
   networkRoutes(app, ctx);
   diskRoutes(app, ctx);
+  backupRoutes(app, ctx);
   hostRoutes(app, ctx);
   wsRoutes(app, ctx);
 

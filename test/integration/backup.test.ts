@@ -194,3 +194,35 @@ describe('backups of a running and a stopped VM', () => {
     expect(await restoredSum(`bk@${qemuIo.id}`, 'r4')).toBe(qemuIo.guestSum);
   }, 180_000);
 });
+
+describe('the backup routes of kvmctl serve', () => {
+  it('list, create, verify, restore as a new VM; user mistakes are 4xx, never 500', async () => {
+    const { buildServer } = await import('../../src/api/server.js');
+    const s = await buildServer({ paths, reconcileMs: 60_000 });
+    try {
+      const inj = (method: 'GET' | 'POST', url: string, payload?: object) => s.app.inject({ method, url, ...(payload ? { payload } : {}) });
+      const list = await inj('GET', '/api/vms/bk/backups');
+      expect(list.statusCode, list.body).toBe(200);
+      const before = (list.json() as M[]).length;
+      const c = await inj('POST', '/api/vms/bk/backups', { mode: 'incremental' });
+      expect(c.statusCode, c.body).toBe(200);
+      const made = c.json() as { manifest: M; reason?: string };
+      expect(made.manifest.kind).toBe('incremental');
+      expect(((await inj('GET', '/api/vms/bk/backups')).json() as M[]).length).toBe(before + 1);
+      const v = await inj('POST', `/api/vms/bk/backups/${made.manifest.id}/verify`);
+      expect(v.statusCode, v.body).toBe(200);
+      expect(v.json()).toMatchObject({ ok: true, problems: [] });
+      const r = await inj('POST', '/api/vms/bk/backups/latest/restore', { as: 'r6' });
+      expect(r.statusCode, r.body).toBe(200);
+      expect(await hostSum((r.json() as { disks: { file: string }[] }).disks[0]!.file)).toBe(made.manifest.disks[0]!.sha256);
+      // Mistakes: an existing name, a running VM, no such backup, a bad ID, no keep rule.
+      expect((await inj('POST', '/api/vms/bk/backups/latest/restore', { as: 'r6' })).statusCode).toBe(409);
+      expect((await inj('POST', '/api/vms/bk/backups/latest/restore', {})).statusCode).toBe(409);
+      expect((await inj('POST', '/api/vms/nope/backups/latest/verify')).statusCode).toBe(404);
+      expect((await inj('POST', '/api/vms/bk/backups/x;rm/verify')).statusCode).toBe(400);
+      expect((await inj('POST', '/api/vms/bk/backups/prune', {})).statusCode).toBe(400);
+    } finally {
+      await s.close();
+    }
+  }, 120_000);
+});

@@ -16,6 +16,8 @@ export const backupManifestSchema = z.looseObject({
   kind: z.enum(['full', 'incremental']),
   parent: z.string().optional(),
   frozen: z.boolean(),
+  /** The VM's state at the backup: a stopped VM's disks were at rest. */
+  vmState: z.string(),
   note: z.string().optional(),
   disks: z.array(manifestDisk),
   durationMs: z.number(),

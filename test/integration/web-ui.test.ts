@@ -340,4 +340,25 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI in Chromium against kvmctl
     expect(k.status, await k.clone().text()).toBe(200);
     expect(pageErrors).toEqual([]);
   }, 90_000);
+  it('backs a VM up from its Backups tab (full, then incremental) and verifies a backup', async () => {
+    const { page } = b;
+    const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const yaml = 'name: bkui\nmemory: 128M\nkernel: { builtin: test-guest }\ndisks: [{ id: data, file: bkui.qcow2, create: { size: 16M } }]\n';
+    const cr = await fetch(`${base}/api/vms`, { method: 'POST', headers: auth, body: JSON.stringify({ yaml }) });
+    expect(cr.status, await cr.clone().text()).toBe(200);
+    // Start once so the disk exists, then back the stopped VM up (qemu-storage-daemon).
+    expect((await fetch(`${base}/api/vms/bkui/start`, { method: 'POST', headers: auth, body: '{}' })).status).toBe(200);
+    expect((await fetch(`${base}/api/vms/bkui/kill`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+    await page.goto(`${base}/?token=${token}#/vms/bkui/backups`);
+    await page.getByTestId('backups-none').waitFor();
+    await page.getByRole('button', { name: 'Back up now' }).click();
+    await expect.poll(() => page.getByTestId('backup-notice').textContent(), { timeout: 60_000 }).toMatch(/: full, .* — full because no earlier backup/);
+    await page.getByRole('button', { name: 'Back up now' }).click();
+    await expect.poll(() => page.getByTestId('backup-notice').textContent(), { timeout: 60_000 }).toMatch(/: incremental, /);
+    await expect.poll(() => page.getByTestId('backup-row').count()).toBe(2);
+    await page.getByTestId('backup-row').first().getByRole('button', { name: 'Verify' }).click();
+    await expect.poll(() => page.getByTestId('backup-notice').textContent(), { timeout: 60_000 }).toMatch(/verified/);
+    await shot('backups-tab');
+    expect(pageErrors).toEqual([]);
+  }, 120_000);
 });

@@ -13,7 +13,7 @@ type R = typeof routes;
 type Schema<N extends RouteName, K extends string> = R[N] extends { [P in K]: infer S extends z.ZodType } ? S : never;
 export type Response<N extends RouteName> = [Schema<N, 'response'>] extends [never] ? unknown : z.output<Schema<N, 'response'>>;
 export type Body<N extends RouteName> = [Schema<N, 'body'>] extends [never] ? undefined : z.input<Schema<N, 'body'>>;
-type Params<N extends RouteName> = R[N] extends { params: z.ZodType } ? { name: string } : undefined;
+type Params<N extends RouteName> = R[N] extends { params: infer S extends z.ZodType } ? z.input<S> : undefined;
 
 /** A failed request: the server's {code, message, hint, issues} plus the HTTP status. */
 export class ApiFailure extends Error implements ApiError {

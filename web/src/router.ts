@@ -10,7 +10,7 @@ export type Route =
   | { page: 'host' }
   | { page: 'notfound'; path: string };
 
-export const VM_TABS = ['overview', 'definition', 'serial', 'vnc'] as const;
+export const VM_TABS = ['overview', 'definition', 'backups', 'serial', 'vnc'] as const;
 export type VmTab = (typeof VM_TABS)[number];
 
 export function parseHash(hash: string): Route {

@@ -1,4 +1,4 @@
-/** One VM: status and metrics, power buttons, its definition (view/edit), serial and VNC consoles. */
+/** One VM: status and metrics, power buttons, its definition (view/edit), backups, serial and VNC consoles. */
 import { lazy, Suspense, useCallback, useEffect, useRef, useState } from 'react';
 import { ApiFailure, call, fmtBytes, fmtDuration, wsUrl } from '../api.js';
 import { ErrorBox, StateBadge } from '../components/ErrorBox.js';
@@ -7,6 +7,7 @@ import { YamlEditor, type Issue } from '../components/YamlEditor.js';
 import { useEvents, useMetrics } from '../live.js';
 import { go, href, type VmTab } from '../router.js';
 import { useLoad } from '../useLoad.js';
+import { VmBackups } from './VmBackups.js';
 
 // The consoles are loaded when first opened (xterm.js and noVNC are most of the bundle).
 const SerialConsole = lazy(() => import('../components/SerialConsole.js').then((m) => ({ default: m.SerialConsole })));
@@ -43,6 +44,7 @@ export function VmDetail({ name, tab }: { name: string; tab: VmTab }) {
   const tabs: { id: VmTab; label: string; show: boolean }[] = [
     { id: 'overview', label: 'Overview', show: true },
     { id: 'definition', label: 'Definition', show: true },
+    { id: 'backups', label: 'Backups', show: true },
     { id: 'serial', label: 'Serial console', show: (data?.spec.serial ?? 'socket') !== 'none' },
     { id: 'vnc', label: 'Graphical console', show: display === 'vnc' },
   ];
@@ -138,6 +140,7 @@ export function VmDetail({ name, tab }: { name: string; tab: VmTab }) {
             <Suspense fallback={<p role="status">Loading…</p>}>
             {tab === 'overview' && <Overview name={name} detail={data} />}
             {tab === 'definition' && <Definition name={name} yaml={data.yaml} running={running} onSaved={reload} />}
+            {tab === 'backups' && <VmBackups name={name} />}
             {tab === 'serial' && (running ? <SerialConsole url={wsUrl('serial', { name })} name={name} /> : <NotRunning name={name} what="serial console" />)}
             {tab === 'vnc' &&
               (display !== 'vnc' ? (

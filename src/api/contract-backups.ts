@@ -60,3 +60,13 @@ export const backupPruneResultSchema = z.object({
   merged: z.array(z.object({ into: z.string(), from: z.string(), disks: z.array(z.string()) })),
   dryRun: z.boolean(),
 });
+
+export const backupTasksSchema = z.array(
+  z.object({
+    vm: z.string(),
+    schedule: z.string(),
+    next: z.string(),
+    running: z.boolean(),
+    last: z.object({ at: z.string(), ok: z.boolean(), id: z.string().optional(), kind: z.string().optional(), reason: z.string().optional(), error: z.string().optional(), pruned: z.number().optional() }).optional(),
+  }),
+);

@@ -350,6 +350,7 @@ export const routes = {
   stopVm: { method: 'POST', path: '/api/vms/:name/stop', summary: 'ACPI power-down, then QMP quit, then SIGKILL', params: P, body: stopBodySchema, response: stopResultSchema },
   agentInfo: { method: 'GET', path: '/api/vms/:name/agent', summary: 'guest agent: version, guest OS, host name, fsfreeze state (503 QGA_UNAVAILABLE when no agent answers)', params: P, response: agentInfoSchema },
   agentInterfaces: { method: 'GET', path: '/api/vms/:name/agent/interfaces', summary: "the guest's addresses as its agent reports them", params: P, response: agentInterfacesSchema },
+  backupTasks: { method: 'GET', path: '/api/backups/tasks', summary: "scheduled backups (backup.schedule): each VM's next run and last result", response: B.backupTasksSchema },
   listBackups: { method: 'GET', path: '/api/vms/:name/backups', summary: "a VM's backups in the host's repository, oldest first", params: P, response: B.backupListSchema },
   createBackup: { method: 'POST', path: '/api/vms/:name/backups', summary: 'back up every writable disk (+ NVRAM, TPM state) at one point in time; incremental when safe, else full with the reason', params: P, body: B.backupCreateBodySchema, response: B.backupCreateResultSchema },
   pruneBackups: { method: 'POST', path: '/api/vms/:name/backups/prune', summary: 'remove backups the keep rules (PBS semantics) do not keep, merging into the incrementals built on them', params: P, body: B.backupPruneBodySchema, response: B.backupPruneResultSchema },

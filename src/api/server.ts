@@ -11,6 +11,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
 import type { Paths } from '../host/paths.js';
 import { Supervisor } from '../vm/supervisor.js';
+import { BackupScheduler } from '../backup/scheduler.js';
 import { MetricsSampler, toPrometheus } from '../vm/metrics.js';
 import { routes as R } from './contract.js';
 import { toApiError, unauthorized } from './errors.js';
@@ -53,6 +54,8 @@ export type ServerCtx = {
   bus: EventBus;
   watcher?: VmWatcher;
   supervisor?: Supervisor;
+  /** Scheduled backups (`backup.schedule` in definitions). */
+  backups?: BackupScheduler;
   metrics: MetricsSampler;
   /** Parsed definitions, re-read when their file changes. */
   specs: SpecCache;
@@ -97,6 +100,7 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
       spec: (name) => ctx.specs.get(name).spec,
     });
     ctx.watcher = new VmWatcher(opts.paths, bus, (t) => ctx.supervisor!.onTransition(t), opts.reconcileMs);
+    ctx.backups = new BackupScheduler(opts.paths, (name) => ctx.specs.get(name).spec, log);
   }
 
   await app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024 } });
@@ -169,12 +173,14 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
 
   await app.ready();
   await ctx.watcher?.start();
+  ctx.backups?.start();
 
   return {
     app,
     ctx,
     async close() {
       ctx.supervisor?.close();
+      await ctx.backups?.stop();
       await ctx.watcher?.close();
       await app.close();
     },

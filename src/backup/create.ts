@@ -156,12 +156,13 @@ export async function createBackup(paths: Paths, name: string, o: CreateOptions 
       };
       fs.copyFileSync(defPath(paths, 'vm', name), path.join(partial, 'vm.yaml'));
       const nv = nvramPath(paths, vm);
-      if (vm.firmware && fs.existsSync(nv)) {
+      // Whatever state the VM has (its profile may imply UEFI and a TPM): kvmctl makes these files only for VMs that use them.
+      if (fs.existsSync(nv)) {
         fs.copyFileSync(nv, path.join(partial, 'nvram.fd'));
         manifest.nvram = { file: 'nvram.fd', sha256: await fileSha256(path.join(partial, 'nvram.fd')) };
       }
       const tpm = path.join(vmStateDir(paths, name), 'tpm');
-      if (vm.tpm && fs.existsSync(tpm)) {
+      if (fs.existsSync(tpm) && fs.readdirSync(tpm).length) {
         fs.cpSync(tpm, path.join(partial, 'tpm'), { recursive: true });
         const files: Record<string, string> = {};
         for (const f of fs.readdirSync(path.join(partial, 'tpm'))) if (fs.statSync(path.join(partial, 'tpm', f)).isFile()) files[f] = await fileSha256(path.join(partial, 'tpm', f));

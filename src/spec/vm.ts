@@ -3,6 +3,7 @@
  * Unknown keys are errors (strict objects); cross-field checks are in `vmCrossChecks`.
  */
 import { z } from 'zod';
+import { backupSpecSchema } from '../backup/schedule.js';
 import { IFNAME_RE, IFNAME_RULE, MAC_RE, NAME_RE, NAME_RULE, isMulticastMac } from './names.js';
 import { parseSize } from './units.js';
 import { seedSchema } from '../disk/cloud-init-schema.js';
@@ -258,6 +259,8 @@ export const vmSchema = z
     /** Escape hatch: appended verbatim to the QEMU command line. */
     extraArgs: z.array(z.string()).default([]),
     autostart: autostartSchema.prefault(false),
+    /** Scheduled backups run by `kvmctl serve` (src/backup/schedule.ts, docs/backup.md). */
+    backup: backupSpecSchema.optional(),
     runAs: runAsSchema.optional(),
     /** Seconds `stop` waits for an ACPI power-down before it forces the VM off. */
     stopTimeout: z.number().min(0).max(3600).default(60),

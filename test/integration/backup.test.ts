@@ -226,3 +226,38 @@ describe('the backup routes of kvmctl serve', () => {
     }
   }, 120_000);
 });
+
+describe('scheduled backups (backup.schedule, run by kvmctl serve)', () => {
+  it('runs when due, prunes with backup.keep, records the last result; the serve route lists the task', async () => {
+    await run(['qemu-img', 'create', '-f', 'qcow2', path.join(h.images, 'sched.qcow2'), '16M']);
+    await h.apply('name: sched\nmemory: 128M\nkernel: { builtin: test-guest }\ndisks: [{ id: data, file: sched.qcow2 }]\nbackup: { schedule: "every 1h", keep: { last: 2 } }\n');
+    const { BackupScheduler } = await import('../../src/backup/scheduler.js');
+    const { readVm } = await import('../../src/spec/store.js');
+    const s = new BackupScheduler(paths, (n) => readVm(paths, n));
+    const t0 = new Date();
+    const task = s.tasks(t0).find((t) => t.vm === 'sched')!;
+    expect(new Date(task.next).getTime() - t0.getTime()).toBeGreaterThan(3_590_000);
+    expect(await s.tick(t0)).toEqual([]); // not due yet
+    const at = (h: number) => new Date(t0.getTime() + h * 3_600_000 + 60_000);
+    const r1 = await s.tick(at(1));
+    expect(r1).toMatchObject([{ ok: true, kind: 'full' }]);
+    await new Promise((r) => setTimeout(r, 1100)); // backup IDs are to the second
+    expect(await s.tick(at(2))).toMatchObject([{ ok: true, kind: 'incremental' }]);
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(await s.tick(at(3))).toMatchObject([{ ok: true, kind: 'incremental', pruned: 1 }]);
+    const l = JSON.parse((await h.cli(['backup', 'list', 'sched', '--json'])).stdout) as M[];
+    expect(l).toHaveLength(2);
+    expect((await h.cli(['backup', 'verify', 'sched'])).code).toBe(0);
+    const cli = await h.cli(['backup', 'schedule']);
+    expect(cli.stdout).toMatch(/sched\s+every 1h\s+next \S+\s+last \S+ ok \S+ \(incremental\)/);
+    const { buildServer } = await import('../../src/api/server.js');
+    const srv = await buildServer({ paths, reconcileMs: 60_000 });
+    try {
+      const t = await srv.app.inject({ method: 'GET', url: '/api/backups/tasks' });
+      expect(t.statusCode, t.body).toBe(200);
+      expect(t.json()).toMatchObject([{ vm: 'sched', schedule: 'every 1h', running: false, last: { ok: true, kind: 'incremental' } }]);
+    } finally {
+      await srv.close();
+    }
+  }, 180_000);
+});

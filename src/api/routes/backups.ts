@@ -6,6 +6,7 @@ import type { ServerCtx } from '../server.js';
 
 export function backupRoutes(app: FastifyInstance, ctx: ServerCtx): void {
   const { paths } = ctx;
+  bind(app, R.backupTasks, async () => ctx.backups?.tasks() ?? []);
   bind(app, R.listBackups, async ({ params }) => {
     const r = await import('../../backup/repo.js');
     return r.listBackups(r.resolveRepo(paths), params.name);

@@ -78,6 +78,26 @@ export function register(program: Command, action: Action): void {
     }),
   );
 
+  b.command('schedule')
+    .description('the scheduled backups (backup.schedule in definitions, run by kvmctl serve): next run and last result')
+    .action(
+      action(async (ctx) => {
+        const [{ BackupScheduler }, { readVm }] = await Promise.all([import('../../backup/scheduler.js'), import('../../spec/store.js')]);
+        const tasks = new BackupScheduler(ctx.paths, (n) => {
+          try {
+            return readVm(ctx.paths, n);
+          } catch {
+            return undefined;
+          }
+        }).tasks();
+        ctx.out(tasks, () =>
+          tasks.length
+            ? tasks.map((t) => `${t.vm.padEnd(16)} ${t.schedule.padEnd(18)} next ${t.next}  last ${t.last ? `${t.last.at} ${t.last.ok ? `ok ${t.last.id} (${t.last.kind})` : `FAILED: ${t.last.error}`}` : '-'}`).join('\n')
+            : 'no VM has a backup.schedule',
+        );
+      }),
+    );
+
   repoOpt(b.command('show').description("one backup's manifest").argument('<vm@id>', 'VM@ID, or VM@latest')).action(
     action(async (ctx, ref: string, o: { to?: string }) => {
       const r = await import('../../backup/repo.js');

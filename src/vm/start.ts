@@ -134,12 +134,14 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
         throw new KvmError('START_FAILED', `VM "${name}" is ${first.status} right after start`, { hint: qemuLogTail(paths, name) || undefined });
       }
       // cpu.pin: vCPU, iothread and emulator threads exist once QMP answers.
-      const pinned = vm.cpu.pin ? await (await import('./pin.js')).applyPinning(vm, pid!, rt.qmp) : undefined;
+      let pinned = vm.cpu.pin ? await (await import('./pin.js')).applyPinning(vm, pid!, rt.qmp) : undefined;
       let guestReadyMs: number | undefined;
       if (opts.waitForGuest) {
         const marker = opts.waitForGuest === true ? GUEST_READY_MARKER : opts.waitForGuest;
         await waitForSerial(rt.serialLog, marker, opts.timeoutMs ?? 120_000, () => procStat(pid!) !== undefined && procStat(pid!)!.state !== 'Z');
         guestReadyMs = Date.now() - t0;
+        // Worker threads started during the boot inherit their creator's mask: pin them as emulator threads too.
+        if (vm.cpu.pin) pinned = await (await import('./pin.js')).applyPinning(vm, pid!, rt.qmp);
       }
       return { name, pid: pid!, accel: built.accel, warnings: built.warnings, argv, qmpReadyMs, guestReadyMs, pinned };
     } catch (e) {

@@ -5,7 +5,7 @@
  */
 import { KvmError } from '../errors.js';
 import type { DiskSpec, NicSpec, VmSpec } from '../spec/vm.js';
-import { formatCpuList, HUGEPAGE_BYTES } from '../spec/tuning.js';
+import { formatCpuList, HUGEPAGE_BYTES } from '../spec/cpu-list.js';
 import { qemuOpts } from './escape.js';
 
 const MiB = 1024 * 1024;

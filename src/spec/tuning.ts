@@ -8,39 +8,8 @@ import { z } from 'zod';
 import { NAME_RE, NAME_RULE } from './names.js';
 import { parseSize } from './units.js';
 
-/** "0-3,6" | 5 | [0, 1] → sorted unique CPU (or node) numbers. undefined when not a valid list. */
-export function parseCpuList(v: unknown): number[] | undefined {
-  const out = new Set<number>();
-  const one = (n: unknown): boolean => {
-    if (typeof n === 'number' && Number.isInteger(n) && n >= 0 && n < 4096) return out.add(n), true;
-    return false;
-  };
-  if (typeof v === 'number') return one(v) ? [...out] : undefined;
-  if (Array.isArray(v)) return v.length > 0 && v.every(one) ? [...out].sort((a, b) => a - b) : undefined;
-  if (typeof v !== 'string' || !v.trim()) return undefined;
-  for (const part of v.split(',')) {
-    const m = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(part);
-    if (!m) return undefined;
-    const a = Number(m[1]);
-    const b = m[2] === undefined ? a : Number(m[2]);
-    if (b < a || b >= 4096) return undefined;
-    for (let i = a; i <= b; i++) out.add(i);
-  }
-  return [...out].sort((x, y) => x - y);
-}
-
-/** The list as `taskset -c` and QEMU's `host-nodes=` write it: "0-3,6". */
-export function formatCpuList(xs: readonly number[]): string {
-  const s = [...new Set(xs)].sort((a, b) => a - b);
-  const parts: string[] = [];
-  for (let i = 0; i < s.length; ) {
-    let j = i;
-    while (j + 1 < s.length && s[j + 1] === s[j]! + 1) j++;
-    parts.push(i === j ? `${s[i]}` : `${s[i]}-${s[j]}`);
-    i = j + 1;
-  }
-  return parts.join(',');
-}
+export { formatCpuList, parseCpuList, HUGEPAGE_BYTES } from './cpu-list.js';
+import { HUGEPAGE_BYTES, parseCpuList, formatCpuList } from './cpu-list.js';
 
 const cpuList = (what: string) =>
   z.union([z.string(), z.number(), z.array(z.number())], { error: `${what} must be a CPU list such as 2, "0-3,6" or [0, 1]` }).transform((v, ctx) => {
@@ -62,7 +31,6 @@ export const cpuPinSchema = z.strictObject({
 });
 
 export const HUGEPAGE_SIZES = ['2M', '1G'] as const;
-export const HUGEPAGE_BYTES: Record<(typeof HUGEPAGE_SIZES)[number], number> = { '2M': 2 * 1024 * 1024, '1G': 1024 * 1024 * 1024 };
 export const NUMA_POLICIES = ['default', 'preferred', 'bind', 'interleave'] as const;
 
 const sizeOf = (what: string) =>

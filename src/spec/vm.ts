@@ -301,7 +301,10 @@ export const vmSchema = z
   .transform(({ memory, ...rest }) => {
     const { size: bytes, ...t } = memory;
     const tuning: MemoryTuning | undefined = t.hugepages || t.numa || t.lock || t.prealloc !== undefined || t.share !== undefined ? t : undefined;
-    return { ...rest, memory: bytes, memoryTuning: tuning };
+    // No key at all when there is no tuning: cached specs must round-trip through JSON unchanged.
+    const out: typeof rest & { memory: number; memoryTuning?: MemoryTuning } = { ...rest, memory: bytes };
+    if (tuning) out.memoryTuning = tuning;
+    return out;
   });
 
 export type VmInput = z.input<typeof vmSchema>;

@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import { KvmError } from '../errors.js';
 import { run } from '../host/exec.js';
-import { formatCpuList } from '../spec/tuning.js';
+import { formatCpuList } from '../spec/cpu-list.js';
 import type { VmSpec } from '../spec/vm.js';
 import { qmpOnce } from './qmp-once.js';
 

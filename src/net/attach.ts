@@ -219,7 +219,7 @@ export async function prepareNics(
       if (existing) await deleteLink(ifname, ipo); // leftover of a crash: start clean
       rec.links.push({ ifname, nic: id }); // recorded first, as above
       saveRecord(opts.paths, vm.name, rec);
-      await createTap(ifname, { owner: { kind: 'vm', vm: vm.name, nic: id }, user: opts.runAs, master: br, mtu: net.mtu }, ipo);
+      await createTap(ifname, { owner: { kind: 'vm', vm: vm.name, nic: id }, user: opts.runAs, master: br, mtu: net.mtu, queues: nic.queues }, ipo);
       attachments.push({ kind: 'tap', ifname, vhost });
       macs.push(mac);
     }

@@ -21,12 +21,15 @@ export type TapOptions = {
   user?: { uid: number; gid: number };
   master?: string;
   mtu?: number;
+  /** More than 1: a multiqueue tap (IFF_MULTI_QUEUE) for virtio-net with `queues` (nics[].queues). */
+  queues?: number;
 };
 
 /** Create a persistent tap, mark it, enslave it, bring it up. Half-done work is undone on failure. */
 export async function createTap(name: string, o: TapOptions, opts: IpOpts = {}): Promise<void> {
   const add = ['tuntap', 'add', 'dev', name, 'mode', 'tap'];
   if (o.user) add.push('user', String(o.user.uid), 'group', String(o.user.gid));
+  if ((o.queues ?? 1) > 1) add.push('multi_queue');
   await ip(add, opts);
   try {
     await ip(['link', 'set', 'dev', name, 'alias', ownerAlias(o.owner)], opts);

@@ -14,6 +14,7 @@ import { deriveMac } from '../net/mac.js';
 import { effectiveAgent, effectiveFirmware, effectiveTpm } from '../spec/vm-effective.js';
 import { pickFirmware } from './firmware.js';
 import { agentArgs, firmwareArgs, tpmArgs, uefiBootIndexes } from './platform.js';
+import { blkDeviceOpts, diskNeedsDevice, iothreadArgs, memoryArgs, nicQueueOpts, passthroughArgs } from './argv-tuning.js';
 
 export type RuntimePaths = {
   dir: string; qmp: string; serial: string; serialLog: string; pidfile: string; vnc: string;
@@ -122,21 +123,24 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
   const { count, sockets, cores, threads } = vm.cpu;
   add('-smp', sockets || cores || threads ? qemuOpts(String(count), { sockets, cores, threads }) : String(count));
   add('-m', formatSize(vm.memory));
+  const memArgs = memoryArgs(vm, vm.shares.some((s) => s.driver === 'virtiofs')); // hugepages, NUMA, mem-lock (argv-tuning.ts)
+  if (memArgs) add(...memArgs);
+  add(...iothreadArgs(vm, vm.disks.map((d, i) => diskId(d, i))));
 
   // Disks.
   let scsi = false;
   vm.disks.forEach((d, i) => {
     const id = diskId(d, i);
     const file = ctx.diskFiles?.[id]?.file ?? resolveIn(ctx.imagesDir, d.file);
-    const common = { file, format: ctx.diskFiles?.[id]?.format ?? diskFormat(d), cache: d.cache, aio: d.aio, discard: d.discard, readonly: d.readOnly };
+    const common = { file, format: ctx.diskFiles?.[id]?.format ?? diskFormat(d), cache: d.cache, aio: d.aio, discard: d.discard, 'detect-zeroes': d.detectZeroes, readonly: d.readOnly };
     const bootindex = uefiBoot?.disks[i];
-    if (uefiBoot && (d.interface === 'virtio' || d.interface === 'ide' || d.interface === 'sata')) {
+    if ((uefiBoot && (d.interface === 'virtio' || d.interface === 'ide' || d.interface === 'sata')) || (diskNeedsDevice(d) && !layout.mmio)) {
       // UEFI: the device is separate from the drive so that it can carry its bootindex.
       const q35 = /q35/.test(machineType);
       const bus = d.interface === 'virtio' || d.index === undefined ? {} : q35 ? { bus: `ide.${d.index}` } : { bus: `ide.${d.index >> 1}`, unit: d.index & 1 };
-      add('-drive', qemuOpts(undefined, { ...common, if: 'none', id }), '-device', qemuOpts(d.interface === 'virtio' ? 'virtio-blk-pci' : 'ide-hd', { drive: id, ...bus, bootindex }));
+      add('-drive', qemuOpts(undefined, { ...common, if: 'none', id }), '-device', qemuOpts(d.interface === 'virtio' ? 'virtio-blk-pci' : 'ide-hd', { drive: id, ...bus, ...(d.interface === 'virtio' ? blkDeviceOpts(d, id) : {}), bootindex }));
     } else if (d.interface === 'virtio' && layout.mmio) {
-      add('-drive', qemuOpts(undefined, { ...common, if: 'none', id }), '-device', qemuOpts('virtio-blk-device', { drive: id }));
+      add('-drive', qemuOpts(undefined, { ...common, if: 'none', id }), '-device', qemuOpts('virtio-blk-device', { drive: id, ...blkDeviceOpts(d, id) }));
     } else if (d.interface === 'virtio' || d.interface === 'ide' || d.interface === 'sata') {
       const iface = d.interface === 'sata' ? 'ide' : d.interface; // q35's IDE buses are its AHCI ports
       add('-drive', qemuOpts(undefined, { ...common, if: iface, index: d.index, media: 'disk', id }));
@@ -191,13 +195,14 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
       const vhost = wantVhost && facts.vhostNet;
       if (wantVhost && !facts.vhostNet && nic.vhost === 'on') noVhost.push(id);
       if (at.kind === 'tap') {
-        add('-netdev', qemuOpts('tap', { id, ifname: at.ifname, vhost: vhost ? 'on' : 'off', script: 'no', downscript: 'no' }));
+        add('-netdev', qemuOpts('tap', { id, ifname: at.ifname, vhost: vhost ? 'on' : 'off', script: 'no', downscript: 'no', ...nicQueueOpts(nic).netdev }));
       } else {
+        if ((nic.queues ?? 1) > 1) throw new KvmError('UNSUPPORTED', `nics[${i}]: multiqueue on a macvtap is not supported by kvmctl (it opens one /dev/tapN queue)`, { exit: 2, hint: 'use a bridge network for queues > 1, or remove queues' });
         add('-netdev', qemuOpts('tap', { id, fd: at.fd, vhost: vhost ? 'on' : 'off' }));
         mac = at.mac; // macvtap: the guest MAC must be the macvtap interface's
       }
     }
-    add('-device', qemuOpts(dev(NIC_DEVICE[nic.model]), { netdev: id, mac, id: `${id}-dev`, bootindex: uefiBoot?.nics[i] }));
+    add('-device', qemuOpts(dev(NIC_DEVICE[nic.model]), { netdev: id, mac, id: `${id}-dev`, ...(at.kind === 'user' ? {} : nicQueueOpts(nic).device), bootindex: uefiBoot?.nics[i] }));
   });
   if (noVhost.length) {
     warnings.push(`/dev/vhost-net is missing: vhost turned off for ${noVhost.join(', ')} (virtio-net runs in QEMU's own thread, slower)`);
@@ -233,7 +238,7 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
 
   // Shared folders.
   // virtiofs: guest RAM must be shared with virtiofsd (a memfd backend on one NUMA node).
-  if (vm.shares.some((s) => s.driver === 'virtiofs')) add('-object', qemuOpts('memory-backend-memfd', { id: 'mem', size: formatSize(vm.memory), share: 'on' }), '-numa', 'node,memdev=mem');
+  // (memoryArgs above put it on memory-backend-memfd,share=on.)
   vm.shares.forEach((s, i) => {
     const id = s.id ?? `fs${i}`;
     if (s.driver === 'virtiofs') {
@@ -245,6 +250,8 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
     add('-fsdev', qemuOpts('local', { id, path: s.path, security_model: s.securityModel, readonly: s.readOnly }));
     add('-device', qemuOpts(dev('virtio-9p-pci'), { fsdev: id, mount_tag: s.tag }));
   });
+
+  add(...passthroughArgs(vm)); // vfio-pci, usb-host
 
   // Process: pidfile, privilege drop, sandbox.
   add('-pidfile', ctx.runtime.pidfile);
@@ -292,6 +299,8 @@ export function microvmBlockers(vm: VmSpec, hasKernel: boolean): string[] {
     if (n.model !== 'virtio') why.push(`nics[${i}] is a ${n.model} (PCI) NIC (microvm needs model virtio)`);
   });
   if (vm.display.type !== 'none') why.push(`display ${vm.display.type} needs a VGA card (PCI)`);
+  if (vm.pci?.length) why.push('it passes PCI devices through (vfio-pci needs a PCI bus)');
+  if (vm.usb?.length) why.push('it passes USB devices through (microvm has no USB controller)');
   return why;
 }
 

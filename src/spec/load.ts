@@ -76,7 +76,10 @@ export function toIssues(err: z.ZodError, input: unknown, prefix = ''): ErrorIss
     if (iss.code === 'invalid_union' && iss.message === 'Invalid input') {
       // zod says only "Invalid input": when one form of the union got past the shape of the
       // value (its problems lie deeper), report that form's problems instead.
-      const deep = ((iss as { errors?: z.core.$ZodIssue[][] }).errors ?? []).filter((b) => b.some((x) => x.path.length > 0));
+      const branches = (iss as { errors?: z.core.$ZodIssue[][] }).errors ?? [];
+      let deep = branches.filter((b) => b.some((x) => x.path.length > 0));
+      // Else a form that took the value's type and refused its content (a size that is not one).
+      if (deep.length === 0) deep = branches.filter((b) => b.length > 0 && b.every((x) => x.code !== 'invalid_type'));
       if (deep.length === 1) {
         out.push(...toIssues({ issues: deep[0]!.map((x) => ({ ...x, path: [...iss.path, ...x.path] })) } as unknown as z.ZodError, input, prefix));
         continue;

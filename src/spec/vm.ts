@@ -7,6 +7,7 @@ import { backupSpecSchema } from '../backup/schedule.js';
 import { IFNAME_RE, IFNAME_RULE, MAC_RE, NAME_RE, NAME_RULE, isMulticastMac } from './names.js';
 import { parseSize } from './units.js';
 import { seedSchema } from '../disk/cloud-init-schema.js';
+import { cpuPinSchema, diskTuningShape, memoryTuningShape, nicTuningShape, pciSchema, tuningIssues, usbSchema, type MemoryTuning } from './tuning.js';
 
 export const name = z.string({ error: 'must be a name (a string)' }).regex(NAME_RE, { error: NAME_RULE });
 
@@ -55,8 +56,15 @@ export const cpuSchema = shorthand(
     sockets: z.number().int().min(1).optional(),
     cores: z.number().int().min(1).optional(),
     threads: z.number().int().min(1).optional(),
+    /** Host CPUs for the vCPU, emulator and I/O threads, applied after start (src/vm/pin.ts). */
+    pin: cpuPinSchema.optional(),
   }),
 );
+
+/** `memory: 4G`, or `memory: {size: 4G, hugepages: 2M, numa: […], lock: true}` (src/spec/tuning.ts). */
+export const memorySchema = z
+  .union([size('memory', 16 * 1024 * 1024), z.strictObject({ size: size('memory', 16 * 1024 * 1024), ...memoryTuningShape })])
+  .transform((m) => (typeof m === 'number' ? { size: m, lock: false } : m));
 
 export const DISK_FORMATS = ['raw', 'qcow2', 'vmdk', 'vdi', 'vhdx', 'qed'] as const;
 export const DISK_INTERFACES = ['virtio', 'scsi', 'ide', 'sata', 'nvme'] as const;
@@ -76,6 +84,7 @@ export const diskSchema = z.strictObject({
   index: z.number().int().min(0).max(63).optional(),
   /** Create the image on first start when it does not exist (never overwrites). */
   create: z.strictObject({ size: size('size', 512), prealloc: z.enum(PREALLOC).default('off') }).optional(),
+  ...diskTuningShape,
 });
 
 export const cdromSchema = shorthand('file', z.strictObject({ id: name.optional(), file: filePath('file') }));
@@ -125,6 +134,7 @@ export const nicSchema = z
     vhost: z.enum(['auto', 'on', 'off']).default('auto'),
     /** Fixed IPv4 address (a static DHCP lease) on a nat network; checked against the network in cross.ts. */
     ip: z.string().regex(/^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/, { error: 'must be an IPv4 address such as 192.168.100.10' }).optional(),
+    ...nicTuningShape,
   })
   .superRefine((n, ctx) => nicChecks(n, ctx));
 
@@ -234,7 +244,7 @@ export const vmSchema = z
     /** The QEMU guest agent channel (org.qemu.guest_agent.0). Default: on for the server and desktop profiles. */
     agent: z.boolean().optional(),
     cpu: cpuSchema.prefault({}),
-    memory: size('memory', 16 * 1024 * 1024).prefault('512M'),
+    memory: memorySchema.prefault('512M'),
     /** Entropy for the guest: true = /dev/urandom, or {source: PATH}. */
     rng: z.union([z.boolean(), z.strictObject({ source: filePath('source') })]).default(true),
     disks: z.array(diskSchema).default([]),
@@ -247,6 +257,10 @@ export const vmSchema = z
     serial: z.enum(['socket', 'none']).default('socket'),
     display: displaySchema.prefault({}),
     shares: z.array(shareSchema).default([]),
+    /** Host PCI devices passed through with vfio-pci (the host must bind their IOMMU group to vfio-pci). */
+    pci: z.array(pciSchema).default([]),
+    /** Host USB devices passed through with usb-host, by id or by bus and port. */
+    usb: z.array(usbSchema).default([]),
     /** cloud-init NoCloud seed (user-data, meta-data, network-config): built at each start and attached as a read-only virtio disk labelled cidata. */
     cloudInit: seedSchema.optional(),
     /** NTP sources for `kvmctl guest time-sync` when the guest has no KVM PTP clock (default: the host's address on the VM's network). */
@@ -282,7 +296,19 @@ export const vmSchema = z
     /** Cluster mode: never on the same host as another VM of this group. */
     antiAffinity: name.optional(),
   })
-  .superRefine(vmCrossChecks);
+  .superRefine((vm, ctx) => {
+    vmCrossChecks(vm, ctx);
+    for (const i of tuningIssues(vm)) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
+  })
+  // `memory` stays a byte count for every consumer; its tuning keys move to `memoryTuning`.
+  .transform(({ memory, ...rest }) => {
+    const { size: bytes, ...t } = memory;
+    const tuning: MemoryTuning | undefined = t.hugepages || t.numa || t.lock || t.prealloc !== undefined || t.share !== undefined ? t : undefined;
+    // No key at all when there is no tuning: cached specs must round-trip through JSON unchanged.
+    const out: typeof rest & { memory: number; memoryTuning?: MemoryTuning } = { ...rest, memory: bytes };
+    if (tuning) out.memoryTuning = tuning;
+    return out;
+  });
 
 export type VmInput = z.input<typeof vmSchema>;
 export type VmSpec = z.output<typeof vmSchema>;
@@ -317,6 +343,7 @@ export function vmCrossIssues(raw: unknown): { path: (string | number)[]; messag
     },
     { raw: true, addIssue: (i: any) => out.push({ path: i.path ?? [], message: i.message }) } as any,
   );
+  out.push(...tuningIssues(r));
   return out;
 }
 

@@ -41,7 +41,7 @@ export type StartOptions = {
   incoming?: string;
 };
 
-export type StartResult = { name: string; pid: number; accel: 'kvm' | 'tcg'; warnings: string[]; argv: string[]; qmpReadyMs: number; guestReadyMs?: number };
+export type StartResult = { name: string; pid: number; accel: 'kvm' | 'tcg'; warnings: string[]; argv: string[]; qmpReadyMs: number; guestReadyMs?: number; /** Threads pinned by cpu.pin (src/vm/pin.ts). */ pinned?: { tid: number; cpus: string; what: string }[] };
 
 export const GUEST_READY_MARKER = 'KVMCTL-GUEST-READY';
 
@@ -54,6 +54,14 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
       throw badInput('VM_RUNNING', `VM "${name}" is already ${now.state}${now.pid ? ` (pid ${now.pid})` : ''}`, `kvmctl stop ${name} first, or kvmctl restart ${name}`);
     }
     checkStartCapacity(paths, vm);
+    if (vm.cpu.pin || vm.memoryTuning || vm.pci?.length) {
+      // Hugepages free, host CPUs and nodes, IOMMU groups: read now (they change), judged purely.
+      const { assertTuningFits, needsTuningCheck } = await import('./tuning-check.js');
+      if (needsTuningCheck(vm)) {
+        const { readTuningFacts, sysfsRoot } = await import('../host/tuning-facts.js');
+        assertTuningFits(vm, readTuningFacts(sysfsRoot()));
+      }
+    }
     const facts = await probeHost(paths);
     const rt = runtimePaths(paths, name);
     const files = vmRuntimeFiles(paths, name);
@@ -125,13 +133,17 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
       if (opts.wait !== false && !first.running && !opts.incoming) {
         throw new KvmError('START_FAILED', `VM "${name}" is ${first.status} right after start`, { hint: qemuLogTail(paths, name) || undefined });
       }
+      // cpu.pin: vCPU, iothread and emulator threads exist once QMP answers.
+      let pinned = vm.cpu.pin ? await (await import('./pin.js')).applyPinning(vm, pid!, rt.qmp) : undefined;
       let guestReadyMs: number | undefined;
       if (opts.waitForGuest) {
         const marker = opts.waitForGuest === true ? GUEST_READY_MARKER : opts.waitForGuest;
         await waitForSerial(rt.serialLog, marker, opts.timeoutMs ?? 120_000, () => procStat(pid!) !== undefined && procStat(pid!)!.state !== 'Z');
         guestReadyMs = Date.now() - t0;
+        // Worker threads started during the boot inherit their creator's mask: pin them as emulator threads too.
+        if (vm.cpu.pin) pinned = await (await import('./pin.js')).applyPinning(vm, pid!, rt.qmp);
       }
-      return { name, pid: pid!, accel: built.accel, warnings: built.warnings, argv, qmpReadyMs, guestReadyMs };
+      return { name, pid: pid!, accel: built.accel, warnings: built.warnings, argv, qmpReadyMs, guestReadyMs, pinned };
     } catch (e) {
       if (pid !== undefined) {
         try {

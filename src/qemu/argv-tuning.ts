@@ -1,0 +1,98 @@
+/**
+ * The tuning parts of the QEMU command line (docs/tuning.md), pure like `buildArgv` which calls
+ * them: guest memory backends (hugepages, NUMA nodes with host binding, locking), I/O threads and
+ * virtio-blk/virtio-net queue counts, vfio-pci and usb-host passthrough.
+ */
+import { KvmError } from '../errors.js';
+import type { DiskSpec, NicSpec, VmSpec } from '../spec/vm.js';
+import { formatCpuList, HUGEPAGE_BYTES } from '../spec/cpu-list.js';
+import { qemuOpts } from './escape.js';
+
+const MiB = 1024 * 1024;
+/** QEMU sizes in whole MiB where possible (memory-backend sizes must match -m exactly). */
+const qsize = (bytes: number) => (bytes % MiB === 0 ? `${bytes / MiB}M` : String(bytes));
+
+/**
+ * Guest RAM: `-object memory-backend-*` per NUMA node (one node when none are defined) and
+ * `-numa node,…,memdev=`. Hugepages use memfd with hugetlb=on (no hugetlbfs mount needed, and it
+ * can be shared with virtiofsd). `virtiofs`: the memory must be shared.
+ * Returns undefined when the definition asks for nothing: buildArgv keeps its plain `-m`.
+ */
+export function memoryArgs(vm: VmSpec, virtiofs: boolean): string[] | undefined {
+  const t = vm.memoryTuning;
+  if (!t && !virtiofs) return undefined;
+  const out: string[] = [];
+  const share = t?.share ?? virtiofs;
+  if (virtiofs && t?.share === false) throw new KvmError('SPEC_INVALID', `${vm.name}: a virtiofs share needs shared guest memory (memory.share: false)`, { exit: 2, hint: 'remove memory.share: false' });
+  const prealloc = t?.prealloc ?? !!t?.hugepages;
+  const nodes = t?.numa ?? [{ cpus: Array.from({ length: vm.cpu.count }, (_, i) => i), memory: vm.memory }];
+  nodes.forEach((n, i) => {
+    const id = t?.numa ? `mem${i}` : 'mem';
+    const type = t?.hugepages || share ? 'memory-backend-memfd' : 'memory-backend-ram';
+    const policy = n.hostNodes ? (n.policy ?? 'bind') : n.policy;
+    out.push('-object', qemuOpts(type, {
+      id,
+      size: qsize(n.memory),
+      hugetlb: t?.hugepages ? 'on' : undefined,
+      hugetlbsize: t?.hugepages ? qsize(HUGEPAGE_BYTES[t.hugepages]) : undefined,
+      share: share ? 'on' : undefined,
+      prealloc: prealloc ? 'on' : undefined,
+      'host-nodes': n.hostNodes ? formatCpuList(n.hostNodes) : undefined,
+      policy: policy === 'default' ? undefined : policy,
+    }));
+    // Each contiguous vCPU range is its own cpus= (QEMU takes the key several times).
+    const ranges = t?.numa ? formatCpuList(n.cpus).split(',').map((r) => `cpus=${r}`) : [];
+    out.push('-numa', ['node', ...(t?.numa ? [`nodeid=${i}`] : []), ...ranges, `memdev=${id}`].join(','));
+  });
+  if (t?.lock) out.push('-overcommit', 'mem-lock=on');
+  return out;
+}
+
+/** The iothread a disk uses ("auto" = its own), or undefined. */
+export function diskIothread(d: DiskSpec, id: string): string | undefined {
+  if (!d.iothread) return undefined;
+  return d.iothread === 'auto' ? `iothread-${id}` : d.iothread;
+}
+
+/** `-object iothread,id=…` once per distinct iothread the disks name. */
+export function iothreadArgs(vm: VmSpec, ids: string[]): string[] {
+  const seen = new Set<string>();
+  vm.disks.forEach((d, i) => {
+    const t = diskIothread(d, ids[i]!);
+    if (t) seen.add(t);
+  });
+  return [...seen].flatMap((id) => ['-object', `iothread,id=${id}`]);
+}
+
+/** True when a virtio disk needs the separate -device form (the short `-drive if=virtio` takes no device options). */
+export function diskNeedsDevice(d: DiskSpec): boolean {
+  return d.interface === 'virtio' && (!!d.iothread || d.queues !== undefined);
+}
+
+/** Extra virtio-blk device properties of a disk. */
+export function blkDeviceOpts(d: DiskSpec, id: string): Record<string, string | number | undefined> {
+  return { iothread: diskIothread(d, id), 'num-queues': d.queues };
+}
+
+/** Multiqueue virtio-net: `queues=N` on the tap netdev, `mq=on,vectors=2N+2` on the device. */
+export function nicQueueOpts(nic: NicSpec): { netdev: Record<string, number | undefined>; device: Record<string, string | number | undefined> } {
+  const q = nic.queues ?? 1;
+  if (q <= 1) return { netdev: {}, device: {} };
+  return { netdev: { queues: q }, device: { mq: 'on', vectors: 2 * q + 2 } };
+}
+
+/** vfio-pci per `pci:` entry, an xHCI controller and usb-host per `usb:` entry. */
+export function passthroughArgs(vm: VmSpec): string[] {
+  const out: string[] = [];
+  (vm.pci ?? []).forEach((p, i) => {
+    const rom = p.rom === false ? { rombar: 0 } : typeof p.rom === 'object' ? { romfile: p.rom.file } : {};
+    out.push('-device', qemuOpts('vfio-pci', { host: p.host, id: `hostpci${i}`, ...rom, multifunction: p.multifunction === undefined ? undefined : p.multifunction ? 'on' : 'off' }));
+  });
+  const usb = vm.usb ?? [];
+  if (usb.length) out.push('-device', 'qemu-xhci,id=usb0');
+  usb.forEach((u, i) => {
+    const sel = 'vendor' in u ? { vendorid: `0x${u.vendor}`, productid: `0x${u.product}` } : { hostbus: u.bus, hostport: u.port };
+    out.push('-device', qemuOpts('usb-host', { bus: 'usb0.0', id: `hostusb${i}`, ...sel }));
+  });
+  return out;
+}

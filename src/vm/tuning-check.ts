@@ -1,0 +1,95 @@
+/**
+ * Before a start: can this host give the VM what its tuning keys ask for? Pure — the host's
+ * facts (src/host/tuning-facts.ts) come in as data. Every shortfall is listed with its numbers;
+ * the start is refused (exit 2) before anything is changed.
+ */
+import { badInput, type ErrorIssue } from '../errors.js';
+import type { TuningFacts } from '../host/tuning-facts.js';
+import { formatCpuList, HUGEPAGE_BYTES } from '../spec/cpu-list.js';
+import type { VmSpec } from '../spec/vm.js';
+
+/** Drivers that may hold a group member other than the passed-through device itself: vfio-pci, and PCIe ports/bridges (vfio allows them). */
+const GROUP_OK = new Set(['vfio-pci', 'pcieport', 'pci-stub']);
+
+export function tuningHostIssues(vm: VmSpec, f: TuningFacts): ErrorIssue[] {
+  const out: ErrorIssue[] = [];
+  const online = new Set(f.cpus);
+  const pin = vm.cpu.pin;
+  const offCpus = (at: string, xs: number[] | undefined) => {
+    const bad = (xs ?? []).filter((c) => !online.has(c));
+    if (bad.length && f.cpus.length) out.push({ path: at, message: `host CPU${bad.length === 1 ? '' : 's'} ${formatCpuList(bad)} ${bad.length === 1 ? 'is' : 'are'} not online (online: ${formatCpuList(f.cpus)})` });
+  };
+  pin?.vcpus?.forEach((l, i) => offCpus(`cpu.pin.vcpus[${i}]`, l));
+  offCpus('cpu.pin.emulator', pin?.emulator);
+  offCpus('cpu.pin.iothreads', pin?.iothreads);
+
+  const t = vm.memoryTuning;
+  const knownNodes = new Set(f.nodes.map((n) => n.node));
+  t?.numa?.forEach((n, i) => {
+    const bad = (n.hostNodes ?? []).filter((x) => !knownNodes.has(x));
+    if (bad.length) out.push({ path: `memory.numa[${i}].hostNodes`, message: `host node${bad.length === 1 ? '' : 's'} ${formatCpuList(bad)} ${bad.length === 1 ? 'does' : 'do'} not exist (host nodes: ${formatCpuList([...knownNodes]) || 'none'})` });
+  });
+  if (t?.hugepages) {
+    const bytes = HUGEPAGE_BYTES[t.hugepages];
+    const sizeKb = bytes / 1024;
+    const avail = (pools: TuningFacts['hugepages']) => {
+      const p = pools.find((x) => x.sizeKb === sizeKb);
+      return p ? { free: Math.max(0, p.free - p.reserved), total: p.total } : undefined;
+    };
+    const whole = avail(f.hugepages);
+    const fix = (n: number) => `echo ${n} > /sys/kernel/mm/hugepages/hugepages-${sizeKb}kB/nr_hugepages`;
+    if (!whole) out.push({ path: 'memory.hugepages', message: `this host has no ${t.hugepages} hugepage pool (no /sys/kernel/mm/hugepages/hugepages-${sizeKb}kB)` });
+    else {
+      const need = Math.ceil(vm.memory / bytes);
+      if (need > whole.free)
+        out.push({ path: 'memory.hugepages', message: `needs ${need} free ${t.hugepages} hugepages (${vm.memory / 1024 / 1024} MiB), the host has ${whole.free} free of ${whole.total}; reserve ${need - whole.free} more: ${fix(whole.total + need - whole.free)} (or sysctl vm.nr_hugepages for 2M)` });
+      // Bound to host nodes: each node's memory must come from the pages of those nodes.
+      const perNode = new Map<number, number>();
+      t.numa?.forEach((n) => {
+        if (!n.hostNodes || n.hostNodes.length !== 1 || (n.policy ?? 'bind') !== 'bind') return;
+        perNode.set(n.hostNodes[0]!, (perNode.get(n.hostNodes[0]!) ?? 0) + Math.ceil(n.memory / bytes));
+      });
+      for (const [node, want] of perNode) {
+        const have = avail(f.nodes.find((n) => n.node === node)?.hugepages ?? []);
+        if (knownNodes.has(node) && (have?.free ?? 0) < want)
+          out.push({ path: 'memory.numa', message: `host node ${node} needs ${want} free ${t.hugepages} hugepages for the guest nodes bound to it, it has ${have?.free ?? 0} free of ${have?.total ?? 0}; reserve more: echo N > /sys/devices/system/node/node${node}/hugepages/hugepages-${sizeKb}kB/nr_hugepages` });
+      }
+    }
+  }
+
+  (vm.pci ?? []).forEach((p, i) => {
+    const at = `pci[${i}].host`;
+    const dev = f.pciDevices[p.host];
+    if (!dev) return void out.push({ path: at, message: `no PCI device ${p.host} on this host` });
+    if (f.iommuGroups.length === 0 || dev.iommuGroup === undefined)
+      return void out.push({ path: at, message: `${p.host} is in no IOMMU group: the IOMMU is off (boot the host with intel_iommu=on or amd_iommu=on, and VT-d/AMD-Vi on in the firmware)` });
+    const group = f.iommuGroups.find((g) => g.group === dev.iommuGroup);
+    const held = (group?.devices ?? []).filter((d) => (d.address === p.host ? d.driver !== 'vfio-pci' : d.driver !== undefined && !GROUP_OK.has(d.driver)));
+    if (held.length)
+      out.push({
+        path: at,
+        message: `IOMMU group ${dev.iommuGroup} is in use by the host: ${held.map((d) => `${d.address} is held by ${d.driver ?? 'no driver'}`).join(', ')}; every device of the group must be bound to vfio-pci (or have no driver) before the VM may take ${p.host}`,
+      });
+  });
+  return out;
+}
+
+/** Throw the issues as one refusal (exit 2: nothing was changed). */
+export function assertTuningFits(vm: VmSpec, f: TuningFacts): void {
+  const issues = tuningHostIssues(vm, f);
+  if (!issues.length) return;
+  const pci = issues.some((i) => i.path.startsWith('pci'));
+  throw badInput(
+    'HOST_CANNOT_TUNE',
+    `VM "${vm.name}": this host cannot give what the definition asks for: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+    pci
+      ? 'bind each device of the group to vfio-pci: echo vfio-pci > /sys/bus/pci/devices/ADDR/driver_override; echo ADDR > /sys/bus/pci/devices/ADDR/driver/unbind; echo ADDR > /sys/bus/pci/drivers_probe (kvmctl does not rebind host devices itself)'
+      : 'see docs/tuning.md',
+    issues,
+  );
+}
+
+/** Whether a definition asks for anything this check looks at (so plain VMs skip the sysfs reads). */
+export function needsTuningCheck(vm: VmSpec): boolean {
+  return !!(vm.cpu.pin || vm.memoryTuning?.hugepages || vm.memoryTuning?.numa?.some((n) => n.hostNodes) || vm.pci?.length);
+}

@@ -8,7 +8,8 @@
  *  - cloud-init set the host name, the user and the key; `mokutil --sb-state` says Secure Boot is
  *    on; `tpm2_pcrread sha256:0` reads the TPM; the agent's address is the DHCP lease;
  *  - `guest exec` passes stdin and exit codes; `ssh-key` adds a key; resume after a pause sets
- *    the guest clock; a snapshot freezes and thaws the guest's filesystems;
+ *    the guest clock; a snapshot freezes and thaws the guest's filesystems; so does a backup
+ *    (full, then incremental), which carries the NVRAM and TPM state that restore --as copies;
  *  - a file written a second before the snapshot is there after the revert, one written after is
  *    not; an EFI boot entry made with efibootmgr survives the stop/start (the VM's own NVRAM);
  *  - `stop --method agent` ends it; no QEMU, swtpm or dnsmasq is left; the root namespace is
@@ -169,6 +170,28 @@ describe.skipIf(!can)('a Debian 12 guest with UEFI Secure Boot, a vTPM, the gues
     expect(JSON.parse((await h.cli(['guest', 'info', 'deb', '--json'])).stdout).fsfreeze).toBe('thawed');
     expect((await exec('/bin/sh', '-c', 'echo after > /root/after && sync && cat /root/after')).stdout).toBe('after\n');
   }, 200_000);
+
+  it('a backup of the running guest is frozen (application-consistent) and carries the NVRAM and TPM state; restore --as copies them', async () => {
+    const t0 = Date.now();
+    const b = await h.cli(['backup', 'create', 'deb', '--json', '-q'], { timeoutMs: 600_000 });
+    expect(b.code, b.stderr).toBe(0);
+    const full = JSON.parse(b.stdout).manifest;
+    expect(full).toMatchObject({ kind: 'full', frozen: true, nvram: { file: 'nvram.fd' } });
+    expect(Object.keys(full.tpm.files).length).toBeGreaterThan(0);
+    expect((await exec('/bin/sh', '-c', 'echo inc > /root/inc && sync')).code).toBe(0);
+    const i = await h.cli(['backup', 'create', 'deb', '--json', '-q'], { timeoutMs: 600_000 });
+    expect(i.code, i.stderr).toBe(0);
+    const inc = JSON.parse(i.stdout).manifest;
+    expect(inc).toMatchObject({ kind: 'incremental', parent: full.id, frozen: true });
+    console.log(`Debian backups: full ${full.durationMs} ms (${(full.disks[0].fileSize / 1048576).toFixed(0)} MiB), incremental ${inc.durationMs} ms (${(inc.disks[0].fileSize / 1048576).toFixed(1)} MiB); ${Date.now() - t0} ms in all`);
+    const r = await h.cli(['backup', 'restore', `deb@${inc.id}`, '--as', 'deb2', '--json'], { timeoutMs: 600_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const { nvram, tpm } = JSON.parse(r.stdout);
+    const dir = path.join(paths.data, 'backups/deb', inc.id);
+    expect(fs.readFileSync(nvram)).toEqual(fs.readFileSync(path.join(dir, 'nvram.fd')));
+    for (const f of Object.keys(inc.tpm.files)) expect(fs.readFileSync(path.join(tpm, f))).toEqual(fs.readFileSync(path.join(dir, 'tpm', f)));
+    expect((await h.cli(['rm', 'deb2'])).code).toBe(0);
+  }, 900_000);
 
   it('stop --method agent ends the guest; no QEMU or swtpm is left', async () => {
     const qemu = Number(fs.readFileSync(path.join(paths.run, 'vms/deb/qemu.pid'), 'utf8'));

@@ -12,35 +12,10 @@ import type { VmSpec } from '../spec/vm.js';
 import { procStat } from '../vm/proc.js';
 import type { VmStatus } from '../vm/status.js';
 import type { VmListItem } from './contract.js';
-import type { ServerCtx } from './server.js';
+import type { ServerCtx } from './context.js';
+import type { SpecCache } from './spec-cache.js';
 
-type Cached = { key: string; spec?: VmSpec; error?: string };
 const PAGE = 4096;
-
-export class SpecCache {
-  private readonly cache = new Map<string, Cached>();
-  constructor(private readonly paths: Paths) {}
-
-  get(name: string): { spec?: VmSpec; error?: string } {
-    let key = 'missing';
-    try {
-      const st = fs.statSync(defPath(this.paths, 'vm', name));
-      key = `${st.mtimeMs}:${st.size}:${st.ino}`;
-    } catch {
-      /* readVm reports it */
-    }
-    const c = this.cache.get(name);
-    if (c && c.key === key) return c;
-    let n: Cached;
-    try {
-      n = { key, spec: readVm(this.paths, name) };
-    } catch (e) {
-      n = { key, error: (e as Error).message };
-    }
-    this.cache.set(name, n);
-    return n;
-  }
-}
 
 function watchedStatus(ctx: ServerCtx, name: string): VmStatus | undefined {
   const state = ctx.watcher?.state(name);

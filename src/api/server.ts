@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
+import type { ServerCtx } from './context.js';
 import type { Paths } from '../host/paths.js';
 import { Supervisor } from '../vm/supervisor.js';
 import { BackupScheduler } from '../backup/scheduler.js';
@@ -16,7 +17,7 @@ import { MetricsSampler, toPrometheus } from '../vm/metrics.js';
 import { routes as R } from './contract.js';
 import { toApiError, unauthorized } from './errors.js';
 import { EventBus } from './events.js';
-import { SpecCache } from './list.js';
+import { SpecCache } from './spec-cache.js';
 import { openApiDocument } from './openapi.js';
 import { bind } from './route.js';
 import { backupRoutes } from './routes/backups.js';
@@ -48,18 +49,7 @@ export type ServerOptions = {
   reconcileMs?: number;
 };
 
-export type ServerCtx = {
-  paths: Paths;
-  netns?: string;
-  bus: EventBus;
-  watcher?: VmWatcher;
-  supervisor?: Supervisor;
-  /** Scheduled backups (`backup.schedule` in definitions). */
-  backups?: BackupScheduler;
-  metrics: MetricsSampler;
-  /** Parsed definitions, re-read when their file changes. */
-  specs: SpecCache;
-};
+export type { ServerCtx } from './context.js';
 
 export type KvmServer = { app: FastifyInstance; ctx: ServerCtx; close(): Promise<void> };
 

@@ -8,8 +8,10 @@ import { deferWrites, discardWrites, flushWrites } from '../spec/definition-cach
 import { prepareDefinitions } from '../spec/store.js';
 import { makeCtx, renderError, type Ctx } from './context.js';
 import { commands } from './commands/index.js';
+import type { Action } from './action.js';
 
-export type Action = (fn: (ctx: Ctx, ...args: any[]) => Promise<void> | void) => (...args: any[]) => Promise<void>;
+export type { Action } from './action.js';
+
 
 // `kvmctl … | head`: a reader that goes away is the end of the output, not a crash with a stack.
 for (const s of [process.stdout, process.stderr]) s.on('error', (e: NodeJS.ErrnoException) => {

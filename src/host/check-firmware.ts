@@ -1,7 +1,7 @@
 /** `host check` lines for firmware (which UEFI images the host's descriptors offer) and the vTPM (swtpm). Pure. */
-import type { CheckItem } from './check.js';
+import type { CheckItem } from './check-types.js';
 import type { FirmwareImage } from './facts.js';
-import type { ToolState } from './check.js';
+import type { ToolState } from './check-types.js';
 import { machineFits } from '../qemu/firmware.js';
 
 const FIX = { fix: 'apt-get install ovmf', debian: 'apt-get install ovmf' };

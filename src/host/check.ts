@@ -5,31 +5,17 @@
  * `gatherHostInputs` (check-gather.ts) reads from the real machine, so that recorded fixtures of
  * other hosts can be judged the same way.
  */
+import type { CheckItem, Status, ToolState } from './check-types.js';
+export type { CheckItem, Status, ToolState } from './check-types.js';
 import { firmwareItems, tpmItems } from './check-firmware.js';
 import type { FirmwareImage } from './facts.js';
 import { kvmUsable } from './probe.js';
 import { HOST_OPTIONS, PACKAGES, type HostOption } from './check-options.js';
 import { parseKernelConfig, type KernelConfig } from './kernel-config.js';
 
-export type Status = 'PASS' | 'WARN' | 'FAIL';
 
-export type CheckItem = {
-  id: string;
-  title: string;
-  status: Status;
-  /** What was found. */
-  detail: string;
-  /** What the host loses (for WARN / FAIL). */
-  cost?: string;
-  /** How to fix it. */
-  fix?: string;
-  menuconfig?: string;
-  gentoo?: string;
-  debian?: string;
-};
 
 export type DeviceState = { exists: boolean; rw: boolean; owner?: string; group?: string; mode?: string };
-export type ToolState = { path?: string; version?: string; accels?: string[] };
 
 export const DEVICES = ['/dev/kvm', '/dev/vhost-net', '/dev/net/tun'] as const;
 

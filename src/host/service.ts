@@ -133,7 +133,7 @@ WantedBy=multi-user.target
 export async function serviceInterfaces(paths: Paths): Promise<string[]> {
   const { autostartPlan, readAllVms } = await import('../vm/autostart.js');
   const { readNetwork } = await import('../spec/store.js');
-  const { bridgeIfname } = await import('../spec/network.js');
+  const { bridgeIfname } = await import('../spec/network-views.js');
   const { vms } = readAllVms(paths);
   const auto = vms.filter((v) => v.autostart.enabled);
   const out = new Set<string>();

@@ -4,7 +4,8 @@
  * checks (default route, uplink already in a bridge, foreign interfaces) are in bridge.ts.
  */
 import type { ErrorIssue } from '../errors.js';
-import { bridgeIfname, natBridgeView, uplinksOf, type NetworkSpec } from '../spec/network.js';
+import { type NetworkSpec } from '../spec/network.js';
+import { bridgeIfname, natBridgeView, uplinksOf } from '../spec/network-views.js';
 import { cidrOverlap } from './cidr.js';
 
 export function networkSetIssues(nets: NetworkSpec[]): ErrorIssue[] {

@@ -4,7 +4,8 @@
  */
 import path from 'node:path';
 import type { ErrorIssue } from '../errors.js';
-import { bridgeIfname, natNicIssues, type NetworkSpec } from './network.js';
+import { type NetworkSpec } from './network.js';
+import { bridgeIfname, natNicIssues } from './network-views.js';
 import type { VmSpec } from './vm.js';
 
 export function crossDefinitionIssues(vms: VmSpec[], nets: NetworkSpec[], imagesDir: string): ErrorIssue[] {

@@ -102,7 +102,8 @@ export function toIssues(err: z.ZodError, input: unknown, prefix = ''): ErrorIss
   return out;
 }
 
-export type ParsedDoc = { kind: 'vm' | 'network'; spec?: VmSpec | NetworkSpec; raw: unknown; issues: ErrorIssue[]; label: string; /** this document's own YAML text */ text?: string };
+export type { ParsedDoc } from './validator.js';
+import type { ParsedDoc } from './validator.js';
 
 function lineOf(text: string, offset: number): number {
   return text.slice(0, offset).split('\n').length;

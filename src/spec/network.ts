@@ -12,12 +12,10 @@
 import { z } from 'zod';
 import { IFNAME_RE, IFNAME_RULE } from './names.js';
 import { name, portForwardSchema } from './vm.js';
-import { IPV4_RE, inSubnet, subnetOf, v4ToInt } from '../net/nat/ipv4.js';
-import { natDhcpRange } from './network-views.js';
+import { IPV4_RE, defaultRange, inSubnet, subnetOf, v4ToInt } from '../net/nat/ipv4.js';
 import { BRIDGE_RULES, bridgeCrossIssues, bridgePortIssues, isCidr } from './network-rules.js';
 
 // The pure helpers over validated networks live in network-views.ts (no zod: the CLI's hot paths use them).
-export { bridgeIfname, natBridgeView, natDhcpRange, natNicIssues, uplinksOf } from './network-views.js';
 
 const ifname = z.string().regex(IFNAME_RE, { error: IFNAME_RULE });
 export const cidr = z
@@ -168,7 +166,8 @@ function natChecks(n: z.output<typeof natNetSchema>, ctx: z.RefinementCtx): void
       if (v && !inSubnet(v, s)) ctx.addIssue({ code: 'custom', path: ['dhcp', k], message: `${v} is not inside ${s.cidr}` });
     }
     if (n.dhcp.start && n.dhcp.end && v4ToInt(n.dhcp.start) > v4ToInt(n.dhcp.end)) ctx.addIssue({ code: 'custom', path: ['dhcp', 'end'], message: `${n.dhcp.end} comes before start ${n.dhcp.start}` });
-    const r = natDhcpRange(n);
+    const d = defaultRange(s);
+    const r = { start: n.dhcp.start ?? d.start, end: n.dhcp.end ?? d.end }; // as natDhcpRange (network-views.ts) computes it
     if (r && v4ToInt(s.host) >= v4ToInt(r.start) && v4ToInt(s.host) <= v4ToInt(r.end)) ctx.addIssue({ code: 'custom', path: ['dhcp'], message: `the range ${r.start}–${r.end} contains the host's own address ${s.host}` });
   }
   const seen = new Map<string, number>();

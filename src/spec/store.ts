@@ -13,7 +13,7 @@ import type { Paths } from '../host/paths.js';
 import * as cache from './definition-cache.js';
 import { NAME_RE, NAME_RULE, closest } from './names.js';
 import type { NetworkSpec } from './network.js';
-import { currentValidator, loadValidator } from './validator.js';
+import { currentValidator, registerValidator, type Validator } from './validator.js';
 import type { VmSpec } from './vm.js';
 
 export type Kind = 'vm' | 'network';
@@ -78,6 +78,12 @@ function readDef(paths: Paths, kind: Kind, name: string): VmSpec | NetworkSpec {
 }
 
 let prepared = false;
+
+/** Load the validator (load.ts registers itself when imported). */
+export async function loadValidator(): Promise<Validator> {
+  if (!currentValidator()) registerValidator(await import('./load.js'));
+  return currentValidator()!;
+}
 
 /**
  * Make reading stored definitions possible without the validator loaded up front: when a stored

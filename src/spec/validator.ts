@@ -6,9 +6,15 @@
  * `prepareDefinitions` (src/spec/store.ts), which the CLI runs before a command, loads it when a
  * stored definition misses the cache.
  */
-import type * as Load from './load.js';
+import type { ErrorIssue, KvmError } from '../errors.js';
+import type { NetworkSpec } from './network.js';
+import type { VmSpec } from './vm.js';
 
-export type Validator = Pick<typeof Load, 'parseDefinitions' | 'specError'>;
+/** One YAML document of a definition file, parsed and validated (src/spec/load.ts makes them). */
+export type ParsedDoc = { kind: 'vm' | 'network'; spec?: VmSpec | NetworkSpec; raw: unknown; issues: ErrorIssue[]; label: string; /** this document's own YAML text */ text?: string };
+
+/** What load.ts provides (declared here, so this module does not import it: imports point down). */
+export type Validator = { parseDefinitions(text: string, source?: string): ParsedDoc[]; specError(source: string, issues: ErrorIssue[]): KvmError };
 
 /** `undefined` (tests): as in a CLI process that has not needed it yet. */
 let validator: Validator | undefined;
@@ -19,9 +25,4 @@ export function registerValidator(v: Validator | undefined): void {
 
 export function currentValidator(): Validator | undefined {
   return validator;
-}
-
-export async function loadValidator(): Promise<Validator> {
-  if (!validator) registerValidator(await import('./load.js'));
-  return validator!;
 }

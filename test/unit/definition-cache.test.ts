@@ -38,7 +38,7 @@ beforeEach(() => {
 afterEach(async () => {
   cache.discardWrites();
   cache.setBuildIdentityForTests(undefined);
-  await import('../../src/spec/validator.js').then((v) => v.loadValidator());
+  await import('../../src/spec/store.js').then((v) => v.loadValidator());
   fs.rmSync(dir, { recursive: true, force: true });
 });
 

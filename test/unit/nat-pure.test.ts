@@ -13,7 +13,8 @@ import { applyText, dockerUserRules, natTable, removeText, type NftObject } from
 import { deriveMac } from '../../src/net/mac.js';
 import { crossDefinitionIssues } from '../../src/spec/cross.js';
 import { parseDefinitions } from '../../src/spec/load.js';
-import { natDhcpRange, networkSchema, type NatSpec, type NetworkSpec } from '../../src/spec/network.js';
+import { networkSchema, type NatSpec, type NetworkSpec } from '../../src/spec/network.js';
+import { natDhcpRange } from '../../src/spec/network-views.js';
 import { vmSchema } from '../../src/spec/vm.js';
 
 const nat = (x: object = {}) => networkSchema.parse({ kind: 'network', name: 'natnet', type: 'nat', address: '10.77.0.1/24', ...x }) as NatSpec;

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { routes as R } from '../contract.js';
 import { bind } from '../route.js';
-import type { ServerCtx } from '../server.js';
+import type { ServerCtx } from '../context.js';
 
 export function backupRoutes(app: FastifyInstance, ctx: ServerCtx): void {
   const { paths } = ctx;

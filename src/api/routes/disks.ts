@@ -9,7 +9,7 @@ import { parseSize } from '../../spec/units.js';
 import { pathProblem } from '../../vm/path-check.js';
 import { routes as R } from '../contract.js';
 import { bind } from '../route.js';
-import type { ServerCtx } from '../server.js';
+import type { ServerCtx } from '../context.js';
 
 /** A path given to the API → an absolute path inside a storage root (symlinks resolved; relative: the images dir), or 400. */
 export function imagePath(paths: Paths, p: string): string {

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { routes as R } from '../contract.js';
 import { bind } from '../route.js';
-import type { ServerCtx } from '../server.js';
+import type { ServerCtx } from '../context.js';
 
 export function hostRoutes(app: FastifyInstance, _ctx: ServerCtx): void {
   const ksm = async () => {

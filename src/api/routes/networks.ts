@@ -5,7 +5,7 @@ import { exists } from '../../spec/store.js';
 import { routes as R } from '../contract.js';
 import { parseBody } from '../definition-body.js';
 import { bind } from '../route.js';
-import type { ServerCtx } from '../server.js';
+import type { ServerCtx } from '../context.js';
 
 export function networkRoutes(app: FastifyInstance, ctx: ServerCtx): void {
   const svc = () => import('../../net/service.js');

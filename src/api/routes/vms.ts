@@ -8,7 +8,7 @@ import { routes as R } from '../contract.js';
 import { bind } from '../route.js';
 import { listForApi } from '../list.js';
 import { parseBody } from '../definition-body.js';
-import type { ServerCtx } from '../server.js';
+import type { ServerCtx } from '../context.js';
 
 function guestMounts(spec: VmSpec): string[] {
   return spec.shares.map((s) =>

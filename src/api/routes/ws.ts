@@ -14,7 +14,7 @@ import { vmRuntimeFiles } from '../../host/paths.js';
 import { readVm } from '../../spec/store.js';
 import { observe } from '../../vm/state.js';
 import { eventsQuerySchema, nameParam, routes as R, type ServerMessage } from '../contract.js';
-import type { ServerCtx } from '../server.js';
+import type { ServerCtx } from '../context.js';
 
 /** The part of a `ws` WebSocket used here (no @types/ws in the project). */
 type WebSocket = {

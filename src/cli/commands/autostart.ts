@@ -1,6 +1,6 @@
 /** autostart, shutdown-all, service install|uninstall: VMs at host boot and shutdown. */
 import { InvalidArgumentError, type Command } from 'commander';
-import type { Action } from '../main.js';
+import type { Action } from '../action.js';
 
 const count = (what: string, min: number) => (v: string) => {
   const n = Number(v);

@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { badInput } from '../../errors.js';
-import type { Action } from '../main.js';
+import type { Action } from '../action.js';
 
 const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
 const count = (what: string) => (v: string) => {

@@ -1,7 +1,7 @@
 /** cluster init/join/leave/status/apply/start/stop, agent, migrate (docs/cluster.md). etcd is loaded only inside actions. */
 import type { Command } from 'commander';
 import type { Ctx } from '../context.js';
-import type { Action } from '../main.js';
+import type { Action } from '../action.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 const num = (v: string) => {

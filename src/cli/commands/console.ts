@@ -1,6 +1,6 @@
 /** console (attach to the serial console; Ctrl-] detaches) and logs (the serial log). */
 import type { Command } from 'commander';
-import type { Action } from '../main.js';
+import type { Action } from '../action.js';
 
 export function register(program: Command, action: Action): void {
   program

@@ -1,6 +1,6 @@
 /** apply, rm, validate, list, show, cmdline: definitions and the command line they give. */
 import type { Command } from 'commander';
-import type { Action } from '../main.js';
+import type { Action } from '../action.js';
 
 export function register(program: Command, action: Action): void {
   program

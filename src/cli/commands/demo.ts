@@ -1,7 +1,7 @@
 /** demo: boots the seed's layout in a private network namespace and checks it end to end. */
 import path from 'node:path';
 import type { Command } from 'commander';
-import type { Action } from '../main.js';
+import type { Action } from '../action.js';
 
 export function register(program: Command, action: Action): void {
   program

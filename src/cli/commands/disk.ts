@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { badInput } from '../../errors.js';
 import type { Prealloc } from '../../disk/qemu-img.js';
-import type { Action } from '../main.js';
+import type { Action } from '../action.js';
 
 const FORMATS = ['raw', 'qcow2'];
 const PREALLOC = ['off', 'metadata', 'falloc', 'full'];

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { badInput } from '../../errors.js';
-import type { Action } from '../main.js';
+import type { Action } from '../action.js';
 
 const seconds = (v: string) => {
   const n = Number(v);

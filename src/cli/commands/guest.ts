@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { badInput } from '../../errors.js';
-import type { Action } from '../main.js';
+import type { Action } from '../action.js';
 import { registerAgent } from './guest-agent.js';
 
 export function register(program: Command, action: Action): void {

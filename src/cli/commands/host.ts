@@ -3,7 +3,7 @@
  */
 import type { Command } from 'commander';
 import { badInput } from '../../errors.js';
-import type { Action } from '../main.js';
+import type { Action } from '../action.js';
 
 function intOpt(flag: string) {
   return (v: string): number => {

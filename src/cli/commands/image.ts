@@ -1,6 +1,6 @@
 /** kvmctl image test-guest | debian-12: build (once per machine, cached) and show the built-in guests. */
 import type { Command } from 'commander';
-import type { Action } from '../main.js';
+import type { Action } from '../action.js';
 
 export function register(program: Command, action: Action): void {
   const image = program.command('image').description('built-in guest images');

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import type { ImportResult } from '../../qemu/import.js';
 import type { Ctx } from '../context.js';
-import type { Action } from '../main.js';
+import type { Action } from '../action.js';
 
 const EXAMPLES = `
 Examples:

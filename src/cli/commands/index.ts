@@ -1,7 +1,7 @@
 /** Every CLI command module. To add a command: write src/cli/commands/NAME.ts exporting
  * `register(program, action)` and add one line here. */
 import type { Command } from 'commander';
-import type { Action } from '../main.js';
+import type { Action } from '../action.js';
 import { register as importCmdline } from './import.js';
 import { register as definitions } from './definitions.js';
 import { register as lifecycle } from './lifecycle.js';

@@ -1,6 +1,6 @@
 /** VM-level storage: install (boot once from an ISO), cdrom eject/insert, snapshot of a VM's disks. */
 import type { Command } from 'commander';
-import type { Action } from '../main.js';
+import type { Action } from '../action.js';
 
 const storage = () => import('../../vm/storage.js');
 

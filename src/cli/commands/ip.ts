@@ -1,6 +1,6 @@
 /** kvmctl ip VM: the guest's addresses on nat networks (from dnsmasq's lease files), else from its guest agent. */
 import type { Command } from 'commander';
-import type { Action } from '../main.js';
+import type { Action } from '../action.js';
 
 export function register(program: Command, action: Action): void {
   program

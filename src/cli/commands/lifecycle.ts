@@ -4,7 +4,7 @@ import { badInput } from '../../errors.js';
 import type { StartResult } from '../../vm/start.js';
 import type { StopResult } from '../../vm/stop.js';
 import type { StartOutcome, StopOutcome } from '../../vm/many.js';
-import type { Action } from '../main.js';
+import type { Action } from '../action.js';
 
 const seconds = (v: string) => {
   const n = Number(v);

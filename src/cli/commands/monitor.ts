@@ -1,6 +1,6 @@
 /** monitor (HMP, no socat needed) and qmp (raw QMP JSON). */
 import type { Command } from 'commander';
-import type { Action } from '../main.js';
+import type { Action } from '../action.js';
 
 export function register(program: Command, action: Action): void {
   program

@@ -1,6 +1,6 @@
 /** kvmctl net: guest networks (bridge, host-only, macvtap, user, nat), boot-config export/import. */
 import type { Command } from 'commander';
-import type { Action } from '../main.js';
+import type { Action } from '../action.js';
 
 export function register(program: Command, action: Action): void {
   const net = program

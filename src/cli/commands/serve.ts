@@ -1,6 +1,6 @@
 /** `kvmctl serve`: the REST + WebSocket API, events, restart policies, metrics; `serve token rotate|show`. */
 import type { Command } from 'commander';
-import type { Action } from '../main.js';
+import type { Action } from '../action.js';
 
 export function register(program: Command, action: Action): void {
   const serve = program

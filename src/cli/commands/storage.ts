@@ -1,6 +1,6 @@
 /** kvmctl storage add|list|rm: the storage roots definitions' paths must stay inside (src/host/storage-roots.ts). */
 import type { Command } from 'commander';
-import type { Action } from '../main.js';
+import type { Action } from '../action.js';
 
 export function register(program: Command, action: Action): void {
   const storage = program

@@ -6,7 +6,8 @@
  * the sysctl for forwarding. Static leases come from the VM definitions. Docker's DOCKER-USER
  * rules and firewalld zones depend on what runs at boot, so they are listed as comments only.
  */
-import { bridgeIfname, type NatSpec } from '../../spec/network.js';
+import { type NatSpec } from '../../spec/network.js';
+import { bridgeIfname } from '../../spec/network-views.js';
 import type { VmSpec } from '../../spec/vm.js';
 import { dnsmasqConfig, staticLeases } from '../nat/dnsmasq.js';
 import { resolveForwards } from '../nat/nat.js';

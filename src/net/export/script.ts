@@ -7,7 +7,8 @@
  * substitution is `$(cat FILE)` inside a word (the seed's /dev/tap$(cat /sys/class/net/X/ifindex)).
  */
 import { formatArgv } from '../../host/exec.js';
-import { bridgeIfname, uplinksOf, type NetworkSpec } from '../../spec/network.js';
+import { type NetworkSpec } from '../../spec/network.js';
+import { bridgeIfname, uplinksOf } from '../../spec/network-views.js';
 import type { VmSpec } from '../../spec/vm.js';
 import { deriveMac } from '../attach.js';
 import { bridgeAddArgs } from '../bridge.js';

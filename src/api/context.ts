@@ -1,0 +1,21 @@
+/** What every route handler of `kvmctl serve` gets (below both server.ts and routes/*, so imports point down). */
+import type { BackupScheduler } from '../backup/scheduler.js';
+import type { Paths } from '../host/paths.js';
+import type { Supervisor } from '../vm/supervisor.js';
+import type { EventBus } from './events.js';
+import type { MetricsSampler } from '../vm/metrics.js';
+import type { SpecCache } from './spec-cache.js';
+import type { VmWatcher } from './watcher.js';
+
+export type ServerCtx = {
+  paths: Paths;
+  netns?: string;
+  bus: EventBus;
+  watcher?: VmWatcher;
+  supervisor?: Supervisor;
+  /** Scheduled backups (`backup.schedule` in definitions). */
+  backups?: BackupScheduler;
+  metrics: MetricsSampler;
+  /** Parsed definitions, re-read when their file changes. */
+  specs: SpecCache;
+};

@@ -66,6 +66,15 @@ export async function agentInfo(paths: Paths, name: string): Promise<AgentInfo> 
 
 export const agentAddresses = (paths: Paths, name: string) => withAgent(paths, name, async (a) => C.guestAddresses(await C.interfaces(a)));
 
+/** For `show` and the API: the agent's addresses if it answers within `timeoutMs`, else why not (never throws). */
+export async function agentAddressesOrWhy(paths: Paths, name: string, timeoutMs = 2_000): Promise<{ addresses?: ReturnType<typeof C.guestAddresses>; why?: string }> {
+  try {
+    return { addresses: await withAgent(paths, name, async (a) => C.guestAddresses(await C.interfaces(a)), { timeoutMs }) };
+  } catch (e) {
+    return { why: (e as Error).message };
+  }
+}
+
 export const agentExec = (paths: Paths, name: string, argv: string[], o: { input?: string; timeoutMs?: number } = {}) =>
   withAgent(paths, name, (a) => C.exec(a, argv, o));
 

@@ -131,6 +131,10 @@ describe.skipIf(!can)('a Debian 12 guest with UEFI Secure Boot, a vTPM, the gues
     expect(ip).toMatch(/^10\.79\.0\.\d+$/);
     const ifs = JSON.parse((await h.cli(['guest', 'ip', 'deb', '--json'])).stdout) as { addresses: string[] }[];
     expect(ifs.flatMap((i) => i.addresses)).toContain(`${ip}/24`);
+    // show lists both, side by side.
+    const show = JSON.parse((await h.cli(['show', 'deb', '--json'])).stdout) as { addresses: { leases: { ip: string }[]; agent: { addresses: string[] }[] } };
+    expect(show.addresses.leases.map((l) => l.ip)).toEqual([ip]);
+    expect(show.addresses.agent.flatMap((i) => i.addresses)).toContain(`${ip}/24`);
   }, 200_000);
 
   it('guest exec passes stdin and exit codes; ssh-key adds a key; bad keys are refused', async () => {

@@ -102,8 +102,21 @@ export function register(program: Command, action: Action): void {
             ? `mount -t 9p -o trans=virtio,version=9p2000.L${s.readOnly ? ',ro' : ''} ${s.tag} /mnt/${s.tag}`
             : `mount -t virtiofs ${s.tag} /mnt/${s.tag}`,
         );
-        ctx.out({ spec, status, guestMounts: mounts }, () =>
-          [`# state: ${status.state}${status.pid ? ` (pid ${status.pid})` : ''}`, stringify(spec).trimEnd(), ...(mounts.length ? ['# in the guest:', ...mounts.map((m) => `#   ${m}`)] : [])].join('\n'),
+        // A running VM's addresses: DHCP leases on nat networks, and what its guest agent reports (if one answers in 2 s).
+        const up = status.state === 'running' || status.state === 'paused';
+        const leases = up && spec.nics.some((n) => n.network) ? (await import('../../net/nat/addresses.js')).vmAddresses(ctx.paths, name).filter((r) => r.ip) : [];
+        const { effectiveAgent } = await import('../../spec/vm-effective.js');
+        const agent = up && effectiveAgent(spec) ? await (await import('../../vm/guest-agent.js')).agentAddressesOrWhy(ctx.paths, name) : undefined;
+        const addresses = up ? { leases, ...(agent ? { agent: agent.addresses ?? [], ...(agent.why ? { agentUnavailable: agent.why } : {}) } : {}) } : undefined;
+        ctx.out({ spec, status, guestMounts: mounts, ...(addresses ? { addresses } : {}) }, () =>
+          [
+            `# state: ${status.state}${status.pid ? ` (pid ${status.pid})` : ''}`,
+            ...leases.map((l) => `# address (DHCP lease on ${l.network}): ${l.nic} ${l.mac} ${l.ip}`),
+            ...(agent?.addresses ?? []).filter((i) => i.addresses.length).map((i) => `# address (guest agent): ${i.name} ${i.mac ?? ''} ${i.addresses.join(' ')}`),
+            ...(agent?.why ? [`# guest agent: ${agent.why}`] : []),
+            stringify(spec).trimEnd(),
+            ...(mounts.length ? ['# in the guest:', ...mounts.map((m) => `#   ${m}`)] : []),
+          ].join('\n'),
         );
       }),
     );

@@ -153,6 +153,18 @@ describe.skipIf(!can)('a Debian 12 guest with UEFI Secure Boot, a vTPM, the gues
     expect(bad.stderr).toMatch(/BAD_SSH_KEY/);
   }, 200_000);
 
+  it('guest time-sync --apply configures chrony through the agent: NTP from the host address (no PTP clock under TCG)', async () => {
+    const r = await h.cli(['guest', 'time-sync', 'deb', '--init', 'systemd', '--apply', '--json'], { timeoutMs: 180_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout) as { source: string; sources: string; chronyConf: string };
+    expect(j.chronyConf).toBe('/etc/chrony/chrony.conf');
+    expect(j.source).toBe('ntp');
+    expect(j.sources).toMatch(/10\.79\.0\.1/);
+    expect((await exec('/bin/systemctl', 'is-active', 'chrony.service')).stdout.trim()).toBe('active');
+    expect((await exec('/bin/cat', '/etc/chrony/chrony.conf')).stdout).toMatch(/^server 10\.79\.0\.1 iburst$/m);
+    expect((await exec('/bin/systemctl', 'is-active', 'systemd-timesyncd.service')).stdout.trim()).not.toBe('active');
+  }, 200_000);
+
   it('resume after a pause sets the guest clock to the host\'s through the agent', async () => {
     expect((await h.cli(['pause', 'deb'])).code).toBe(0);
     await new Promise((r) => setTimeout(r, 6_000));

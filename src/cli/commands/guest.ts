@@ -53,9 +53,10 @@ export function register(program: Command, action: Action): void {
     .option('--init <system>', 'openrc or systemd', 'openrc')
     .option('--server <host...>', 'NTP server(s) for the fallback (overrides the definition)')
     .option('--pool <host...>', 'NTP pool(s) for the fallback (overrides the definition)')
+    .option('--apply', 'do it in the running guest through its agent (write the files, restart chrony) and show chronyc sources')
     .addHelpText('after', '\nExamples:\n  kvmctl guest time-sync exam_vm --init systemd\n  kvmctl guest time-sync --server 192.168.1.1')
     .action(
-      action(async (ctx, name: string | undefined, opts: { init: string; server?: string[]; pool?: string[] }) => {
+      action(async (ctx, name: string | undefined, opts: { init: string; server?: string[]; pool?: string[]; apply?: boolean }) => {
         if (opts.init !== 'openrc' && opts.init !== 'systemd') throw badInput('BAD_VALUE', `--init must be openrc or systemd, got "${opts.init}"`);
         const m = await import('../../guest/time-sync.js');
         const given = [...(opts.server ?? []).map((host) => ({ kind: 'server' as const, host })), ...(opts.pool ?? []).map((host) => ({ kind: 'pool' as const, host }))];
@@ -76,6 +77,12 @@ export function register(program: Command, action: Action): void {
           tcg = !facts.kvm || !vm.machine.accel.includes('kvm');
         }
         const plan = m.timeSyncPlan({ init: opts.init, sources, sourcesFrom, tcg });
+        if (opts.apply) {
+          if (!name) throw badInput('BAD_VALUE', '--apply needs the VM name', 'kvmctl guest time-sync NAME --init systemd --apply');
+          const r = await (await import('../../vm/time-sync-apply.js')).applyTimeSync(ctx.paths, name, plan);
+          ctx.out(r, () => [`${name}: chrony configured (${r.chronyConf}), time source: ${r.source === 'ptp' ? 'the KVM PTP clock' : 'NTP'}`, ...r.steps.map((s) => `  ${s.exitCode ? `exit ${s.exitCode}${s.optional ? ' (optional)' : ''}` : 'ok'}  ${s.argv.join(' ')}`), r.sources.trimEnd()].join('\n'));
+          return;
+        }
         ctx.out(plan, () => m.formatTimeSync(plan));
       }),
     );

@@ -175,8 +175,7 @@ export async function createBackup(paths: Paths, name: string, o: CreateOptions 
       return { repo, dir: backupDir(repo, name, id), manifest, bytes: disks.reduce((s, d) => s + d.fileSize, 0), ...(reason ? { reason } : {}) };
     } catch (e) {
       if (q) for (const t of targets) await removeTarget(q, t);
-      if (daemon && q) await daemon.close().catch(() => undefined);
-      else if (q) await q.close().catch(() => undefined);
+      if (daemon && q) await daemon.close().catch(() => undefined); // a running VM's connection closes in finally
       fs.rmSync(partial, { recursive: true, force: true });
       throw e;
     } finally {

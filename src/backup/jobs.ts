@@ -65,7 +65,8 @@ export async function runBackupJobs(
 ): Promise<void> {
   const { onProgress } = o;
   const timeoutMs = o.timeoutMs ?? 6 * 3600_000;
-  const pending = new Set(jobs.map((j) => jobId(j.id)));
+  const ours = new Set(jobs.map((j) => jobId(j.id)));
+  const pending = new Set(ours);
   const errors: string[] = [];
   const ended = new Promise<void>((resolve, reject) => {
     const onEvent = (ev: { event: string; data: Record<string, unknown> }) => {
@@ -94,7 +95,7 @@ export async function runBackupJobs(
   let timer: NodeJS.Timeout | undefined;
   const poll = async () => {
     try {
-      const list = ((await q.execute('query-jobs')) as JobInfo[]).filter((j) => pending.has(j.id) || jobs.some((x) => jobId(x.id) === j.id));
+      const list = ((await q.execute('query-jobs')) as JobInfo[]).filter((j) => ours.has(j.id));
       const total = list.reduce((s, j) => s + j['total-progress'], 0);
       const done = list.reduce((s, j) => s + j['current-progress'], 0);
       if (total > 0) onProgress?.(done, total);

@@ -10,6 +10,16 @@ import type { ImportState, Opt } from './import-state.js';
 import { parseBool } from './parse-opts.js';
 
 /** Map one option of this family; false when the option is not one of its. */
+/** Options kvmctl always sets itself: dropped on import, with why. */
+const DROPPED: Record<string, string> = {
+  daemonize: 'kvmctl always runs QEMU detached (its own session, pidfile, logs)',
+  pidfile: "kvmctl keeps the pidfile in the VM's runtime dir",
+  nodefaults: 'kvmctl always passes -nodefaults',
+  'no-user-config': 'kvmctl always passes -no-user-config',
+  sandbox: 'kvmctl sets its own -sandbox from the host facts',
+  msg: 'kvmctl always passes -msg timestamp=on',
+};
+
 export function mapMachineOption(s: ImportState, o: Opt, v: string): boolean {
   const { vm, P, warn, note, extra, mapped, dropped, unresolved, extraArgsPush } = s;
   switch (o.name) {
@@ -137,27 +147,13 @@ export function mapMachineOption(s: ImportState, o: Opt, v: string): boolean {
       mapped(o);
       break;
     }
-    case 'daemonize':
-      dropped(o, 'kvmctl always runs QEMU detached (its own session, pidfile, logs)');
-      break;
-    case 'pidfile':
-      dropped(o, 'kvmctl keeps the pidfile in the VM\'s runtime dir');
-      break;
     case 'nodefaults':
       s.nodefaults = true;
-      dropped(o, 'kvmctl always passes -nodefaults');
-      break;
-    case 'no-user-config':
-      dropped(o, 'kvmctl always passes -no-user-config');
-      break;
-    case 'sandbox':
-      dropped(o, 'kvmctl sets its own -sandbox from the host facts');
-      break;
-    case 'msg':
-      dropped(o, 'kvmctl always passes -msg timestamp=on');
+      dropped(o, DROPPED.nodefaults!);
       break;
     default:
-      return false;
+      if (!Object.hasOwn(DROPPED, o.name)) return false;
+      dropped(o, DROPPED[o.name]!);
   }
   return true;
 }

@@ -77,6 +77,9 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI in Chromium against kvmctl
   let serverLog = '';
   const token = randomBytes(16).toString('hex');
   const pageErrors: string[] = [];
+  /** POST to the server's API with the token, as a client script would (JSON body, or none). */
+  const post = (url: string, body?: unknown) =>
+    fetch(`${base}${url}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
   /** Screenshot, after checking the page fits the 1366 px window (no sideways scrolling). */
   const shot = async (name: string) => {
     expect(await b.page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), `${name}: wider than the window`).toBe(true);
@@ -292,8 +295,7 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI in Chromium against kvmctl
 
   it('shows networks, creates a disk image and runs the host check', async () => {
     const page = b.page;
-    const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
-    const r = await fetch(`${base}/api/networks`, { method: 'POST', headers: auth, body: JSON.stringify({ yaml: 'kind: network\nname: usernet\ntype: user\n' }) });
+    const r = await post('/api/networks', { yaml: 'kind: network\nname: usernet\ntype: user\n' });
     expect(r.status, await r.clone().text()).toBe(200);
 
     await page.getByRole('link', { name: 'Networks', exact: true }).click();
@@ -324,11 +326,10 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI in Chromium against kvmctl
 
   it('shows a Guest agent card for a running VM with agent: true, saying plainly when no agent answers', async () => {
     const { page } = b;
-    const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
     const yaml = 'name: withagent\nmemory: 256M\nagent: true\nkernel: { builtin: test-guest }\nstopTimeout: 5\n';
-    const cr = await fetch(`${base}/api/vms`, { method: 'POST', headers: auth, body: JSON.stringify({ yaml }) });
+    const cr = await post('/api/vms', { yaml });
     expect(cr.status, await cr.clone().text()).toBe(200);
-    const st = await fetch(`${base}/api/vms/withagent/start`, { method: 'POST', headers: auth, body: JSON.stringify({ waitForGuest: true }) });
+    const st = await post('/api/vms/withagent/start', { waitForGuest: true });
     expect(st.status, await st.clone().text()).toBe(200);
     await page.goto(`${base}/?token=${token}#/vms/withagent`);
     await page.getByRole('heading', { name: 'Guest agent' }).waitFor();
@@ -336,19 +337,18 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI in Chromium against kvmctl
     await page.getByTestId('agent-none').waitFor({ timeout: 20_000 });
     expect(await page.getByTestId('agent-none').textContent()).toMatch(/No guest agent answers \(QGA_UNAVAILABLE\)/);
     await shot('agent-card-no-agent');
-    const k = await fetch(`${base}/api/vms/withagent/kill`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    const k = await post('/api/vms/withagent/kill');
     expect(k.status, await k.clone().text()).toBe(200);
     expect(pageErrors).toEqual([]);
   }, 90_000);
   it('backs a VM up from its Backups tab (full, then incremental) and verifies a backup', async () => {
     const { page } = b;
-    const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
     const yaml = 'name: bkui\nmemory: 128M\nkernel: { builtin: test-guest }\ndisks: [{ id: data, file: bkui.qcow2, create: { size: 16M } }]\n';
-    const cr = await fetch(`${base}/api/vms`, { method: 'POST', headers: auth, body: JSON.stringify({ yaml }) });
+    const cr = await post('/api/vms', { yaml });
     expect(cr.status, await cr.clone().text()).toBe(200);
     // Start once so the disk exists, then back the stopped VM up (qemu-storage-daemon).
-    expect((await fetch(`${base}/api/vms/bkui/start`, { method: 'POST', headers: auth, body: '{}' })).status).toBe(200);
-    expect((await fetch(`${base}/api/vms/bkui/kill`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+    expect((await post('/api/vms/bkui/start', {})).status).toBe(200);
+    expect((await post('/api/vms/bkui/kill')).status).toBe(200);
     await page.goto(`${base}/?token=${token}#/vms/bkui/backups`);
     await page.getByTestId('backups-none').waitFor();
     await page.getByRole('button', { name: 'Back up now' }).click();

@@ -32,10 +32,10 @@ const home = fs.mkdtempSync(path.join(os.tmpdir(), 'kb-'));
 process.env.KVMCTL_HOME = home;
 process.env.KVMCTL_GUEST_CACHE ??= path.join(ROOT, '.cache/guest');
 const { resolvePaths } = await import(`${ROOT}/dist/host/paths.js`);
-const { writeDef } = await import(`${ROOT}/dist/spec/store.js`);
+const { writeDef } = await import(`${ROOT}/dist/definition/store.js`);
 const { startVm } = await import(`${ROOT}/dist/vm/start.js`);
 // In-process reads of stored definitions validate on a cache miss: load the validator up front (as serve does).
-await (await import(`${ROOT}/dist/spec/validator.js`)).loadValidator();
+await (await import(`${ROOT}/dist/definition/store.js`)).loadValidator();
 const { killVm } = await import(`${ROOT}/dist/vm/stop.js`);
 const { ensureTestGuest } = await import(`${ROOT}/dist/guest/test-guest.js`);
 const paths = resolvePaths(process.env);

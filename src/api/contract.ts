@@ -95,7 +95,7 @@ export const vmListItemSchema = vmStatusSchema.extend({
 export const vmListSchema = z.array(vmListItemSchema);
 export type VmListItem = z.infer<typeof vmListItemSchema>;
 
-/** A VM definition as stored (defaults filled in, sizes in bytes): src/spec/vm.ts `VmSpec`. */
+/** A VM definition as stored (defaults filled in, sizes in bytes): src/definition/vm.ts `VmSpec`. */
 export const vmSpecJsonSchema = z.record(z.string(), z.unknown());
 
 export const vmDetailSchema = z.object({
@@ -110,7 +110,7 @@ export const vmDetailSchema = z.object({
 
 /**
  * Create/update body: either YAML text (one VM definition) or a definition object (the same
- * fields as the YAML: sizes may be "4G"). Validated with src/spec/vm.ts; 422 lists every issue.
+ * fields as the YAML: sizes may be "4G"). Validated with src/definition/vm.ts; 422 lists every issue.
  */
 export const definitionBodySchema = z.union([
   z.strictObject({ yaml: z.string().min(1) }),

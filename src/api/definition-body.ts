@@ -4,7 +4,7 @@
  */
 import { stringify } from 'yaml';
 import { badInput } from '../errors.js';
-import { parseDefinitions, specError, type Definition } from '../spec/load.js';
+import { parseDefinitions, specError, type Definition } from '../definition/load.js';
 import type { DefinitionBody } from './contract.js';
 
 export function parseBody(body: DefinitionBody, want: 'vm' | 'network' | 'any'): Definition[] {

@@ -7,8 +7,8 @@
  */
 import fs from 'node:fs';
 import type { Paths } from '../host/paths.js';
-import { defPath, listNames, readVm } from '../spec/store.js';
-import type { VmSpec } from '../spec/vm.js';
+import { defPath, listNames, readVm } from '../definition/store.js';
+import type { VmSpec } from '../definition/vm.js';
 import { procStat } from '../vm/proc.js';
 import type { VmStatus } from '../vm/status.js';
 import type { VmListItem } from './contract.js';

@@ -4,8 +4,8 @@
  * network definition schemas come from src/spec (the input side: what a client may send).
  */
 import { z } from 'zod';
-import { networkSchema } from '../spec/network.js';
-import { vmSchema } from '../spec/vm.js';
+import { networkSchema } from '../definition/network.js';
+import { vmSchema } from '../definition/vm.js';
 import { apiErrorSchema, routes, type Route } from './contract.js';
 
 const js = (s: z.ZodType, io: 'input' | 'output') => {

@@ -135,7 +135,7 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
   wsRoutes(app, ctx);
 
   const states = async () => {
-    const { listNames } = await import('../spec/store.js');
+    const { listNames } = await import('../definition/store.js');
     const w = ctx.watcher;
     return listNames(opts.paths, 'vm').map((name) => ({ name, state: w?.state(name) ?? ('running' as const) }));
   };

@@ -1,8 +1,8 @@
 /** VM definitions parsed once and re-read only when their file changes (the server's view of them). */
 import fs from 'node:fs';
 import type { Paths } from '../host/paths.js';
-import { defPath, readVm } from '../spec/store.js';
-import type { VmSpec } from '../spec/vm.js';
+import { defPath, readVm } from '../definition/store.js';
+import type { VmSpec } from '../definition/vm.js';
 
 type Cached = { key: string; spec?: VmSpec; error?: string };
 

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { vmRuntimeFiles, type Paths } from '../host/paths.js';
 import { QmpClient } from '../qmp/client.js';
-import { listNames } from '../spec/store.js';
+import { listNames } from '../definition/store.js';
 import { isVmLocked } from '../vm/lock.js';
 import { observe, type LastExit, type Observed } from '../vm/state.js';
 import { vmStatus } from '../vm/status.js';

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { badInput, KvmError } from '../errors.js';
 import { vmRuntimeFiles, vmStateDir, type Paths } from '../host/paths.js';
 import { QmpClient } from '../qmp/client.js';
-import { defPath, readVm } from '../spec/store.js';
+import { defPath, readVm } from '../definition/store.js';
 import { withVmLock } from '../vm/lock.js';
 import { nvramPath } from '../vm/runtime-paths.js';
 import { readJson, writeJson } from '../vm/state.js';

@@ -8,8 +8,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { vmStateDir, type Paths } from '../host/paths.js';
-import { listNames } from '../spec/store.js';
-import type { VmSpec } from '../spec/vm.js';
+import { listNames } from '../definition/store.js';
+import type { VmSpec } from '../definition/vm.js';
 import { readJson, writeJson } from '../vm/state.js';
 import { nextRun, parseSchedule } from './schedule.js';
 

@@ -4,8 +4,8 @@
  * modules import their heavy dependencies lazily inside their actions).
  */
 import { Command, CommanderError } from 'commander';
-import { deferWrites, discardWrites, flushWrites } from '../spec/definition-cache.js';
-import { prepareDefinitions } from '../spec/store.js';
+import { deferWrites, discardWrites, flushWrites } from '../definition/definition-cache.js';
+import { prepareDefinitions } from '../definition/store.js';
 import { makeCtx, renderError, type Ctx } from './context.js';
 import { commands } from './commands/index.js';
 import type { Action } from './action.js';

@@ -7,8 +7,8 @@
 import { KvmError } from '../errors.js';
 import { vmRuntimeFiles, type Paths } from '../host/paths.js';
 import { QmpClient } from '../qmp/client.js';
-import { effectiveFirmware, effectiveTpm } from '../spec/vm-effective.js';
-import type { VmSpec } from '../spec/vm.js';
+import { effectiveFirmware, effectiveTpm } from '../definition/vm-effective.js';
+import type { VmSpec } from '../definition/vm.js';
 import type { Migration } from './etcd.js';
 import { localDisks } from './placement.js';
 

@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { KvmError } from '../errors.js';
-import type { VmSpec } from '../spec/vm.js';
+import type { VmSpec } from '../definition/vm.js';
 import type { HostInfo } from './etcd.js';
 
 export type Placed = { vm: string; host: string; memory: number; antiAffinity?: string };

@@ -81,7 +81,7 @@ export async function runDemo(o: { examples: string; out: (s: string) => void; k
     for (const a of applyDefinitions(paths, [yaml])) say(`  ${a.kind}/${a.name} ${a.action}`);
 
     const { bridgeUp } = await import('../net/bridge.js');
-    const { readNetwork } = await import('../spec/store.js');
+    const { readNetwork } = await import('../definition/store.js');
     for (const n of ['br0', 'br_local0']) {
       const up = await bridgeUp(readNetwork(paths, n) as Parameters<typeof bridgeUp>[0], { paths, netns: ns });
       say(`  net up ${n}: ${up.action}`);

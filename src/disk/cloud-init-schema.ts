@@ -1,6 +1,6 @@
 /**
  * The zod schemas of a cloud-init NoCloud seed (user-data as a structured cloud-config, meta-data,
- * network-config). Kept apart from the ISO builder so that the VM schema (src/spec/vm.ts) can use
+ * network-config). Kept apart from the ISO builder so that the VM schema (src/definition/vm.ts) can use
  * them without loading the builder.
  */
 import { z } from 'zod';

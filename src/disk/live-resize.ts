@@ -57,7 +57,7 @@ export function liveResolver(paths: Paths): LiveResolver {
 
 /** Every image kvmctl knows: its images dir and each VM's disks with their snapshot overlays. */
 export async function knownImages(paths: Paths): Promise<string[]> {
-  const [{ activeDisks }, { listNames, readVm }] = await Promise.all([import('../vm/storage.js'), import('../spec/store.js')]);
+  const [{ activeDisks }, { listNames, readVm }] = await Promise.all([import('../vm/storage.js'), import('../definition/store.js')]);
   const out = [paths.images];
   for (const n of listNames(paths, 'vm')) {
     try {

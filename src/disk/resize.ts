@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { KvmError, badInput } from '../errors.js';
-import { formatSize } from '../spec/units.js';
+import { formatSize } from '../definition/units.js';
 import * as qi from './qemu-img.js';
 import { assertNotInUse, fmtBytes, qemuLocksOn, sameFile, type InUseResolver } from './safety.js';
 

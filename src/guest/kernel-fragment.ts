@@ -6,7 +6,7 @@
  * Pure: the VM definition (or nothing = everything the seed lists) in, options out.
  */
 import { parseKernelConfig } from '../host/kernel-config.js';
-import type { VmSpec } from '../spec/vm.js';
+import type { VmSpec } from '../definition/vm.js';
 
 export type GuestOption = {
   name: string;

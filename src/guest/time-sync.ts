@@ -9,8 +9,8 @@
  * Pure: returns the texts; `kvmctl guest time-sync` prints them.
  */
 import { GROUPS, type GuestOption } from './kernel-fragment.js';
-import { NTP_HOST_RE, type VmSpec } from '../spec/vm.js';
-import type { NetworkSpec } from '../spec/network.js';
+import { NTP_HOST_RE, type VmSpec } from '../definition/vm.js';
+import type { NetworkSpec } from '../definition/network.js';
 
 export type InitSystem = 'openrc' | 'systemd';
 

@@ -132,8 +132,8 @@ WantedBy=multi-user.target
 /** The interfaces the autostart VMs depend on; `netifrc` = /etc/init.d/net.IF exists under the prefix. */
 export async function serviceInterfaces(paths: Paths): Promise<string[]> {
   const { autostartPlan, readAllVms } = await import('../vm/autostart.js');
-  const { readNetwork } = await import('../spec/store.js');
-  const { bridgeIfname } = await import('../spec/network-views.js');
+  const { readNetwork } = await import('../definition/store.js');
+  const { bridgeIfname } = await import('../definition/network-views.js');
   const { vms } = readAllVms(paths);
   const auto = vms.filter((v) => v.autostart.enabled);
   const out = new Set<string>();

@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseCpuList } from '../spec/cpu-list.js';
+import { parseCpuList } from '../definition/cpu-list.js';
 
 export type HugepagePool = { sizeKb: number; total: number; free: number; reserved: number };
 export type TuningFacts = {

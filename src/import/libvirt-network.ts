@@ -6,8 +6,8 @@
  * The format: https://libvirt.org/formatnetwork.html
  */
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import { validateNetwork } from '../spec/load.js';
-import type { NetworkSpec } from '../spec/network.js';
+import { validateNetwork } from '../definition/load.js';
+import type { NetworkSpec } from '../definition/network.js';
 import { importError, Notes, safeName, type Fidelity } from './model.js';
 
 type X = Record<string, unknown>;

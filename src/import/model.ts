@@ -7,8 +7,8 @@
  */
 import { KvmError } from '../errors.js';
 import type { ImportNote, ImportResult } from '../qemu/import.js';
-import { validateNetwork, validateVm } from '../spec/load.js';
-import { NAME_RE } from '../spec/names.js';
+import { validateNetwork, validateVm } from '../definition/load.js';
+import { NAME_RE } from '../definition/names.js';
 
 export type Fidelity = { kept: string[]; translated: string[]; lost: string[] };
 export type Imported = ImportResult & { fidelity: Fidelity; format: 'libvirt' | 'proxmox' };

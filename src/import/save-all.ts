@@ -9,7 +9,7 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import type { Paths } from '../host/paths.js';
 import { saveImport } from '../qemu/import.js';
-import { defPath, writeDef } from '../spec/store.js';
+import { defPath, writeDef } from '../definition/store.js';
 import { vmPathIssues } from '../vm/path-check.js';
 import { importLibvirt } from './libvirt.js';
 import { importLibvirtNetwork, isNetworkXml } from './libvirt-network.js';

@@ -1,6 +1,6 @@
 /** The result every importer returns (src/qemu/import.ts for command lines, src/import/* for the rest). */
-import type { NetworkSpec } from '../spec/network.js';
-import type { VmSpec } from '../spec/vm.js';
+import type { NetworkSpec } from '../definition/network.js';
+import type { VmSpec } from '../definition/vm.js';
 
 export type ImportNote = { level: 'warning' | 'note'; message: string; line?: number };
 

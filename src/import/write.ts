@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Document, visit } from 'yaml';
 import { badInput } from '../errors.js';
 import type { Paths } from '../host/paths.js';
-import { defPath, writeDef } from '../spec/store.js';
+import { defPath, writeDef } from '../definition/store.js';
 import type { ImportNote, ImportResult } from './types.js';
 
 export function header(r: ImportResult, source: string, what: string): string {

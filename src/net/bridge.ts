@@ -12,8 +12,8 @@
 import { KvmError } from '../errors.js';
 import { recordedNetns } from '../host/netns-target.js';
 import type { Paths } from '../host/paths.js';
-import type { BridgeLikeSpec } from '../spec/network.js';
-import { bridgeIfname, uplinksOf } from '../spec/network-views.js';
+import type { BridgeLikeSpec } from '../definition/network.js';
+import { bridgeIfname, uplinksOf } from '../definition/network-views.js';
 import { parsePrefix, overlaps } from './cidr.js';
 import { defaultRouteDevs, deleteLink, ip, listAddrs, listLinks, ownerAlias, parseOwner, type IpOpts, type Link } from './ip.js';
 import { readNetState, removeNetState, writeNetState, type NetState } from './state.js';

@@ -1,12 +1,12 @@
 /**
  * The network service: up / down / status for any network type, used by `kvmctl net` and by
- * the VM lifecycle (through attach.ts). Definitions are read with src/spec/store.ts.
+ * the VM lifecycle (through attach.ts). Definitions are read with src/definition/store.ts.
  */
 import { KvmError } from '../errors.js';
 import { recordedNetns } from '../host/netns-target.js';
 import type { Paths } from '../host/paths.js';
-import type { NetworkSpec } from '../spec/network.js';
-import { natBridgeView } from '../spec/network-views.js';
+import type { NetworkSpec } from '../definition/network.js';
+import { natBridgeView } from '../definition/network-views.js';
 import { bridgeDown, bridgeStatus, bridgeUp, type DownResult, type NetCtx, type NetStatus, type UpResult } from './bridge.js';
 import { vmIsRunning } from './gc.js';
 import { getLink, ip, listLinks, parseOwner, type IpOpts } from './ip.js';

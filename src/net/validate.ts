@@ -4,8 +4,8 @@
  * checks (default route, uplink already in a bridge, foreign interfaces) are in bridge.ts.
  */
 import type { ErrorIssue } from '../errors.js';
-import { type NetworkSpec } from '../spec/network.js';
-import { bridgeIfname, natBridgeView, uplinksOf } from '../spec/network-views.js';
+import { type NetworkSpec } from '../definition/network.js';
+import { bridgeIfname, natBridgeView, uplinksOf } from '../definition/network-views.js';
 import { cidrOverlap } from './cidr.js';
 
 export function networkSetIssues(nets: NetworkSpec[]): ErrorIssue[] {

@@ -4,8 +4,8 @@
  * virtio-blk/virtio-net queue counts, vfio-pci and usb-host passthrough.
  */
 import { KvmError } from '../errors.js';
-import type { DiskSpec, NicSpec, VmSpec } from '../spec/vm.js';
-import { formatCpuList, HUGEPAGE_BYTES } from '../spec/cpu-list.js';
+import type { DiskSpec, NicSpec, VmSpec } from '../definition/vm.js';
+import { formatCpuList, HUGEPAGE_BYTES } from '../definition/cpu-list.js';
 import { qemuOpts } from './escape.js';
 
 const MiB = 1024 * 1024;

@@ -6,12 +6,12 @@
 import path from 'node:path';
 import { KvmError } from '../errors.js';
 import type { HostFacts } from '../host/facts.js';
-import type { DiskSpec, NicSpec, VmSpec } from '../spec/vm.js';
-import { formatSize } from '../spec/units.js';
+import type { DiskSpec, NicSpec, VmSpec } from '../definition/vm.js';
+import { formatSize } from '../definition/units.js';
 import type { NicAttachment } from './attachments.js';
 import { qemuEscape, qemuOpts } from './escape.js';
 import { deriveMac } from '../net/mac.js';
-import { effectiveAgent, effectiveFirmware, effectiveTpm } from '../spec/vm-effective.js';
+import { effectiveAgent, effectiveFirmware, effectiveTpm } from '../definition/vm-effective.js';
 import { pickFirmware } from './firmware.js';
 import { agentArgs, firmwareArgs, tpmArgs, uefiBootIndexes } from './platform.js';
 import { blkDeviceOpts, diskNeedsDevice, iothreadArgs, memoryArgs, nicQueueOpts, passthroughArgs } from './argv-tuning.js';

@@ -6,8 +6,8 @@
  */
 import { KvmError } from '../errors.js';
 import type { FirmwareImage, HostFacts } from '../host/facts.js';
-import type { VmSpec } from '../spec/vm.js';
-import { effectiveFirmware } from '../spec/vm-effective.js';
+import type { VmSpec } from '../definition/vm.js';
+import { effectiveFirmware } from '../definition/vm-effective.js';
 
 export type FirmwareChoice = {
   type: 'uefi' | 'uefi-secure';

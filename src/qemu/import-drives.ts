@@ -3,8 +3,8 @@
  * -device virtio-blk/scsi-hd/ide-hd/nvme/ide-cd/scsi-cd with their if=none drive, the
  * virtio-scsi-pci controller, and 9p shares (-fsdev with -device virtio-9p-*, or -virtfs).
  */
-import { NAME_RE } from '../spec/names.js';
-import { CACHE_MODES, DISK_FORMATS, SECURITY_MODELS } from '../spec/vm.js';
+import { NAME_RE } from '../definition/names.js';
+import { CACHE_MODES, DISK_FORMATS, SECURITY_MODELS } from '../definition/vm.js';
 import { DEVICE_PLACEMENT, type Disk, type ImportState, type Opt } from './import-state.js';
 import { parseBool, type QemuOpts } from './parse-opts.js';
 

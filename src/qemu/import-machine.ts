@@ -5,7 +5,7 @@
  * entries that point at nothing.
  */
 import { baseMachine } from '../import/generated-line.js';
-import { parseSize, formatSize } from '../spec/units.js';
+import { parseSize, formatSize } from '../definition/units.js';
 import type { ImportState, Opt } from './import-state.js';
 import { parseBool } from './parse-opts.js';
 

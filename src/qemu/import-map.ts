@@ -9,9 +9,9 @@
 import path from 'node:path';
 import { KvmError, badInput } from '../errors.js';
 import type { ImportResult } from '../import/types.js';
-import { validateNetwork, validateVm } from '../spec/load.js';
-import { NAME_RE } from '../spec/names.js';
-import type { VmSpec } from '../spec/vm.js';
+import { validateNetwork, validateVm } from '../definition/load.js';
+import { NAME_RE } from '../definition/names.js';
+import type { VmSpec } from '../definition/vm.js';
 import { consoleDefaults, mapConsoleOption } from './import-console.js';
 import { mapDiskDevice, mapDriveOption, mapScsiControllers, mapShareDevice } from './import-drives.js';
 import { bootFixups, machineDefaults, mapKernelParts, mapMachineOption } from './import-machine.js';

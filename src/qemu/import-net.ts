@@ -3,7 +3,7 @@
  * pairs, user/tap/bridge backends, macvtaps passed by fd (`fd=N` with `N<>/dev/tapN`, which
  * emit a macvtap network), MAC addresses, and QEMU's default NIC where kvmctl's differs.
  */
-import { IFNAME_RE, MAC_RE, NAME_RE } from '../spec/names.js';
+import { IFNAME_RE, MAC_RE, NAME_RE } from '../definition/names.js';
 import { DEVICE_PLACEMENT, type ImportState, type Nic, type Opt } from './import-state.js';
 import { parseBool, type QemuOpts } from './parse-opts.js';
 import { expandKnown } from './shell-words.js';

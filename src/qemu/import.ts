@@ -1,7 +1,7 @@
 /**
  * Launch script → VM definition (`kvmctl import cmdline`). The script is tokenized without
  * running anything (shell-words.ts); the QEMU command in it is mapped option by option onto the
- * definition's input form (src/spec/vm.ts). What cannot be mapped is kept in `extraArgs`
+ * definition's input form (src/definition/vm.ts). What cannot be mapped is kept in `extraArgs`
  * verbatim and reported as a warning: nothing is dropped silently. Where QEMU's own default
  * differs from kvmctl's (machine pc, accel tcg, cpu qemu64, 128M, one user-mode NIC, a window),
  * the import keeps QEMU's meaning and says so in a note. This file finds the QEMU command in

@@ -7,7 +7,7 @@
  * devices' `bootindex`), so under UEFI every bootable device gets a bootindex in the order the
  * definition asks for; an install boot (`boot.once`) puts its class first for that start only.
  */
-import type { VmSpec } from '../spec/vm.js';
+import type { VmSpec } from '../definition/vm.js';
 import { qemuEscape, qemuOpts } from './escape.js';
 import type { FirmwareChoice } from './firmware.js';
 

@@ -9,9 +9,9 @@
  */
 import { isKvmError } from '../errors.js';
 import type { Paths } from '../host/paths.js';
-import type { NetworkSpec } from '../spec/network.js';
-import { listNames, readNetwork, readVm } from '../spec/store.js';
-import type { VmSpec } from '../spec/vm.js';
+import type { NetworkSpec } from '../definition/network.js';
+import { listNames, readNetwork, readVm } from '../definition/store.js';
+import type { VmSpec } from '../definition/vm.js';
 
 export type ErrInfo = { code: string; message: string; hint?: string };
 

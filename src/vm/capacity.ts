@@ -9,9 +9,9 @@ import os from 'node:os';
 import { badInput, type ErrorIssue } from '../errors.js';
 import { readHostConfig } from '../host/host-config.js';
 import type { Paths } from '../host/paths.js';
-import { formatSize } from '../spec/units.js';
-import type { VmSpec } from '../spec/vm.js';
-import { listNames, readVm } from '../spec/store.js';
+import { formatSize } from '../definition/units.js';
+import type { VmSpec } from '../definition/vm.js';
+import { listNames, readVm } from '../definition/store.js';
 import { observe } from './state.js';
 
 export type HostCapacity = { cpus: number; ramBytes: number; swapBytes: number; overcommit: { cpu: number; memory: number } };

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { badInput, KvmError } from '../errors.js';
 import { vmRuntimeFiles, type Paths } from '../host/paths.js';
-import { readVm } from '../spec/store.js';
+import { readVm } from '../definition/store.js';
 import { vmStatus } from './status.js';
 
 const DETACH = 0x1d; // Ctrl-]

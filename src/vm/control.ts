@@ -1,7 +1,7 @@
 /** Control of a running VM over QMP: pause, resume, reset, monitor commands, raw QMP. */
 import { badInput } from '../errors.js';
 import { vmRuntimeFiles, type Paths } from '../host/paths.js';
-import { readVm } from '../spec/store.js';
+import { readVm } from '../definition/store.js';
 import { qmpOnce } from './qmp-once.js';
 import { vmStatus } from './status.js';
 
@@ -23,7 +23,7 @@ export async function pauseVm(paths: Paths, name: string): Promise<void> {
  */
 export async function resumeVm(paths: Paths, name: string): Promise<{ clockSynced: boolean; note?: string }> {
   await qmpOnce(await requireRunning(paths, name), 'cont');
-  const { effectiveAgent } = await import('../spec/vm-effective.js');
+  const { effectiveAgent } = await import('../definition/vm-effective.js');
   if (!effectiveAgent(readVm(paths, name))) return { clockSynced: false };
   try {
     await (await import('./guest-agent.js')).agentSyncTime(paths, name);

@@ -8,11 +8,11 @@ import type { Paths } from '../host/paths.js';
 import { storageRoots } from '../host/storage-roots.js';
 import { capacityIssues, hostCapacity } from './capacity.js';
 import { vmPathIssues } from './path-check.js';
-import { crossDefinitionIssues } from '../spec/cross.js';
-import { loadFiles, specError, type Definition } from '../spec/load.js';
-import type { NetworkSpec } from '../spec/network.js';
-import { defPath, listNames, readAllNetworks, readVm, removeDef, writeDef } from '../spec/store.js';
-import type { VmSpec } from '../spec/vm.js';
+import { crossDefinitionIssues } from '../definition/cross.js';
+import { loadFiles, specError, type Definition } from '../definition/load.js';
+import type { NetworkSpec } from '../definition/network.js';
+import { defPath, listNames, readAllNetworks, readVm, removeDef, writeDef } from '../definition/store.js';
+import type { VmSpec } from '../definition/vm.js';
 import { stringify } from 'yaml';
 
 export type ApplyResult = { kind: 'vm' | 'network'; name: string; action: 'created' | 'configured' | 'unchanged'; file: string };

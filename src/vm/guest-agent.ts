@@ -9,8 +9,8 @@ import { badInput } from '../errors.js';
 import { type Paths } from '../host/paths.js';
 import { QgaClient } from '../qga/client.js';
 import * as C from '../qga/commands.js';
-import { effectiveAgent } from '../spec/vm-effective.js';
-import { readVm } from '../spec/store.js';
+import { effectiveAgent } from '../definition/vm-effective.js';
+import { readVm } from '../definition/store.js';
 import { runtimePaths } from './runtime-paths.js';
 import { vmStatus } from './status.js';
 

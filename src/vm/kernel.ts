@@ -1,7 +1,7 @@
 /** Direct kernel boot: a kernel path from the definition, or the builtin test guest (built on demand). */
 import type { Paths } from '../host/paths.js';
-import type { VmSpec } from '../spec/vm.js';
-import { effectiveFirmware, effectiveTpm } from '../spec/vm-effective.js';
+import type { VmSpec } from '../definition/vm.js';
+import { effectiveFirmware, effectiveTpm } from '../definition/vm-effective.js';
 
 export type ResolvedKernel = { path: string; initrd?: string; append?: string; notBuilt?: boolean };
 

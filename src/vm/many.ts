@@ -9,7 +9,7 @@
  */
 import { badInput, isKvmError, type ErrorIssue } from '../errors.js';
 import type { Paths } from '../host/paths.js';
-import { readVm } from '../spec/store.js';
+import { readVm } from '../definition/store.js';
 import { errInfo, type ErrInfo } from './autostart.js';
 import type { StartOptions, StartResult } from './start.js';
 import type { StopResult } from './stop.js';

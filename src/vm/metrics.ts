@@ -11,8 +11,8 @@ import os from 'node:os';
 import { KSM_ROOT, readKsm } from '../host/ksm.js';
 import type { Paths } from '../host/paths.js';
 import { vmLinkName } from '../net/tap.js';
-import { readVm } from '../spec/store.js';
-import type { VmSpec } from '../spec/vm.js';
+import { readVm } from '../definition/store.js';
+import type { VmSpec } from '../definition/vm.js';
 import { procStat } from './proc.js';
 import { observe, type VmState } from './state.js';
 

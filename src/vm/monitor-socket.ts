@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { badInput } from '../errors.js';
 import { vmRunDir, type Paths } from '../host/paths.js';
-import { readVm } from '../spec/store.js';
+import { readVm } from '../definition/store.js';
 
 export async function monitorSocketFor(paths: Paths, name: string): Promise<string> {
   const vm = readVm(paths, name);

@@ -9,7 +9,7 @@ import { KvmError } from '../errors.js';
 import type { Paths } from '../host/paths.js';
 import type { FirmwareChoice } from '../qemu/firmware.js';
 import { OVMF_HINT } from '../qemu/firmware.js';
-import type { VmSpec } from '../spec/vm.js';
+import type { VmSpec } from '../definition/vm.js';
 import { nvramPath } from './runtime-paths.js';
 
 export type NvramMeta = { template: string; code: string; type: string; createdAt: string };

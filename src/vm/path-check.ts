@@ -11,7 +11,7 @@ import path from 'node:path';
 import { badInput, type ErrorIssue } from '../errors.js';
 import type { Paths } from '../host/paths.js';
 import { isSystemPath, realish, rootOf, rootRefusal, storageRoots, within, type StorageRoots } from '../host/storage-roots.js';
-import type { VmSpec } from '../spec/vm.js';
+import type { VmSpec } from '../definition/vm.js';
 
 export type PathUse = 'image' | 'kernel' | 'share' | 'socket' | 'rng' | 'extra' | 'firmware' | 'nvram';
 /** Where distributions install firmware images: read-only for QEMU, so allowed besides the storage roots. */

@@ -9,8 +9,8 @@
 import fs from 'node:fs';
 import { KvmError } from '../errors.js';
 import { run } from '../host/exec.js';
-import { formatCpuList } from '../spec/cpu-list.js';
-import type { VmSpec } from '../spec/vm.js';
+import { formatCpuList } from '../definition/cpu-list.js';
+import type { VmSpec } from '../definition/vm.js';
 import { qmpOnce } from './qmp-once.js';
 
 export type PinEntry = { tid: number; cpus: string; what: string };

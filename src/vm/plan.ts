@@ -3,9 +3,9 @@ import fs from 'node:fs';
 import type { HostFacts } from '../host/facts.js';
 import type { Paths } from '../host/paths.js';
 import { buildArgv, type BuiltArgv } from '../qemu/argv.js';
-import type { NetworkSpec } from '../spec/network.js';
-import { readAllNetworks, readVm } from '../spec/store.js';
-import type { VmSpec } from '../spec/vm.js';
+import type { NetworkSpec } from '../definition/network.js';
+import { readAllNetworks, readVm } from '../definition/store.js';
+import type { VmSpec } from '../definition/vm.js';
 import { resolveKernel } from './kernel.js';
 import { nvramPath, runtimePaths } from './runtime-paths.js';
 
@@ -13,7 +13,7 @@ export async function planCommandLine(paths: Paths, target: string, facts: HostF
   let vm: VmSpec;
   const nets: Map<string, NetworkSpec> = readAllNetworks(paths);
   if (/\.ya?ml$/.test(target) || (target.includes('/') && fs.existsSync(target))) {
-    const { loadFiles } = await import('../spec/load.js'); // a file is validated here; stored definitions come from the cache
+    const { loadFiles } = await import('../definition/load.js'); // a file is validated here; stored definitions come from the cache
     const defs = loadFiles([target]);
     for (const d of defs) if (d.kind === 'network') nets.set(d.spec.name, d.spec);
     const vms = defs.filter((d) => d.kind === 'vm');

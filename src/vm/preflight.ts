@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { badInput, type ErrorIssue } from '../errors.js';
 import type { RuntimePaths } from '../qemu/argv.js';
-import type { VmSpec } from '../spec/vm.js';
+import type { VmSpec } from '../definition/vm.js';
 
 /** sun_path is 108 bytes including the terminating NUL. */
 export const MAX_SOCKET_PATH = 107;

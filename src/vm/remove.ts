@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { badInput } from '../errors.js';
 import { vmRunDir, vmStateDir, type Paths } from '../host/paths.js';
-import { removeDef } from '../spec/store.js';
+import { removeDef } from '../definition/store.js';
 import { vmStatus } from './status.js';
 
 export type RemoveResult = { removed: string; stateDir: string; state: 'kept' | 'purged' | 'none' };

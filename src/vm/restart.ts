@@ -5,7 +5,7 @@
  * its namespace must not rebuild its networks in the host's namespace.
  */
 import { vmRuntimeFiles, type Paths } from '../host/paths.js';
-import { readVm } from '../spec/store.js';
+import { readVm } from '../definition/store.js';
 import { startVm, type StartResult } from './start.js';
 import { readJson, type RunState } from './state.js';
 import { vmStatus } from './status.js';

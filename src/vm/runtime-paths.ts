@@ -1,6 +1,6 @@
 import { vmRuntimeFiles, vmStateDir, type Paths } from '../host/paths.js';
 import type { RuntimePaths } from '../qemu/argv.js';
-import type { VmSpec } from '../spec/vm.js';
+import type { VmSpec } from '../definition/vm.js';
 
 export function runtimePaths(paths: Paths, name: string): RuntimePaths {
   const f = vmRuntimeFiles(paths, name);

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import { vmRuntimeFiles, type Paths } from '../host/paths.js';
-import { listNames } from '../spec/store.js';
+import { listNames } from '../definition/store.js';
 import { isVmLocked } from './lock.js';
 import { procStat } from './proc.js';
 import { qmpOnce } from './qmp-once.js';

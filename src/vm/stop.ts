@@ -5,7 +5,7 @@
  */
 import { badInput } from '../errors.js';
 import { vmRuntimeFiles, type Paths } from '../host/paths.js';
-import { readVm } from '../spec/store.js';
+import { readVm } from '../definition/store.js';
 import { withVmLock } from './lock.js';
 import { isAlive } from './proc.js';
 import { qmpOnce } from './qmp-once.js';
@@ -27,7 +27,7 @@ const AGENT_GRACE_MS = 20_000;
  * already shows as stopping here, so the service layer's running check would refuse.
  */
 async function stopByAgent(vm: ReturnType<typeof readVm>, dir: string, pid: number, starttime: number | undefined, until: number): Promise<{ gone: boolean; why?: string }> {
-  const { effectiveAgent } = await import('../spec/vm-effective.js');
+  const { effectiveAgent } = await import('../definition/vm-effective.js');
   if (!effectiveAgent(vm)) return { gone: false, why: 'guest agent: agent is off in the definition' };
   const { QgaClient } = await import('../qga/client.js');
   const { shutdown } = await import('../qga/commands.js');

@@ -10,8 +10,8 @@
  * A stop through kvmctl (API or CLI: last exit acpi/quit/sigkill) never triggers a restart.
  */
 import type { Paths } from '../host/paths.js';
-import { readVm } from '../spec/store.js';
-import type { VmSpec } from '../spec/vm.js';
+import { readVm } from '../definition/store.js';
+import type { VmSpec } from '../definition/vm.js';
 import type { LastExit, VmState } from './state.js';
 
 export type RestartPolicy = 'no' | 'on-failure' | 'always';

@@ -12,7 +12,7 @@ import { badInput, KvmError } from '../errors.js';
 import { run, spawnDetached } from '../host/exec.js';
 import { vmStateDir, type Paths } from '../host/paths.js';
 import type { RuntimePaths } from '../qemu/argv.js';
-import type { TpmSpec } from '../spec/vm-effective.js';
+import type { TpmSpec } from '../definition/vm-effective.js';
 import { MAX_SOCKET_PATH } from './preflight.js';
 import { waitGone } from './proc.js';
 

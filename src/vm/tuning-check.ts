@@ -5,8 +5,8 @@
  */
 import { badInput, type ErrorIssue } from '../errors.js';
 import type { TuningFacts } from '../host/tuning-facts.js';
-import { formatCpuList, HUGEPAGE_BYTES } from '../spec/cpu-list.js';
-import type { VmSpec } from '../spec/vm.js';
+import { formatCpuList, HUGEPAGE_BYTES } from '../definition/cpu-list.js';
+import type { VmSpec } from '../definition/vm.js';
 
 /** Drivers that may hold a group member other than the passed-through device itself: vfio-pci, and PCIe ports/bridges (vfio allows them). */
 const GROUP_OK = new Set(['vfio-pci', 'pcieport', 'pci-stub']);

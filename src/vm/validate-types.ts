@@ -1,3 +1,3 @@
 import type { ErrorIssue } from '../errors.js';
-export { specError } from '../spec/load.js';
+export { specError } from '../definition/load.js';
 export type ErrorIssueList = ErrorIssue[];

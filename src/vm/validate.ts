@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { specError, type ErrorIssueList } from './validate-types.js';
 import type { Paths } from '../host/paths.js';
 import { checkDefinitions } from './definitions.js';
-import { defPath, listNames } from '../spec/store.js';
+import { defPath, listNames } from '../definition/store.js';
 
 export function validateTargets(paths: Paths, targets: string[]): { kind: string; name: string; source?: string }[] {
   const files: string[] = [];

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { badInput, KvmError } from '../errors.js';
 import { spawnDetached } from '../host/exec.js';
 import type { RuntimePaths } from '../qemu/argv.js';
-import type { VmSpec } from '../spec/vm.js';
+import type { VmSpec } from '../definition/vm.js';
 import { MAX_SOCKET_PATH } from './preflight.js';
 import { waitGone } from './proc.js';
 

@@ -232,7 +232,7 @@ describe('scheduled backups (backup.schedule, run by kvmctl serve)', () => {
     await run(['qemu-img', 'create', '-f', 'qcow2', path.join(h.images, 'sched.qcow2'), '16M']);
     await h.apply('name: sched\nmemory: 128M\nkernel: { builtin: test-guest }\ndisks: [{ id: data, file: sched.qcow2 }]\nbackup: { schedule: "every 1h", keep: { last: 2 } }\n');
     const { BackupScheduler } = await import('../../src/backup/scheduler.js');
-    const { readVm } = await import('../../src/spec/store.js');
+    const { readVm } = await import('../../src/definition/store.js');
     const s = new BackupScheduler(paths, (n) => readVm(paths, n));
     const t0 = new Date();
     const task = s.tasks(t0).find((t) => t.vm === 'sched')!;

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkGuestConfig, optionsFor, seedNeeds, vmNeeds } from '../../src/guest/kernel-fragment.js';
 import { run } from '../../src/host/exec.js';
 import { parseKernelConfig } from '../../src/host/kernel-config.js';
-import { validateVm } from '../../src/spec/load.js';
+import { validateVm } from '../../src/definition/load.js';
 import { makeHome, type Home } from '../helpers/kvmctl.js';
 
 const CACHE = process.env.KVMCTL_KCFG_CACHE ?? '/tmp/kvmctl-kcfg';

@@ -8,8 +8,8 @@ import { gcLinks } from '../../src/net/gc.js';
 import { getLink, listLinks } from '../../src/net/ip.js';
 import { makedev, tapDevOf } from '../../src/net/macvtap.js';
 import { vmLinkName } from '../../src/net/tap.js';
-import { networkSchema, type NetworkSpec } from '../../src/spec/network.js';
-import { vmSchema } from '../../src/spec/vm.js';
+import { networkSchema, type NetworkSpec } from '../../src/definition/network.js';
+import { vmSchema } from '../../src/definition/vm.js';
 import { canUseNetns, createNetns, tempHome, type Netns } from '../helpers/netns.js';
 
 const can = canUseNetns();

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { resolvePaths, type Paths } from '../../src/host/paths.js';
 import { netDown, netStatus, netUp } from '../../src/net/networks.js';
 import { getLink, listAddrs } from '../../src/net/ip.js';
-import { networkSchema, type NetworkInput } from '../../src/spec/network.js';
+import { networkSchema, type NetworkInput } from '../../src/definition/network.js';
 import { canUseNetns, createNetns, tempHome, type Netns } from '../helpers/netns.js';
 
 const can = canUseNetns();

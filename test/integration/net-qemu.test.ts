@@ -11,8 +11,8 @@ import { prepareNics, type PreparedNics } from '../../src/net/attach.js';
 import { listLinks } from '../../src/net/ip.js';
 import { netUp } from '../../src/net/networks.js';
 import type { NicAttachment } from '../../src/qemu/attachments.js';
-import { networkSchema, type NetworkSpec } from '../../src/spec/network.js';
-import { vmSchema, type VmInput } from '../../src/spec/vm.js';
+import { networkSchema, type NetworkSpec } from '../../src/definition/network.js';
+import { vmSchema, type VmInput } from '../../src/definition/vm.js';
 import { bootGuest, canBootGuest, guestFiles, type GuestVm } from '../helpers/guest-vm.js';
 import { canUseNetns, createNetns, tempHome, type Netns } from '../helpers/netns.js';
 

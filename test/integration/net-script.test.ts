@@ -12,9 +12,9 @@ import { listAddrs, listLinks, readNsFile } from '../../src/net/ip.js';
 import { tapDevOf } from '../../src/net/macvtap.js';
 import { netUp } from '../../src/net/networks.js';
 import { vmLinkName } from '../../src/net/tap.js';
-import { parseDefinitions } from '../../src/spec/load.js';
-import { networkSchema, type NetworkSpec } from '../../src/spec/network.js';
-import { vmSchema } from '../../src/spec/vm.js';
+import { parseDefinitions } from '../../src/definition/load.js';
+import { networkSchema, type NetworkSpec } from '../../src/definition/network.js';
+import { vmSchema } from '../../src/definition/vm.js';
 import { canUseNetns, createNetns, tempHome, type Netns } from '../helpers/netns.js';
 
 const can = canUseNetns();

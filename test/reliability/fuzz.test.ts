@@ -1,6 +1,6 @@
 /**
  * Property-based tests (fast-check, seeded: KVT_SEED) over the two parsers that take untrusted
- * text: the definition schema (src/spec/load.ts parseDefinitions) and the launch-line importer
+ * text: the definition schema (src/definition/load.ts parseDefinitions) and the launch-line importer
  * (src/qemu/import.ts importCommandLine). Properties: never a crash (nothing thrown but a
  * KvmError), never an unexplained error (every issue has a path and a message that says more than
  * zod's bare "Invalid input"), and a definition that validates also builds an argv.
@@ -14,8 +14,8 @@ import { KvmError, type ErrorIssue } from '../../src/errors.js';
 import { TCG_HOST_FACTS } from '../../src/host/facts.js';
 import { buildArgv } from '../../src/qemu/argv.js';
 import { importCommandLine } from '../../src/qemu/import.js';
-import { parseDefinitions } from '../../src/spec/load.js';
-import type { VmSpec } from '../../src/spec/vm.js';
+import { parseDefinitions } from '../../src/definition/load.js';
+import type { VmSpec } from '../../src/definition/vm.js';
 import { ROOT } from '../helpers/kvmctl.js';
 import { SEED, writeReport } from './lib.js';
 

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { buildArgv, microvmBlockers, type ArgvContext } from '../../src/qemu/argv.js';
 import { KVM_HOST_FACTS, TCG_HOST_FACTS } from '../../src/host/facts.js';
 import type { NicAttachment } from '../../src/qemu/attachments.js';
-import { vmSchema, type VmInput } from '../../src/spec/vm.js';
+import { vmSchema, type VmInput } from '../../src/definition/vm.js';
 
 const rt = '/run/kvmctl/vms/f';
 const ctx = (attachments: NicAttachment[] = [], kernel = true): ArgvContext => ({

@@ -7,8 +7,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildArgv, type ArgvContext } from '../../src/qemu/argv.js';
 import { KVM_HOST_FACTS, TCG_HOST_FACTS } from '../../src/host/facts.js';
-import { parseDefinitions } from '../../src/spec/load.js';
-import type { VmSpec } from '../../src/spec/vm.js';
+import { parseDefinitions } from '../../src/definition/load.js';
+import type { VmSpec } from '../../src/definition/vm.js';
 
 const root = path.resolve(__dirname, '../..');
 const golden = (name: string) => path.join(root, 'test/fixtures/golden', name);

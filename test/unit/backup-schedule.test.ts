@@ -1,7 +1,7 @@
 /** backup.schedule: the accepted forms, the errors, and when each is next due (host local time). */
 import { describe, expect, it } from 'vitest';
 import { nextRun, parseSchedule, type Schedule } from '../../src/backup/schedule.js';
-import { validateVm } from '../../src/spec/load.js';
+import { validateVm } from '../../src/definition/load.js';
 
 const local = (y: number, mo: number, d: number, h = 0, mi = 0) => new Date(y, mo - 1, d, h, mi);
 const next = (text: string, after: Date) => nextRun(parseSchedule(text) as Schedule, after);

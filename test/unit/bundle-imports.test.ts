@@ -3,7 +3,7 @@
  * back there as `{ default }`, so its named exports are undefined at run time (it happened:
  * `net show` and `show` crashed with "stringify is not a function" only in the bundle). Lazy
  * imports of npm packages are allowed only for ESM-only packages; CommonJS ones go through a
- * small local module with a static import (src/spec/yaml-out.ts).
+ * small local module with a static import (src/definition/yaml-out.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';

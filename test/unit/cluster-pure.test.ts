@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { localDisks, place, type Placed } from '../../src/cluster/placement.js';
 import type { HostInfo } from '../../src/cluster/etcd.js';
-import { validateVm } from '../../src/spec/load.js';
+import { validateVm } from '../../src/definition/load.js';
 
 const G = 2 ** 30;
 const host = (name: string, memTotal = 4 * G, extra: Partial<HostInfo> = {}): HostInfo => ({ name, memTotal, cpus: 2, networks: [], storage: [], agentPid: 1, leaseId: '1', at: '', ...extra });

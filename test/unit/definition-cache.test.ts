@@ -1,5 +1,5 @@
 /**
- * The cache of validated definitions (src/spec/definition-cache.ts): a hit needs no validator
+ * The cache of validated definitions (src/definition/definition-cache.ts): a hit needs no validator
  * (no zod, no YAML parser), any edit revalidates, corrupt entries are misses, invalid definitions
  * are never cached and fail exactly as before, a new build invalidates everything, removed
  * definitions leave nothing behind. Then the same through the built CLI, including that `list`,
@@ -12,10 +12,10 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { KvmError } from '../../src/errors.js';
 import { resolvePaths, type Paths } from '../../src/host/paths.js';
-import * as cache from '../../src/spec/definition-cache.js';
-import { parseDefinitions } from '../../src/spec/load.js';
-import { listNames, prepareDefinitions, readNetwork, readVm, removeDef, writeDef } from '../../src/spec/store.js';
-import { currentValidator, registerValidator } from '../../src/spec/validator.js';
+import * as cache from '../../src/definition/definition-cache.js';
+import { parseDefinitions } from '../../src/definition/load.js';
+import { listNames, prepareDefinitions, readNetwork, readVm, removeDef, writeDef } from '../../src/definition/store.js';
+import { currentValidator, registerValidator } from '../../src/definition/validator.js';
 import { BIN, ROOT } from '../helpers/kvmctl.js';
 
 const VM = 'name: web\nmemory: 512M\ncpu: { count: 2 }\nnics: [{ network: lan, mac: "52:54:00:12:34:56" }]\n';
@@ -38,7 +38,7 @@ beforeEach(() => {
 afterEach(async () => {
   cache.discardWrites();
   cache.setBuildIdentityForTests(undefined);
-  await import('../../src/spec/store.js').then((v) => v.loadValidator());
+  await import('../../src/definition/store.js').then((v) => v.loadValidator());
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -105,7 +105,7 @@ describe('definition cache', () => {
       return issues;
     })();
     for (let i = 0; i < 2; i++) {
-      const { specError } = await import('../../src/spec/load.js');
+      const { specError } = await import('../../src/definition/load.js');
       let got: unknown;
       try {
         readVm(paths, 'web');
@@ -150,7 +150,7 @@ describe('definition cache', () => {
     expect(id).toMatch(/^[0-9a-f]{64}$/);
     cache.setBuildIdentityForTests(undefined);
     expect(cache.buildIdentity()).toBe(id); // stable while nothing changed
-    const schema = path.join(ROOT, 'src/spec/vm.ts');
+    const schema = path.join(ROOT, 'src/definition/vm.ts');
     const st = fs.statSync(schema);
     try {
       fs.utimesSync(schema, st.atime, new Date(st.mtimeMs + 2000)); // "edited"

@@ -13,9 +13,9 @@ import { firmwareItems } from '../../src/host/check-firmware.js';
 import { buildArgv, type ArgvContext } from '../../src/qemu/argv.js';
 import { pickFirmware } from '../../src/qemu/firmware.js';
 import { uefiBootIndexes } from '../../src/qemu/platform.js';
-import { parseDefinitions } from '../../src/spec/load.js';
-import { vmSchema, type VmInput } from '../../src/spec/vm.js';
-import { effectiveAgent, effectiveFirmware, effectiveTpm } from '../../src/spec/vm-effective.js';
+import { parseDefinitions } from '../../src/definition/load.js';
+import { vmSchema, type VmInput } from '../../src/definition/vm.js';
+import { effectiveAgent, effectiveFirmware, effectiveTpm } from '../../src/definition/vm-effective.js';
 
 const FIX = path.join(import.meta.dirname, '../fixtures/firmware');
 const rt = (d: string) => ({ dir: d, qmp: `${d}/qmp.sock`, serial: `${d}/serial.sock`, serialLog: `${d}/serial.log`, pidfile: `${d}/qemu.pid`, vnc: `${d}/vnc.sock` });

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { checkGuestConfig, formatConfigCheck, formatFragment, optionsFor, seedNeeds, vmNeeds } from '../../src/guest/kernel-fragment.js';
 import { CONF_DIR, formatTimeSync, GATE_PATH, GATE_SCRIPT, sourcesForVm, timeSyncPlan, validNtpHost } from '../../src/guest/time-sync.js';
 import { parseKernelConfig } from '../../src/host/kernel-config.js';
-import { validateVm } from '../../src/spec/load.js';
+import { validateVm } from '../../src/definition/load.js';
 
 const DEBIAN = fs.readFileSync(path.join(import.meta.dirname, '../fixtures/host/debian-6.1.0-56-amd64.config'), 'utf8');
 

@@ -2,7 +2,7 @@
  * #14 item 4: an importer never writes a definition kvmctl itself rejects. Every importer's output
  * for every file of the import corpora (test/fixtures/net, test/fixtures/import) and for seeded
  * generated variants goes back through the validator (parseDefinitions), which must accept it.
- * The bridge rules importers and validator share live in src/spec/network-rules.ts.
+ * The bridge rules importers and validator share live in src/definition/network-rules.ts.
  */
 import fs from 'node:fs';
 import fc from 'fast-check';
@@ -10,9 +10,9 @@ import { describe, expect, it } from 'vitest';
 import { KvmError } from '../../src/errors.js';
 import { importNetifrc, importToYaml } from '../../src/net/import/netifrc.js';
 import { importCommandLine, importYaml } from '../../src/qemu/import.js';
-import { parseDefinitions } from '../../src/spec/load.js';
-import { networkSchema } from '../../src/spec/network.js';
-import { bridgeCrossIssues, settleSysfsTimers } from '../../src/spec/network-rules.js';
+import { parseDefinitions } from '../../src/definition/load.js';
+import { networkSchema } from '../../src/definition/network.js';
+import { bridgeCrossIssues, settleSysfsTimers } from '../../src/definition/network-rules.js';
 
 const SEED = Number(process.env.KVT_SEED ?? 0x5eed);
 const dir = (d: string) => new URL(`../fixtures/${d}/`, import.meta.url);

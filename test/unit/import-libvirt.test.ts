@@ -16,8 +16,8 @@ import { describe, expect, it } from 'vitest';
 import { importLibvirt } from '../../src/import/libvirt.js';
 import { importLibvirtNetwork, isNetworkXml } from '../../src/import/libvirt-network.js';
 import { importCommandLine, importYaml } from '../../src/qemu/import.js';
-import { validateVm } from '../../src/spec/load.js';
-import type { VmSpec } from '../../src/spec/vm.js';
+import { validateVm } from '../../src/definition/load.js';
+import type { VmSpec } from '../../src/definition/vm.js';
 
 const FIX = path.resolve(import.meta.dirname, '../fixtures');
 const xmls = ['libvirt-corpus', 'virt-install-corpus'].flatMap((d) => fs.readdirSync(path.join(FIX, d)).filter((f) => f.endsWith('.xml')).map((f) => path.join(d, f)));

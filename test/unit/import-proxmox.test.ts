@@ -11,7 +11,7 @@ import { DEBIAN_OVMF, KVM_HOST_FACTS } from '../../src/host/facts.js';
 import { importLibvirt } from '../../src/import/libvirt.js';
 import { importProxmox, parseStorageCfg } from '../../src/import/proxmox.js';
 import { buildArgv, type ArgvContext } from '../../src/qemu/argv.js';
-import type { VmSpec } from '../../src/spec/vm.js';
+import type { VmSpec } from '../../src/definition/vm.js';
 
 const FIX = path.resolve(import.meta.dirname, '../fixtures/proxmox');
 const storage = parseStorageCfg(fs.readFileSync(path.join(FIX, 'storage.cfg'), 'utf8'));

@@ -13,8 +13,8 @@ import { buildArgv, diskFormat, type ArgvContext } from '../../src/qemu/argv.js'
 import type { NicAttachment } from '../../src/qemu/attachments.js';
 import { importArgv, importCommandLine, importYaml, saveImport, type ImportResult } from '../../src/qemu/import.js';
 import { parseOpts } from '../../src/qemu/parse-opts.js';
-import { parseDefinitions } from '../../src/spec/load.js';
-import type { VmSpec } from '../../src/spec/vm.js';
+import { parseDefinitions } from '../../src/definition/load.js';
+import type { VmSpec } from '../../src/definition/vm.js';
 import { makeHome, ROOT } from '../helpers/kvmctl.js';
 
 const fixture = (name: string) => path.join(ROOT, 'test/fixtures/import', name);

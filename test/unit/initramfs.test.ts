@@ -198,11 +198,11 @@ describe('bzImage payload', () => {
 describe('examples/tiny.yaml', () => {
   it('is a valid definition that boots the built-in test guest with no NICs or disks', async () => {
     const fs = await import('node:fs');
-    const { parseDefinitions } = await import('../../src/spec/load.js');
+    const { parseDefinitions } = await import('../../src/definition/load.js');
     const [doc, ...rest] = parseDefinitions(fs.readFileSync(new URL('../../examples/tiny.yaml', import.meta.url), 'utf8'), 'tiny.yaml');
     expect(rest).toEqual([]);
     expect(doc!.issues).toEqual([]);
-    const spec = doc!.spec as import('../../src/spec/vm.js').VmSpec;
+    const spec = doc!.spec as import('../../src/definition/vm.js').VmSpec;
     expect(spec).toMatchObject({ name: 'tiny', kernel: { builtin: 'test-guest' }, memory: 256 * 1024 * 1024, cpu: { count: 1 }, machine: { type: 'q35' }, nics: [], disks: [] });
   });
 });

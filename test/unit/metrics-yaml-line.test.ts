@@ -4,7 +4,7 @@
  * also after a leading comment or `---`), fed from the server's own parser.
  */
 import { describe, expect, it } from 'vitest';
-import { parseDefinitions } from '../../src/spec/load.js';
+import { parseDefinitions } from '../../src/definition/load.js';
 import { toPrometheus, type Metrics, type VmMetrics } from '../../src/vm/metrics.js';
 import { lineRange, syntaxLine } from '../../web/src/components/YamlEditor.js';
 

@@ -11,11 +11,11 @@ import { dnsmasqConfig, parseLeases, staticLeases } from '../../src/net/nat/dnsm
 import { planFirewall, pickZone } from '../../src/net/nat/firewall.js';
 import { applyText, dockerUserRules, natTable, removeText, type NftObject } from '../../src/net/nat/nft.js';
 import { deriveMac } from '../../src/net/mac.js';
-import { crossDefinitionIssues } from '../../src/spec/cross.js';
-import { parseDefinitions } from '../../src/spec/load.js';
-import { networkSchema, type NatSpec, type NetworkSpec } from '../../src/spec/network.js';
-import { natDhcpRange } from '../../src/spec/network-views.js';
-import { vmSchema } from '../../src/spec/vm.js';
+import { crossDefinitionIssues } from '../../src/definition/cross.js';
+import { parseDefinitions } from '../../src/definition/load.js';
+import { networkSchema, type NatSpec, type NetworkSpec } from '../../src/definition/network.js';
+import { natDhcpRange } from '../../src/definition/network-views.js';
+import { vmSchema } from '../../src/definition/vm.js';
 
 const nat = (x: object = {}) => networkSchema.parse({ kind: 'network', name: 'natnet', type: 'nat', address: '10.77.0.1/24', ...x }) as NatSpec;
 const issues = (x: object) => {

@@ -5,9 +5,9 @@ import { exportIfupdown, parseIfupdown } from '../../src/net/export/ifupdown.js'
 import { exportNetworkd, parseIni } from '../../src/net/export/networkd.js';
 import { exportScript, parseScript, scriptCommands } from '../../src/net/export/script.js';
 import { vmLinkName } from '../../src/net/tap.js';
-import { parseDefinitions } from '../../src/spec/load.js';
-import { networkSchema, type NetworkSpec } from '../../src/spec/network.js';
-import { vmSchema } from '../../src/spec/vm.js';
+import { parseDefinitions } from '../../src/definition/load.js';
+import { networkSchema, type NetworkSpec } from '../../src/definition/network.js';
+import { vmSchema } from '../../src/definition/vm.js';
 
 const examNets = parseDefinitions(fs.readFileSync(new URL('../fixtures/net/exam_vm-networks.yaml', import.meta.url), 'utf8')).map((d) => d.spec as NetworkSpec);
 

@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { exportNetifrc, netifrcBlock, shellVar } from '../../src/net/export/netifrc.js';
 import { importNetifrc, importToYaml, parseNetifrc } from '../../src/net/import/netifrc.js';
-import { parseDefinitions } from '../../src/spec/load.js';
-import { networkSchema, type NetworkSpec } from '../../src/spec/network.js';
+import { parseDefinitions } from '../../src/definition/load.js';
+import { networkSchema, type NetworkSpec } from '../../src/definition/network.js';
 
 const fixture = (f: string) => fs.readFileSync(new URL(`../fixtures/net/${f}`, import.meta.url), 'utf8');
 const seedText = fixture('seed-conf.d-net');

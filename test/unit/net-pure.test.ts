@@ -8,9 +8,9 @@ import { ownerAlias, parseOwner } from '../../src/net/ip.js';
 import { makedev } from '../../src/net/macvtap.js';
 import { vmLinkName } from '../../src/net/tap.js';
 import { networkSetIssues } from '../../src/net/validate.js';
-import { parseDefinitions } from '../../src/spec/load.js';
-import { networkSchema, type NetworkSpec } from '../../src/spec/network.js';
-import { vmSchema } from '../../src/spec/vm.js';
+import { parseDefinitions } from '../../src/definition/load.js';
+import { networkSchema, type NetworkSpec } from '../../src/definition/network.js';
+import { vmSchema } from '../../src/definition/vm.js';
 
 const N = (x: object) => networkSchema.parse({ kind: 'network', ...x });
 const issuesOf = (x: object) => parseDefinitions(JSON.stringify({ kind: 'network', ...x }), 'n.yaml')[0]!.issues;

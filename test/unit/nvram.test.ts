@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { resolvePaths } from '../../src/host/paths.js';
 import { storageRoots } from '../../src/host/storage-roots.js';
 import type { FirmwareChoice } from '../../src/qemu/firmware.js';
-import { validateVm } from '../../src/spec/load.js';
+import { validateVm } from '../../src/definition/load.js';
 import { ensureNvram, readNvramMeta } from '../../src/vm/nvram.js';
 import { vmPathIssues } from '../../src/vm/path-check.js';
 

@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readHostConfig } from '../../src/host/host-config.js';
 import { resolvePaths } from '../../src/host/paths.js';
 import { addStorage, realish, removeStorage, storageRoots } from '../../src/host/storage-roots.js';
-import { validateVm } from '../../src/spec/load.js';
+import { validateVm } from '../../src/definition/load.js';
 import { extraArgPaths, vmPathIssues } from '../../src/vm/path-check.js';
 
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'kpc-'));

@@ -12,8 +12,8 @@ import { isKvmError } from '../../src/errors.js';
 import { run } from '../../src/host/exec.js';
 import { resolvePaths, type Paths } from '../../src/host/paths.js';
 import { installService, kvmctlScript, MARKER, openrcScript, systemdUnit, uninstallService, type ServiceConfig } from '../../src/host/service.js';
-import { writeDef } from '../../src/spec/store.js';
-import { vmSchema, type VmInput } from '../../src/spec/vm.js';
+import { writeDef } from '../../src/definition/store.js';
+import { vmSchema, type VmInput } from '../../src/definition/vm.js';
 import { autostartPlan, pool } from '../../src/vm/autostart.js';
 
 const vm = (name: string, extra: Partial<VmInput> = {}) => vmSchema.parse({ name, kernel: { builtin: 'test-guest' }, ...extra });

@@ -1,6 +1,6 @@
 /** A table of bad VM definitions: each must be refused with the exact path and a message naming the problem. */
 import { describe, expect, it } from 'vitest';
-import { parseDefinitions } from '../../src/spec/load.js';
+import { parseDefinitions } from '../../src/definition/load.js';
 
 const ok = { name: 'vm1' };
 type Case = [label: string, doc: Record<string, unknown> | string, path: string, message: RegExp];

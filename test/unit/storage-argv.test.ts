@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { KvmError } from '../../src/errors.js';
 import { TCG_HOST_FACTS } from '../../src/host/facts.js';
 import { buildArgv, type ArgvContext } from '../../src/qemu/argv.js';
-import { vmSchema, type VmInput } from '../../src/spec/vm.js';
+import { vmSchema, type VmInput } from '../../src/definition/vm.js';
 import { withInstallMedium } from '../../src/vm/storage.js';
 
 const rt = (d: string) => ({ dir: d, qmp: `${d}/qmp.sock`, serial: `${d}/serial.sock`, serialLog: `${d}/serial.log`, pidfile: `${d}/qemu.pid`, vnc: `${d}/vnc.sock` });

@@ -7,10 +7,10 @@ import { KvmError } from '../../src/errors.js';
 import { TCG_HOST_FACTS } from '../../src/host/facts.js';
 import { resolvePaths } from '../../src/host/paths.js';
 import { buildArgv } from '../../src/qemu/argv.js';
-import { parseDefinitions } from '../../src/spec/load.js';
-import { closest } from '../../src/spec/names.js';
-import { readVm } from '../../src/spec/store.js';
-import type { VmSpec } from '../../src/spec/vm.js';
+import { parseDefinitions } from '../../src/definition/load.js';
+import { closest } from '../../src/definition/names.js';
+import { readVm } from '../../src/definition/store.js';
+import type { VmSpec } from '../../src/definition/vm.js';
 import { withInstallMedium } from '../../src/vm/storage.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kvmctl-suggest-'));

@@ -9,9 +9,9 @@ import { describe, expect, it } from 'vitest';
 import { buildArgv, type ArgvContext } from '../../src/qemu/argv.js';
 import { KVM_HOST_FACTS } from '../../src/host/facts.js';
 import { readTuningFacts } from '../../src/host/tuning-facts.js';
-import { parseDefinitions } from '../../src/spec/load.js';
-import { formatCpuList, parseCpuList } from '../../src/spec/tuning.js';
-import type { VmSpec } from '../../src/spec/vm.js';
+import { parseDefinitions } from '../../src/definition/load.js';
+import { formatCpuList, parseCpuList } from '../../src/definition/tuning.js';
+import type { VmSpec } from '../../src/definition/vm.js';
 import { pinPlan } from '../../src/vm/pin.js';
 import { assertTuningFits, tuningHostIssues } from '../../src/vm/tuning-check.js';
 

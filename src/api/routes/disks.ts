@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { badInput } from '../../errors.js';
 import type { Paths } from '../../host/paths.js';
 import { storageRoots } from '../../host/storage-roots.js';
-import { parseSize } from '../../spec/units.js';
+import { parseSize } from '../../definition/units.js';
 import { pathProblem } from '../../vm/path-check.js';
 import { routes as R } from '../contract.js';
 import { bind } from '../route.js';

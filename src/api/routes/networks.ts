@@ -1,7 +1,7 @@
 /** Network routes: list, get, create, up, down, delete — through src/net/service.ts. */
 import type { FastifyInstance } from 'fastify';
 import { KvmError } from '../../errors.js';
-import { exists } from '../../spec/store.js';
+import { exists } from '../../definition/store.js';
 import { routes as R } from '../contract.js';
 import { parseBody } from '../definition-body.js';
 import { bind } from '../route.js';

@@ -2,8 +2,8 @@
 import fs from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { badInput, KvmError } from '../../errors.js';
-import { defPath, exists, readVm } from '../../spec/store.js';
-import type { VmSpec } from '../../spec/vm.js';
+import { defPath, exists, readVm } from '../../definition/store.js';
+import type { VmSpec } from '../../definition/vm.js';
 import { routes as R } from '../contract.js';
 import { bind } from '../route.js';
 import { listForApi } from '../list.js';

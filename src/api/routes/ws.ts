@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { vmRuntimeFiles } from '../../host/paths.js';
-import { readVm } from '../../spec/store.js';
+import { readVm } from '../../definition/store.js';
 import { observe } from '../../vm/state.js';
 import { eventsQuerySchema, nameParam, routes as R, type ServerMessage } from '../contract.js';
 import type { ServerCtx } from '../context.js';

@@ -82,7 +82,7 @@ export function register(program: Command, action: Action): void {
     .description('the scheduled backups (backup.schedule in definitions, run by kvmctl serve): next run and last result')
     .action(
       action(async (ctx) => {
-        const [{ BackupScheduler }, { readVm }] = await Promise.all([import('../../backup/scheduler.js'), import('../../spec/store.js')]);
+        const [{ BackupScheduler }, { readVm }] = await Promise.all([import('../../backup/scheduler.js'), import('../../definition/store.js')]);
         const tasks = new BackupScheduler(ctx.paths, (n) => {
           try {
             return readVm(ctx.paths, n);

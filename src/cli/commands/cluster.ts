@@ -156,7 +156,7 @@ export function register(program: Command, action: Action): void {
     .requiredOption('-f, --file <path>', 'YAML file or directory', collect)
     .action(
       action(async (ctx, o: { file: string[] }) => {
-        const { loadFiles } = await import('../../spec/load.js');
+        const { loadFiles } = await import('../../definition/load.js');
         const defs = loadFiles(o.file);
         const texts = defs.map((d) => ({ kind: d.kind, name: d.spec.name, text: d.text ?? '' }));
         const { s } = await session(ctx);
@@ -213,7 +213,7 @@ export function register(program: Command, action: Action): void {
         const netns = ctx.netns();
         const { parseUrls } = await import('../../cluster/etcd.js');
         const { readLocalCluster } = await import('../../cluster/local.js');
-        const { parseSize } = await import('../../spec/units.js');
+        const { parseSize } = await import('../../definition/units.js');
         const { badInput } = await import('../../errors.js');
         const os = await import('node:os');
         const local = readLocalCluster(ctx.paths);

@@ -65,8 +65,8 @@ export function register(program: Command, action: Action): void {
     .action(
       action(async (ctx) => {
         const { listVms } = await import('../../vm/status.js');
-        const { readVm } = await import('../../spec/store.js');
-        const { formatSize } = await import('../../spec/units.js');
+        const { readVm } = await import('../../definition/store.js');
+        const { formatSize } = await import('../../definition/units.js');
         const rows = (await listVms(ctx.paths)).map((s) => {
           let spec: { cpu: { count: number }; memory: number } | undefined;
           try {
@@ -92,9 +92,9 @@ export function register(program: Command, action: Action): void {
     .argument('<name>')
     .action(
       action(async (ctx, name: string) => {
-        const { readVm } = await import('../../spec/store.js');
+        const { readVm } = await import('../../definition/store.js');
         const { vmStatus } = await import('../../vm/status.js');
-        const { stringify } = await import('../../spec/yaml-out.js');
+        const { stringify } = await import('../../definition/yaml-out.js');
         const spec = readVm(ctx.paths, name);
         const status = await vmStatus(ctx.paths, name);
         const mounts = spec.shares.map((s) =>
@@ -105,7 +105,7 @@ export function register(program: Command, action: Action): void {
         // A running VM's addresses: DHCP leases on nat networks, and what its guest agent reports (if one answers in 2 s).
         const up = status.state === 'running' || status.state === 'paused';
         const leases = up && spec.nics.some((n) => n.network) ? (await import('../../net/nat/addresses.js')).vmAddresses(ctx.paths, name).filter((r) => r.ip) : [];
-        const { effectiveAgent } = await import('../../spec/vm-effective.js');
+        const { effectiveAgent } = await import('../../definition/vm-effective.js');
         const agent = up && effectiveAgent(spec) ? await (await import('../../vm/guest-agent.js')).agentAddressesOrWhy(ctx.paths, name) : undefined;
         const addresses = up ? { leases, ...(agent ? { agent: agent.addresses ?? [], ...(agent.why ? { agentUnavailable: agent.why } : {}) } : {}) } : undefined;
         ctx.out({ spec, status, guestMounts: mounts, ...(addresses ? { addresses } : {}) }, () =>

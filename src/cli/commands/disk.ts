@@ -14,7 +14,7 @@ function oneOf(what: string, v: string, allowed: string[]): string {
 }
 
 async function sizeArg(v: string, what: string): Promise<number> {
-  const { parseSize } = await import('../../spec/units.js');
+  const { parseSize } = await import('../../definition/units.js');
   const n = parseSize(v);
   if (n === undefined) throw badInput('DISK_BAD_SIZE', `${what} "${v}" is not a size`, 'use a number with K, M, G or T, e.g. 20G');
   return n;

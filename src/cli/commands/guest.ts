@@ -24,12 +24,12 @@ export function register(program: Command, action: Action): void {
         if (name) {
           let vm;
           if (/\.ya?ml$/.test(name) || name.includes('/')) {
-            const { loadFiles } = await import('../../spec/load.js');
+            const { loadFiles } = await import('../../definition/load.js');
             const vms = loadFiles([name]).filter((d) => d.kind === 'vm');
             if (vms.length !== 1) throw badInput('NOT_ONE_VM', `${name}: holds ${vms.length} VM definitions, need exactly one`);
-            vm = vms[0]!.spec as import('../../spec/vm.js').VmSpec;
+            vm = vms[0]!.spec as import('../../definition/vm.js').VmSpec;
           } else {
-            const { readVm } = await import('../../spec/store.js');
+            const { readVm } = await import('../../definition/store.js');
             vm = readVm(ctx.paths, name);
           }
           needs = m.vmNeeds(vm);
@@ -66,7 +66,7 @@ export function register(program: Command, action: Action): void {
         let sourcesFrom = given.length ? 'given on the command line' : undefined;
         let tcg: boolean | undefined;
         if (name) {
-          const store = await import('../../spec/store.js');
+          const store = await import('../../definition/store.js');
           const vm = store.readVm(ctx.paths, name);
           if (!sources) {
             const r = m.sourcesForVm(vm, (n) => (store.listNames(ctx.paths, 'network').includes(n) ? store.readNetwork(ctx.paths, n) : undefined));

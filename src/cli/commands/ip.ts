@@ -20,8 +20,8 @@ export function register(program: Command, action: Action): void {
         const rows = opts.wait ? await waitForAddresses(ctx.paths, name, { timeoutMs: t * 1000, isRunning: () => vmIsRunning(ctx.paths, name) }) : vmAddresses(ctx.paths, name);
         if (!rows.length) {
           // Not on a nat network: the guest agent knows its addresses, when there is one.
-          const { readVm } = await import('../../spec/store.js');
-          const { effectiveAgent } = await import('../../spec/vm-effective.js');
+          const { readVm } = await import('../../definition/store.js');
+          const { effectiveAgent } = await import('../../definition/vm-effective.js');
           if (effectiveAgent(readVm(ctx.paths, name)) && vmIsRunning(ctx.paths, name)) {
             const ifs = await (await import('../../vm/guest-agent.js')).agentAddresses(ctx.paths, name);
             const v4 = ifs.flatMap((i) => i.addresses.filter((a) => !a.includes(':')).map((a) => ({ nic: i.name, mac: i.mac, ip: a.split('/')[0]!, source: 'agent' })));

@@ -120,7 +120,7 @@ export function register(program: Command, action: Action): void {
     .argument('<name>')
     .action(
       action(async (ctx, name: string) => {
-        const { readVm } = await import('../../spec/store.js');
+        const { readVm } = await import('../../definition/store.js');
         const { vmStatus } = await import('../../vm/status.js');
         readVm(ctx.paths, name);
         const s = await vmStatus(ctx.paths, name);

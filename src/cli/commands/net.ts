@@ -45,7 +45,7 @@ export function register(program: Command, action: Action): void {
     .action(
       action(async (ctx, name: string) => {
         const r = await (await svc()).showNetwork({ paths: ctx.paths, netns: ctx.netns() }, name);
-        const { stringify } = await import('../../spec/yaml-out.js');
+        const { stringify } = await import('../../definition/yaml-out.js');
         const problems = (r.status as { problems?: string[] }).problems ?? [];
         ctx.out(r, () => `${stringify(r.spec).trimEnd()}\n# state: ${r.status.state}${r.status.ports.length ? `, ports: ${r.status.ports.join(' ')}` : ''}${r.status.users.length ? `, VMs: ${r.status.users.join(' ')}` : ''}${problems.map((p) => `\n# ${p}`).join('')}`);
       }),

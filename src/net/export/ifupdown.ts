@@ -2,8 +2,8 @@
  * Debian ifupdown (`/etc/network/interfaces`) stanzas for bridge and host-only networks, using
  * bridge-utils' bridge_* options (timers in seconds there) and `ip tuntap` for static taps.
  */
-import { type NetworkSpec } from '../../spec/network.js';
-import { bridgeIfname, uplinksOf } from '../../spec/network-views.js';
+import { type NetworkSpec } from '../../definition/network.js';
+import { bridgeIfname, uplinksOf } from '../../definition/network-views.js';
 
 export function exportIfupdown(nets: NetworkSpec[]): string {
   const out: string[] = ['# /etc/network/interfaces stanzas, written by kvmctl net export --format ifupdown', '# (needs bridge-utils for the bridge_* options)'];

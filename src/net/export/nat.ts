@@ -6,9 +6,9 @@
  * the sysctl for forwarding. Static leases come from the VM definitions. Docker's DOCKER-USER
  * rules and firewalld zones depend on what runs at boot, so they are listed as comments only.
  */
-import { type NatSpec } from '../../spec/network.js';
-import { bridgeIfname } from '../../spec/network-views.js';
-import type { VmSpec } from '../../spec/vm.js';
+import { type NatSpec } from '../../definition/network.js';
+import { bridgeIfname } from '../../definition/network-views.js';
+import type { VmSpec } from '../../definition/vm.js';
 import { dnsmasqConfig, staticLeases } from '../nat/dnsmasq.js';
 import { resolveForwards } from '../nat/nat.js';
 import { natTable, ruleTag } from '../nat/nft.js';

@@ -7,8 +7,8 @@
  * VM at start), so those and user networks appear as comments only. The `net.*` init-script
  * symlinks and `rc-update` commands to run are listed at the end, as comments.
  */
-import { type NetworkSpec } from '../../spec/network.js';
-import { bridgeIfname, uplinksOf } from '../../spec/network-views.js';
+import { type NetworkSpec } from '../../definition/network.js';
+import { bridgeIfname, uplinksOf } from '../../definition/network-views.js';
 
 /** netifrc's shell_var(): the variable suffix for an interface name. */
 export function shellVar(ifname: string): string {

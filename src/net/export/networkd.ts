@@ -3,8 +3,8 @@
  * seconds), BR.network (host addresses, none for a plain bridge), one .network per uplink and
  * static tap (Bridge=BR, no addresses), and a .netdev per static tap (Kind=tap).
  */
-import { type NetworkSpec } from '../../spec/network.js';
-import { bridgeIfname, uplinksOf } from '../../spec/network-views.js';
+import { type NetworkSpec } from '../../definition/network.js';
+import { bridgeIfname, uplinksOf } from '../../definition/network-views.js';
 
 export type ExportFile = { path: string; content: string };
 

@@ -7,9 +7,9 @@
  * substitution is `$(cat FILE)` inside a word (the seed's /dev/tap$(cat /sys/class/net/X/ifindex)).
  */
 import { formatArgv } from '../../host/exec.js';
-import { type NetworkSpec } from '../../spec/network.js';
-import { bridgeIfname, uplinksOf } from '../../spec/network-views.js';
-import type { VmSpec } from '../../spec/vm.js';
+import { type NetworkSpec } from '../../definition/network.js';
+import { bridgeIfname, uplinksOf } from '../../definition/network-views.js';
+import type { VmSpec } from '../../definition/vm.js';
 import { deriveMac } from '../attach.js';
 import { bridgeAddArgs } from '../bridge.js';
 import { ownerAlias } from '../ip.js';

@@ -6,9 +6,9 @@
  * (host interface addresses and routes, dhcp, unknown variables), never silently dropped.
  */
 import { stringify } from 'yaml';
-import type { NetworkInput } from '../../spec/network.js';
-import { IFNAME_RE, NAME_RE } from '../../spec/names.js';
-import { bridgePortIssues, isCidr, mtuIssue, settleSysfsTimers } from '../../spec/network-rules.js';
+import type { NetworkInput } from '../../definition/network.js';
+import { IFNAME_RE, NAME_RE } from '../../definition/names.js';
+import { bridgePortIssues, isCidr, mtuIssue, settleSysfsTimers } from '../../definition/network-rules.js';
 
 export type NetifrcVars = { vars: Map<string, string>; functions: Map<string, string[]>; order: string[]; /** 1-based line of each variable's (last) assignment */ lines: Map<string, number> };
 
@@ -140,7 +140,7 @@ export function importNetifrc(text: string): NetifrcImport {
       if (c && isCidr(c)) addresses.push(c);
       else warnings.push(`config_${br}: "${entry}" cannot be mapped (kvmctl sets static host addresses only; dhcp is for the host's own config)`);
     }
-    // The kernel's rules (src/spec/network-rules.ts, shared with the validator): a port that is the
+    // The kernel's rules (src/definition/network-rules.ts, shared with the validator): a port that is the
     // bridge itself or comes twice is enslaved once (or never), so it is left out here too.
     for (const i of bridgePortIssues(br, [...uplinks], [...taps]).reverse()) {
       (i.path === 'uplinks' ? uplinks : taps).splice(i.index, 1);

@@ -4,7 +4,7 @@
  * its answer belongs here too.
  */
 import type { Paths } from '../../host/paths.js';
-import { readAllNetworks, readVm } from '../../spec/store.js';
+import { readAllNetworks, readVm } from '../../definition/store.js';
 import { deriveMac } from '../mac.js';
 import { readLeases } from './dnsmasq.js';
 import { natFiles } from './files.js';

@@ -9,9 +9,9 @@
 import fs from 'node:fs';
 import { KvmError } from '../../errors.js';
 import { spawnDetached } from '../../host/exec.js';
-import type { NatSpec } from '../../spec/network.js';
-import { natDhcpRange } from '../../spec/network-views.js';
-import type { VmSpec } from '../../spec/vm.js';
+import type { NatSpec } from '../../definition/network.js';
+import { natDhcpRange } from '../../definition/network-views.js';
+import type { VmSpec } from '../../definition/vm.js';
 import { deriveMac } from '../mac.js';
 import { subnetOf } from './ipv4.js';
 

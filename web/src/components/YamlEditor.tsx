@@ -43,7 +43,7 @@ export function locate(text: string, path: string): [number, number] | null {
 const lineOf = (text: string, offset: number) => text.slice(0, offset).split('\n').length;
 
 /**
- * A YAML syntax error comes as path "SOURCE:LINE" (src/spec/load.ts), LINE 1-based in the text
+ * A YAML syntax error comes as path "SOURCE:LINE" (src/definition/load.ts), LINE 1-based in the text
  * sent, which is the text in the editor. Its line is that one, not where the (half-parsed)
  * document's contents start, which is later when the text opens with a comment or `---`.
  */

@@ -225,5 +225,5 @@ export function loadFiles(paths: string[]): Definition[] {
   return defs;
 }
 
-// Reading stored definitions (src/spec/store.ts) validates through this module once it is loaded.
+// Reading stored definitions (src/definition/store.ts) validates through this module once it is loaded.
 registerValidator({ parseDefinitions, specError });

@@ -1,7 +1,7 @@
 /**
  * Production tuning in a VM definition (docs/tuning.md): CPU pinning, hugepage-backed and NUMA
  * memory, memory locking, I/O threads and queue counts, PCI (vfio) and USB passthrough.
- * Schemas here are imported by src/spec/vm.ts; `tuningIssues` is the cross-field check, pure and
+ * Schemas here are imported by src/definition/vm.ts; `tuningIssues` is the cross-field check, pure and
  * tolerant of partly invalid input, so every problem is reported in the same run with its path.
  */
 import { z } from 'zod';

@@ -1,5 +1,5 @@
 /**
- * The kernel's rules for bridge settings, in one place: the network validator (src/spec/network.ts)
+ * The kernel's rules for bridge settings, in one place: the network validator (src/definition/network.ts)
  * reports a definition that breaks them, and the importers (src/net/import/*) use the same rules
  * to import what the host really ends up with instead of a definition `apply` would refuse.
  *

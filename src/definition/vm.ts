@@ -61,7 +61,7 @@ export const cpuSchema = shorthand(
   }),
 );
 
-/** `memory: 4G`, or `memory: {size: 4G, hugepages: 2M, numa: […], lock: true}` (src/spec/tuning.ts). */
+/** `memory: 4G`, or `memory: {size: 4G, hugepages: 2M, numa: […], lock: true}` (src/definition/tuning.ts). */
 export const memorySchema = z
   .union([size('memory', 16 * 1024 * 1024), z.strictObject({ size: size('memory', 16 * 1024 * 1024), ...memoryTuningShape })])
   .transform((m) => (typeof m === 'number' ? { size: m, lock: false } : m));
@@ -238,7 +238,7 @@ export const vmSchema = z
      * `server`: UEFI with Secure Boot and the guest agent; `desktop`: the same plus a TPM 2.0 (docs/real-guests.md).
      */
     profile: z.enum(PROFILES).default('standard'),
-    /** Default: uefi-secure for the server and desktop profiles, bios otherwise (src/spec/vm-effective.ts). */
+    /** Default: uefi-secure for the server and desktop profiles, bios otherwise (src/definition/vm-effective.ts). */
     firmware: firmwareSchema.optional(),
     tpm: tpmSchema.optional(),
     /** The QEMU guest agent channel (org.qemu.guest_agent.0). Default: on for the server and desktop profiles. */

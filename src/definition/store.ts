@@ -3,8 +3,8 @@
  * Written atomically (temp file + rename); the original YAML text a user applied is kept as it
  * was (comments included) so the files stay pleasant to read and keep in git.
  * Reading one validates it, unless the definition cache holds this exact text already
- * (src/spec/definition-cache.ts): the validator (YAML + zod) is loaded only on a miss
- * (src/spec/validator.ts), so this module must not import load.ts.
+ * (src/definition/definition-cache.ts): the validator (YAML + zod) is loaded only on a miss
+ * (src/definition/validator.ts), so this module must not import load.ts.
  */
 import fs from 'node:fs';
 import path from 'node:path';

@@ -1,6 +1,6 @@
 /**
  * Pure helpers over validated network definitions. No zod here (types only): `cmdline` and
- * `start` use these without loading the schemas (src/spec/definition-cache.ts).
+ * `start` use these without loading the schemas (src/definition/definition-cache.ts).
  */
 import { defaultRange, inSubnet, subnetOf } from '../net/nat/ipv4.js';
 import type { BridgeLikeSpec, NatSpec, NetworkSpec } from './network.js';

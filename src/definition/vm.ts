@@ -82,6 +82,8 @@ export const diskSchema = z.strictObject({
   discard: z.enum(['ignore', 'unmap']).optional(),
   readOnly: z.boolean().default(false),
   index: z.number().int().min(0).max(63).optional(),
+  /** The serial number the guest sees (/dev/disk/by-id/…-SERIAL); up to 20 characters, the virtio-blk and IDE limit. */
+  serial: z.string().regex(/^[A-Za-z0-9._+:-]{1,20}$/, { error: 'a disk serial is 1–20 letters, digits, ".", "_", "+", ":" or "-"' }).optional(),
   /** Create the image on first start when it does not exist (never overwrites). */
   create: z.strictObject({ size: size('size', 512), prealloc: z.enum(PREALLOC).default('off') }).optional(),
   ...diskTuningShape,

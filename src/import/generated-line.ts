@@ -91,6 +91,8 @@ function resolve(name: string, nodes: Map<string, Node>, seen = new Set<string>(
     if (typeof n.filename !== 'string') return { reason: `-blockdev ${drv} node "${name}" has no filename` };
     return { filename: n.filename, readOnly: ro, cache: cacheOf(n), discard: typeof n.discard === 'string' ? n.discard : undefined, filters: [] };
   }
+  if (n.encrypt !== undefined || Object.keys(n).some((k) => k.startsWith('encrypt.')))
+    return { reason: `-blockdev node "${name}" is an encrypted ${drv} image (opened with a secret kvmctl does not hold)` };
   if (FORMATS.has(drv) || FILTERS.has(drv)) {
     const r = next();
     if ('reason' in r) return r;

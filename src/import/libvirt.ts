@@ -58,7 +58,7 @@ export function importLibvirt(xml: string, opts: LibvirtOptions = {}): Imported 
 
   // --- memory and CPUs
   const mem = one(d.memory) ?? one(d.currentMemory);
-  const bytes = mem ? toBytes(text(mem) ?? '', at(mem, 'unit') ?? 'KiB') : undefined;
+  const bytes = bootMemory(d, mem ? toBytes(text(mem) ?? '', at(mem, 'unit') ?? 'KiB') : undefined, n);
   if (bytes) {
     vm.memory = sizeText(bytes);
     n.kept('memory');
@@ -129,7 +129,7 @@ export function importLibvirt(xml: string, opts: LibvirtOptions = {}): Imported 
   const disks: X[] = [];
   const cdroms: X[] = [];
   let perDeviceBoot = false;
-  arr(devs.disk).forEach((dk, i) => {
+  libvirtDiskOrder(arr(devs.disk)).forEach((dk, i) => {
     const device = at(dk, 'device') ?? 'disk';
     const kind = at(dk, 'type') ?? 'file';
     const src = one(dk.source);
@@ -152,6 +152,8 @@ export function importLibvirt(xml: string, opts: LibvirtOptions = {}): Imported 
     }
     if (device !== 'disk' && device !== 'lun') return n.lost(what, `a ${device} device has no kvmctl field`);
     if (!file) return n.lost(what, 'no source file');
+    if (one(dk.encryption) ?? one(src?.encryption))
+      return n.lost(what, `${file} is encrypted (libvirt opens it with a secret kvmctl does not hold): not imported, since the guest would read ciphertext`);
     if (disks.some((x) => x.file === file)) return n.lost(what, `${file} is already an earlier disk of this domain: imported once (QEMU would refuse the second open)`);
     const bus = at(target, 'bus') ?? 'virtio';
     const disk: X = { file };
@@ -172,6 +174,9 @@ export function importLibvirt(xml: string, opts: LibvirtOptions = {}): Imported 
     const discard = at(drv, 'discard');
     if (discard === 'unmap' || discard === 'ignore') disk.discard = discard;
     if (dk.readonly !== undefined) disk.readOnly = true;
+    const serial = text(one(dk.serial));
+    if (serial !== undefined && /^[A-Za-z0-9._+:-]{1,20}$/.test(serial)) disk.serial = serial;
+    else if (serial !== undefined) n.lost(`${what} serial`, `"${serial}" not kept: a definition's disk serial is 1–20 letters, digits, ".", "_", "+", ":" or "-"`);
     if (dk.shareable !== undefined) n.lost(`${what} shareable`, 'not kept: kvmctl takes the image lock');
     if (dk.iotune) n.lost(`${what} iotune`, 'I/O throttling is not kept');
     if (at(drv, 'iothread')) n.lost(`${what} iothread`, 'not kept (issue #20)');
@@ -293,4 +298,68 @@ export function importLibvirt(xml: string, opts: LibvirtOptions = {}): Imported 
   if (unknown.length) n.lost(`devices ${unknown.join(', ')}`, 'no kvmctl field');
   if (d.seclabel) n.note('seclabel: kvmctl runs QEMU under its own seccomp sandbox (runAs for a user)');
   return finish('libvirt', name, vm, networks, n, source);
+}
+
+/** libvirt's index of a disk target name: hda → 0, vdb → 1, sdaa → 26 (virDiskNameToIndex). */
+function diskNameIndex(dev: string | undefined): number {
+  const m = /^(?:fd|hd|vd|sd|xvd|ubd)([a-z]+)$/.exec(dev ?? '');
+  if (!m) return -1;
+  let idx = 0;
+  for (const ch of m[1]!) idx = idx * 26 + (ch.charCodeAt(0) - 96);
+  return idx - 1;
+}
+
+/**
+ * Disks in the order libvirt keeps them once it has read a domain (virDomainDiskInsert): grouped
+ * by bus in order of first appearance, and by target name within a bus. The QEMU line libvirt
+ * generates, and `virsh dumpxml`, list them in this order; kvmctl adds devices in definition order.
+ */
+function libvirtDiskOrder<T extends Record<string, unknown>>(disks: T[]): T[] {
+  const BUS_OF_PREFIX: Record<string, string> = { hd: 'ide', sd: 'scsi', vd: 'virtio', fd: 'fdc', xvd: 'xen', ubd: 'uml' };
+  const info = (dk: T) => {
+    const dev = at(one(dk.target as X), 'dev');
+    const bus = at(one(dk.target as X), 'bus') ?? BUS_OF_PREFIX[/^(xvd|ubd|[a-z]d)/.exec(dev ?? '')?.[1] ?? ''] ?? '';
+    return { bus, index: diskNameIndex(dev) };
+  };
+  const out: T[] = [];
+  for (const dk of disks) {
+    const me = info(dk);
+    let insertAt = -1;
+    for (let i = out.length - 1; i >= 0; i--) {
+      const o = info(out[i]!);
+      if (o.bus === me.bus && o.index > me.index) insertAt = i;
+      else if (o.bus === me.bus && insertAt === -1) insertAt = i + 1;
+    }
+    if (insertAt === -1) out.push(dk);
+    else out.splice(insertAt, 0, dk);
+  }
+  return out;
+}
+
+const MiB = 1024 ** 2;
+/**
+ * The RAM a libvirt domain boots with, as libvirt computes it: <memory> is the total including
+ * memory devices; with NUMA cells the initial memory is their sum, each cell rounded up to a MiB
+ * as libvirt aligns it. DIMMs are added to it (kvmctl has no memory slots); nvdimm, virtio-pmem,
+ * virtio-mem and SGX EPC devices are not RAM at boot and are not kept.
+ */
+function bootMemory(d: X, total: number | undefined, n: Notes): number | undefined {
+  if (!total) return total;
+  const devices = arr(one(d.devices)?.memory).map((m) => {
+    const size = one(one(m.target)?.size);
+    return { model: at(m, 'model') ?? 'dimm', bytes: size ? (toBytes(text(size) ?? '', at(size, 'unit') ?? 'KiB') ?? 0) : 0 };
+  });
+  const cells = arr(one(one(d.cpu)?.numa)?.cell);
+  const initial = cells.length
+    ? cells.reduce((a, c) => a + Math.ceil((toBytes(at(c, 'memory') ?? '0', at(c, 'unit') ?? 'KiB') ?? 0) / MiB) * MiB, 0)
+    : Math.ceil((total - devices.reduce((a, x) => a + x.bytes, 0)) / MiB) * MiB;
+  if (initial <= 0) return total;
+  let boot = initial;
+  for (const x of devices) {
+    if (x.model === 'dimm' && x.bytes > 0) {
+      boot += x.bytes;
+      n.translated(`memory device dimm (${sizeText(x.bytes)})`, 'added to the boot memory (kvmctl has no memory slots)');
+    } else n.lost(`memory device ${x.model}`, 'not kept: kvmctl has no field for it (it is not RAM at boot)');
+  }
+  return boot;
 }

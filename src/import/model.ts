@@ -46,9 +46,27 @@ export function safeName(raw: string | undefined, fallback: string, n: Notes): s
 
 /** Validate and package the import; a definition that does not validate is an error listing every problem. */
 export function finish(format: Imported['format'], name: string, vm: Record<string, unknown>, networks: Record<string, unknown>[], n: Notes, source: string): Imported {
+  dropBootWithoutDevice(vm, n);
   const spec = validateVm(vm, source);
   const networkSpecs = networks.map((x) => validateNetwork(x, source));
   return { format, name, vm, networks, spec, networkSpecs, notes: n.notes, argv: [], fidelity: n.fidelity };
+}
+
+/**
+ * A boot order may name a device kind the domain has none of (libvirt's <boot dev='network'/> with
+ * no interface, say); the firmware skips it, so the import leaves it out, with a warning.
+ */
+function dropBootWithoutDevice(vm: Record<string, unknown>, n: Notes): void {
+  const boot = vm.boot as { order?: string[]; menu?: boolean } | undefined;
+  if (!boot?.order) return;
+  const has: Record<string, boolean> = { disk: Array.isArray(vm.disks) && vm.disks.length > 0, cdrom: Array.isArray(vm.cdroms) && vm.cdroms.length > 0, network: Array.isArray(vm.nics) && vm.nics.length > 0 };
+  const gone = boot.order.filter((x) => has[x] === false);
+  if (!gone.length) return;
+  const order = boot.order.filter((x) => has[x] !== false);
+  n.lost(`boot from ${gone.join(', ')}`, `the domain has no ${gone.map((g) => (g === 'network' ? 'interface' : g)).join(' or ')} to boot from (the firmware would skip it)`);
+  if (order.length) vm.boot = { ...boot, order };
+  else if (boot.menu) vm.boot = { order: ['disk'], menu: true };
+  else delete vm.boot;
 }
 
 export function importError(code: string, message: string, hint?: string): KvmError {

@@ -66,7 +66,7 @@ export function iothreadArgs(vm: VmSpec, ids: string[]): string[] {
 
 /** True when a virtio disk needs the separate -device form (the short `-drive if=virtio` takes no device options). */
 export function diskNeedsDevice(d: DiskSpec): boolean {
-  return d.interface === 'virtio' && (!!d.iothread || d.queues !== undefined);
+  return (d.interface === 'virtio' && (!!d.iothread || d.queues !== undefined)) || (d.serial !== undefined && d.interface !== 'scsi' && d.interface !== 'nvme');
 }
 
 /** Extra virtio-blk device properties of a disk. */

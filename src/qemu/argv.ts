@@ -138,18 +138,18 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
       // UEFI: the device is separate from the drive so that it can carry its bootindex.
       const q35 = /q35/.test(machineType);
       const bus = d.interface === 'virtio' || d.index === undefined ? {} : q35 ? { bus: `ide.${d.index}` } : { bus: `ide.${d.index >> 1}`, unit: d.index & 1 };
-      add('-drive', qemuOpts(undefined, { ...common, if: 'none', id }), '-device', qemuOpts(d.interface === 'virtio' ? 'virtio-blk-pci' : 'ide-hd', { drive: id, ...bus, ...(d.interface === 'virtio' ? blkDeviceOpts(d, id) : {}), bootindex }));
+      add('-drive', qemuOpts(undefined, { ...common, if: 'none', id }), '-device', qemuOpts(d.interface === 'virtio' ? 'virtio-blk-pci' : 'ide-hd', { drive: id, ...bus, ...(d.interface === 'virtio' ? blkDeviceOpts(d, id) : {}), serial: d.serial, bootindex }));
     } else if (d.interface === 'virtio' && layout.mmio) {
-      add('-drive', qemuOpts(undefined, { ...common, if: 'none', id }), '-device', qemuOpts('virtio-blk-device', { drive: id, ...blkDeviceOpts(d, id) }));
+      add('-drive', qemuOpts(undefined, { ...common, if: 'none', id }), '-device', qemuOpts('virtio-blk-device', { drive: id, ...blkDeviceOpts(d, id), serial: d.serial }));
     } else if (d.interface === 'virtio' || d.interface === 'ide' || d.interface === 'sata') {
       const iface = d.interface === 'sata' ? 'ide' : d.interface; // q35's IDE buses are its AHCI ports
       add('-drive', qemuOpts(undefined, { ...common, if: iface, index: d.index, media: 'disk', id }));
     } else if (d.interface === 'scsi') {
       if (!scsi) add('-device', `${dev('virtio-scsi-pci')},id=scsi0`);
       scsi = true;
-      add('-drive', qemuOpts(undefined, { ...common, if: 'none', id }), '-device', qemuOpts('scsi-hd', { drive: id, bus: 'scsi0.0', bootindex }));
+      add('-drive', qemuOpts(undefined, { ...common, if: 'none', id }), '-device', qemuOpts('scsi-hd', { drive: id, bus: 'scsi0.0', serial: d.serial, bootindex }));
     } else {
-      add('-drive', qemuOpts(undefined, { ...common, if: 'none', id }), '-device', qemuOpts('nvme', { drive: id, serial: id, bootindex }));
+      add('-drive', qemuOpts(undefined, { ...common, if: 'none', id }), '-device', qemuOpts('nvme', { drive: id, serial: d.serial ?? id, bootindex }));
     }
   });
   vm.cdroms.forEach((c, i) => {

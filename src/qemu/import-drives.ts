@@ -5,10 +5,21 @@
  */
 import { NAME_RE } from '../definition/names.js';
 import { CACHE_MODES, DISK_FORMATS, SECURITY_MODELS } from '../definition/vm.js';
-import { DEVICE_PLACEMENT, type Disk, type ImportState, type Opt } from './import-state.js';
+import { DEVICE_PLACEMENT, deviceExtras, type Disk, type ImportState, type Opt } from './import-state.js';
 import { parseBool, type QemuOpts } from './parse-opts.js';
 
-const BLOCK_DEVICES = ['virtio-blk-pci', 'virtio-blk', 'scsi-hd', 'ide-hd', 'nvme', 'ide-cd', 'scsi-cd'];
+/** Disk and CD-ROM devices → the definition's interface. */
+const BLOCK_DEVICES: Record<string, string> = {
+  'virtio-blk-pci': 'virtio', 'virtio-blk': 'virtio', 'virtio-blk-pci-transitional': 'virtio', 'virtio-blk-pci-non-transitional': 'virtio',
+  'scsi-hd': 'scsi', 'scsi-block': 'scsi', 'ide-hd': 'ide', nvme: 'nvme', 'ide-cd': 'ide', 'scsi-cd': 'scsi', 'usb-storage': 'virtio',
+};
+/** What a disk device becomes when kvmctl attaches it another way. */
+const DEVICE_TRANSLATED: Record<string, string> = {
+  'virtio-blk-pci-transitional': 'a virtio-blk-pci disk (kvmctl picks transitional or modern for the machine)',
+  'virtio-blk-pci-non-transitional': 'a virtio-blk-pci disk (kvmctl picks transitional or modern for the machine)',
+  'scsi-block': 'an emulated scsi-hd disk: SCSI commands are no longer passed through to the host device',
+  'usb-storage': 'a virtio disk (kvmctl has no USB disks; the libvirt importer does the same)',
+};
 
 /** Map one option of this family; false when the option is not one of its. */
 export function mapDriveOption(s: ImportState, o: Opt, v: string): boolean {
@@ -20,7 +31,7 @@ export function mapDriveOption(s: ImportState, o: Opt, v: string): boolean {
       const r = mapDrive(p, p.get('if') ?? 'ide');
       if ('reason' in r) { extra(o, r.reason); break; }
       if (r.cdrom) cdroms.push(r.cdrom);
-      else disks.push(r.disk!);
+      else if (!addDisk(s, o, r.disk!)) break;
       fileNote(o, p.get('file') ?? '');
       r.notes.forEach((n) => note(o, n));
       mapped(o);
@@ -53,21 +64,40 @@ export function mapDriveOption(s: ImportState, o: Opt, v: string): boolean {
 
 /** `-device virtio-blk-pci,drive=X` (and the other disk and CD-ROM devices); false when drv is not one. */
 export function mapDiskDevice(s: ImportState, o: Opt, p: QemuOpts, drv: string, dropPlacement: () => void): boolean {
-  if (!BLOCK_DEVICES.includes(drv) || !p.has('drive')) return false;
-  const { P, note, extra, mapped, fileNote } = s;
+  const iface = BLOCK_DEVICES[drv];
+  if (!iface || !p.has('drive')) return false;
+  const { P, note, warn, extra, mapped, fileNote } = s;
   const dr = s.drives.get(p.get('drive')!);
   if (!dr || dr.status) { extra(o, `its drive ${p.get('drive')} is not an if=none -drive kvmctl imports`); return true; }
-  const rest = p.unknown(['driver', 'drive', ...DEVICE_PLACEMENT, ...(drv === 'nvme' ? ['serial'] : [])]);
-  if (rest.length) { extra(o, `device properties ${p.describe(rest)} have no field in the definition`); return true; }
-  const iface = ({ 'virtio-blk-pci': 'virtio', 'virtio-blk': 'virtio', 'scsi-hd': 'scsi', 'ide-hd': 'ide', nvme: 'nvme', 'ide-cd': 'ide', 'scsi-cd': 'scsi' } as Record<string, string>)[drv]!;
+  const { dropped, unknown } = deviceExtras(p, ['driver', 'drive', 'serial', 'num-queues', 'iothread', ...DEVICE_PLACEMENT]);
+  if (unknown.length) { extra(o, `device properties ${p.describe(unknown)} have no field in the definition`); return true; }
   const dp = P(dr);
   const r = mapDrive(dp, iface, drv.endsWith('-cd'));
   if ('reason' in r) { extra(o, r.reason); extra(dr, r.reason); return true; }
   if (r.cdrom) s.cdroms.push(r.cdrom);
-  else s.disks.push(r.disk!);
+  else {
+    const disk = r.disk!;
+    const serial = p.get('serial');
+    if (serial !== undefined && drv !== 'nvme') {
+      if (/^[A-Za-z0-9._+:-]{1,20}$/.test(serial)) disk.serial = serial;
+      else warn(o, `serial=${serial} not kept: a definition's disk serial is 1–20 letters, digits, ".", "_", "+", ":" or "-"`);
+    }
+    if (iface === 'virtio' && p.has('num-queues')) {
+      const q = Number(p.get('num-queues'));
+      if (Number.isInteger(q) && q >= 1 && q <= 64) disk.queues = q;
+      else warn(o, `num-queues=${p.get('num-queues')} not kept (1–64)`);
+    }
+    if (p.has('iothread')) {
+      if (iface === 'virtio') { disk.iothread = 'auto'; note(o, `iothread=${p.get('iothread')}: the disk gets an I/O thread of its own (iothread: auto)`); }
+      else warn(o, `iothread=${p.get('iothread')} not kept: kvmctl gives I/O threads to virtio disks only`);
+    }
+    if (!addDisk(s, o, disk)) { mapped(o, dr); return true; }
+  }
   fileNote(dr, dp.get('file') ?? '');
   r.notes.forEach((n) => note(dr, n));
   if (drv === 'nvme' && p.has('serial')) note(o, `nvme serial=${p.get('serial')} dropped (kvmctl uses the disk id)`);
+  if (DEVICE_TRANSLATED[drv]) note(o, `${drv} → ${DEVICE_TRANSLATED[drv]}`);
+  if (dropped.length) warn(o, `device properties ${p.describe(dropped)} not kept: the definition has no field for them (the disk is imported without them)`);
   dropPlacement();
   mapped(o, dr);
   return true;
@@ -88,6 +118,17 @@ export function mapShareDevice(s: ImportState, o: Opt, p: QemuOpts, drv: string,
   s.shares.push(r.share);
   dropPlacement();
   mapped(o, fs);
+  return true;
+}
+
+/** Add a disk unless an earlier one has the same image (the libvirt importer keeps the first too); false when left out. */
+function addDisk(s: ImportState, o: Opt, disk: Disk): boolean {
+  if (s.disks.some((d) => d.file === disk.file)) {
+    s.warn(o, `${disk.file} is already an earlier disk: imported once (QEMU would refuse to open one image twice)`);
+    o.status = 'dropped';
+    return false;
+  }
+  s.disks.push(disk);
   return true;
 }
 

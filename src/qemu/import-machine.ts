@@ -64,10 +64,14 @@ export function mapMachineOption(s: ImportState, o: Opt, v: string): boolean {
       mapped(o);
       break;
     }
-    case 'cpu':
-      vm.cpu = { ...(vm.cpu ?? {}), model: v };
+    case 'cpu': {
+      // The schema takes a model with its flags (qemu64,+ssse3,hv-relaxed=on); what it cannot hold keeps only the model.
+      const model = /^[A-Za-z0-9][A-Za-z0-9_.,=+-]*$/.test(v) ? v : v.split(',')[0]!;
+      vm.cpu = { ...(vm.cpu ?? {}), model };
+      if (model !== v) warn(o, `-cpu ${v}: only the model ${model} is kept (a flag value has characters a definition's cpu.model cannot hold; add the flags in extraArgs)`);
       mapped(o);
       break;
+    }
     case 'smp': {
       const p = P(o, 'cpus');
       const num = (k: string) => (p.has(k) ? Number(p.get(k)) : undefined);
@@ -207,5 +211,25 @@ export function bootFixups(s: ImportState): void {
       if (!vm.boot.order.length) delete vm.boot.order;
       if (!Object.keys(vm.boot).length) delete vm.boot;
     }
+  }
+}
+
+/**
+ * Hot-plugged DIMMs (`-device pc-dimm,memdev=X` with its `-object memory-backend-*,id=X,size=N`)
+ * become boot memory: kvmctl has no memory slots, and the guest keeps the same amount of RAM.
+ * Other memory devices (nvdimm, virtio-mem, virtio-pmem) are not RAM at boot: they stay in extraArgs.
+ */
+export function mapMemoryDevices(s: ImportState): void {
+  const { vm, P, note, mapped, extra } = s;
+  for (const o of s.all('device')) {
+    const p = P(o, 'driver');
+    if (p.get('driver') !== 'pc-dimm') continue;
+    const ob = s.objects.get(p.get('memdev') ?? '');
+    const size = ob && !ob.status ? Number(P(ob, 'qom-type').get('size')) : NaN;
+    const base = typeof vm.memory === 'string' ? parseSize(vm.memory) : undefined;
+    if (!ob || !Number.isSafeInteger(size) || size <= 0 || base === undefined) { extra(o, 'a pc-dimm without a memory backend of known size, or without -m'); continue; }
+    vm.memory = formatSize(base + size);
+    note(o, `pc-dimm ${p.get('id') ?? ''} (${formatSize(size)}): added to the boot memory, now ${vm.memory} (kvmctl has no memory slots)`.replace('  ', ' '));
+    mapped(o, ob);
   }
 }

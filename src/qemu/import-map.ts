@@ -14,7 +14,7 @@ import { NAME_RE } from '../definition/names.js';
 import type { VmSpec } from '../definition/vm.js';
 import { consoleDefaults, mapConsoleOption } from './import-console.js';
 import { mapDiskDevice, mapDriveOption, mapScsiControllers, mapShareDevice } from './import-drives.js';
-import { bootFixups, machineDefaults, mapKernelParts, mapMachineOption } from './import-machine.js';
+import { bootFixups, machineDefaults, mapKernelParts, mapMachineOption, mapMemoryDevices } from './import-machine.js';
 import { mapLegacyNet, mapNetOption, mapNicDevice, netDefaults } from './import-net.js';
 import { DEVICE_PLACEMENT, ImportState, splitOptions, type Ctx, type Opt } from './import-state.js';
 import type { QemuOpts } from './parse-opts.js';
@@ -49,6 +49,7 @@ export function mapArgv(words: Word[], redirects: Redirect[], ctx: Ctx): Omit<Im
 
   // 4. Options that pair with others.
   mapKernelParts(s);
+  mapMemoryDevices(s);
   mapLegacyNet(s);
   mapScsiControllers(s);
   // Backends nothing imported uses.
@@ -131,6 +132,7 @@ function mapDevice(s: ImportState, o: Opt): void {
     if (placement.pairs.length) note(o, `-device ${drv}: ${placement.toString()} dropped (kvmctl places devices and sets the boot order from boot:)`);
   };
   if (unresolvedOther(o, p, ['mac'])) { extra(o, `its value contains ${o.word!.unresolved.map((u) => u.text).join(' ')}, which kvmctl does not run`); return; }
+  if (drv === 'pc-dimm') return; // mapMemoryDevices, once -m is known
   if (mapNicDevice(s, o, p, drv, dropPlacement)) return;
   if (drv === 'virtio-rng-pci' || drv === 'virtio-rng-device') {
     const rest = p.unknown(['driver', 'rng', ...DEVICE_PLACEMENT]);

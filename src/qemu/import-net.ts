@@ -4,7 +4,7 @@
  * emit a macvtap network), MAC addresses, and QEMU's default NIC where kvmctl's differs.
  */
 import { IFNAME_RE, MAC_RE, NAME_RE } from '../definition/names.js';
-import { DEVICE_PLACEMENT, type ImportState, type Nic, type Opt } from './import-state.js';
+import { DEVICE_PLACEMENT, deviceExtras, type ImportState, type Nic, type Opt } from './import-state.js';
 import { parseBool, type QemuOpts } from './parse-opts.js';
 import { expandKnown } from './shell-words.js';
 
@@ -44,15 +44,16 @@ export function mapNicDevice(s: ImportState, o: Opt, p: QemuOpts, drv: string, d
   if (!NIC_MODELS[drv] || !p.has('netdev')) return false;
   const { P, extra, mapped } = s;
   const nd = s.netdevs.get(p.get('netdev')!);
-  const rest = p.unknown(['driver', 'netdev', 'mac', ...DEVICE_PLACEMENT]);
+  const { dropped, unknown } = deviceExtras(p, ['driver', 'netdev', 'mac', ...DEVICE_PLACEMENT]);
   if (!nd || nd.status) { extra(o, `its netdev ${p.get('netdev')} is not a -netdev kvmctl imports`); return true; }
-  if (rest.length) { extra(o, `device properties ${p.describe(rest)} have no field in the definition`); return true; }
+  if (unknown.length) { extra(o, `device properties ${p.describe(unknown)} have no field in the definition`); return true; }
   const np = P(nd, 'type');
   const r = mapNetBackend(s, np, nd, []);
   if ('reason' in r) { extra(o, r.reason); extra(nd, r.reason); return true; }
   const mac = r.macvtap ? literalMac(s, o, p.get('mac'), true) : macOf(s, o, p.get('mac'));
   const id = np.get('id');
   s.nics.push({ ...(id && NAME_RE.test(id) ? { id } : {}), ...r.nic, model: NIC_MODELS[drv]!, ...(mac ? { mac } : {}) });
+  if (dropped.length) s.warn(o, `device properties ${p.describe(dropped)} not kept: the definition has no field for them (the NIC is imported without them)`);
   dropPlacement();
   mapped(o, nd);
   return true;
@@ -118,6 +119,10 @@ function macOf(s: ImportState, o: Opt, mac: string | undefined): string | undefi
   }
   if (!MAC_RE.test(mac)) {
     s.warn(o, `mac=${mac} is not a MAC address: left out`);
+    return undefined;
+  }
+  if (s.nics.some((n) => n.mac === mac.toLowerCase())) {
+    s.warn(o, `mac=${mac} is the MAC of an earlier NIC: left out, kvmctl derives one from the VM name (two NICs with one MAC break the guest's network)`);
     return undefined;
   }
   return mac.toLowerCase();

@@ -15,19 +15,36 @@ const FLAGS = new Set([
   'snapshot', 'no-hpet', 'no-acpi', 'full-screen', 'no-fd-bootchk', 'no-quit', 'enable-fips', 'only-migratable', 'version',
   'help', 'h', 'no-frame', 'alt-grab', 'ctrl-grab', 'win2k-hack', 'rtc-td-hack', 'preconfig', 'nodefconfig', 'enable-sync-profile',
   // Flags of older QEMUs that still appear in scripts.
-  'no-kvm', 'no-kvm-irqchip', 'no-kvm-pit', 'no-kvm-pit-reinjection', 'enable-nesting', 'localtime', 'std-vga', 'curses', 'sdl', 'no-quit',
+  'mem-prealloc', 'no-kvm', 'no-kvm-irqchip', 'no-kvm-pit', 'no-kvm-pit-reinjection', 'enable-nesting', 'localtime', 'std-vga', 'curses', 'sdl', 'no-quit',
 ]);
 /** Options known to take a value; an unknown option followed by another option is read as a flag. */
 const VALUED = new Set([
   'name', 'machine', 'M', 'accel', 'cpu', 'smp', 'm', 'drive', 'hda', 'hdb', 'hdc', 'hdd', 'cdrom', 'fda', 'fdb', 'boot', 'netdev', 'nic', 'net',
   'device', 'object', 'chardev', 'fsdev', 'virtfs', 'monitor', 'mon', 'qmp', 'qmp-pretty', 'serial', 'parallel', 'display', 'vnc', 'vga', 'kernel',
   'initrd', 'append', 'dtb', 'runas', 'run-with', 'chroot', 'pidfile', 'sandbox', 'msg', 'rtc', 'global', 'bios', 'L', 'k', 'audiodev', 'soundhw',
-  'incoming', 'loadvm', 'D', 'd', 'trace', 'spice', 'usbdevice', 'numa', 'mem-path', 'mem-prealloc', 'overcommit', 'smbios', 'fw_cfg', 'iscsi',
+  'incoming', 'loadvm', 'D', 'd', 'trace', 'spice', 'usbdevice', 'numa', 'mem-path', 'overcommit', 'smbios', 'fw_cfg', 'iscsi',
   'blockdev', 'add-fd', 'semihosting-config', 'icount', 'watchdog', 'watchdog-action', 'action', 'compat', 'set', 'readconfig', 'gdb', 'uuid',
 ]);
 /** Device keys kvmctl sets itself (placement, ids, boot index): dropped with a note. */
 // Where a device sits (bus, slot, IDE unit, SCSI target/LUN), its boot index, and write-cache (follows the drive's cache mode): kvmctl sets these itself.
 export const DEVICE_PLACEMENT = ['id', 'bus', 'addr', 'bootindex', 'unit', 'channel', 'scsi-id', 'lun', 'write-cache'];
+/**
+ * Guest-visible device details kvmctl has no field for (disk geometry, WWNs and vendor strings,
+ * error policies, virtio transport and offload switches). A device carrying them is still imported
+ * as a disk or NIC; each is named in a warning as not kept — the libvirt importer drops the same.
+ */
+export const DROPPED_DEVICE_PROPS = new Set([
+  'cyls', 'heads', 'secs', 'bios-chs-trans', 'rotation_rate', 'logical_block_size', 'physical_block_size', 'discard_granularity', 'min_io_size', 'opt_io_size',
+  'wwn', 'vendor', 'product', 'device_id', 'rerror', 'werror', 'share-rw', 'removable', 'port', 'scsi', 'queue-size', 'acpi-index', 'ver', 'model',
+  'ats', 'iommu_platform', 'packed', 'page-per-vq', 'event_idx', 'ioeventfd', 'indirect_desc', 'disable-legacy', 'disable-modern',
+  'rss', 'hash', 'rx_queue_size', 'tx_queue_size', 'host_mtu', 'mq', 'vectors', 'tx', 'failover', 'speed', 'duplex',
+  'csum', 'gso', 'guest_csum', 'guest_tso4', 'guest_tso6', 'guest_ecn', 'guest_ufo', 'host_tso4', 'host_tso6', 'host_ecn', 'host_ufo', 'mrg_rxbuf',
+]);
+/** Split a device's keys beyond `known` into those dropped with a warning and those kvmctl cannot import at all. */
+export function deviceExtras(p: QemuOpts, known: string[]): { dropped: string[]; unknown: string[] } {
+  const rest = p.unknown(known);
+  return { dropped: rest.filter((k) => DROPPED_DEVICE_PROPS.has(k)), unknown: rest.filter((k) => !DROPPED_DEVICE_PROPS.has(k)) };
+}
 
 export type Opt = {
   name: string;

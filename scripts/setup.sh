@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(qemu-system-x86 qemu-utils iproute2 genisoimage attr chromium etcd-server etcd-client nftables dnsmasq-base ovmf swtpm swtpm-tools mmdebstrap dosfstools mtools fdisk e2fsprogs)
+PKGS=(qemu-system-x86 qemu-utils iproute2 genisoimage attr chromium etcd-server etcd-client nftables dnsmasq-base ovmf swtpm swtpm-tools mmdebstrap dosfstools mtools fdisk e2fsprogs libvirt-clients)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

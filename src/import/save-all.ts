@@ -28,10 +28,14 @@ export function saveNetwork(paths: Paths, net: Record<string, unknown>, source: 
 
 export function importLibvirtDir(paths: Paths, dir: string, opts: { force?: boolean; pools?: Record<string, string> } = {}): AllOutcome[] {
   const files = fs.readdirSync(dir).filter((f) => f.endsWith('.xml')).sort().map((f) => path.join(dir, f));
-  const texts = files.map((f) => ({ f, t: fs.readFileSync(f, 'utf8') }));
+  return importLibvirtTexts(paths, files.map((f) => ({ source: f, text: fs.readFileSync(f, 'utf8') })), opts);
+}
+
+/** Import domain and network XML texts: networks first (the domains' NICs name them), each reported. */
+export function importLibvirtTexts(paths: Paths, texts: { source: string; text: string }[], opts: { force?: boolean; pools?: Record<string, string> } = {}): AllOutcome[] {
   const out: AllOutcome[] = [];
   const fail = (f: string, kind: AllOutcome['kind'], e: unknown) => out.push({ file: f, kind, ok: false, why: `${(e as { code?: string }).code ?? 'ERROR'}: ${(e as Error).message.split('\n')[0]}`, warnings: 0 });
-  for (const { f, t } of texts.filter((x) => isNetworkXml(x.t))) {
+  for (const { source: f, text: t } of texts.filter((x) => isNetworkXml(x.text))) {
     try {
       const r = importLibvirtNetwork(t, { source: f });
       out.push({ file: f, kind: 'network', name: r.name, ok: true, written: [saveNetwork(paths, r.network, f, opts.force)], warnings: r.notes.filter((n) => n.level === 'warning').length });
@@ -39,7 +43,7 @@ export function importLibvirtDir(paths: Paths, dir: string, opts: { force?: bool
       fail(f, 'network', e);
     }
   }
-  for (const { f, t } of texts.filter((x) => !isNetworkXml(x.t))) {
+  for (const { source: f, text: t } of texts.filter((x) => !isNetworkXml(x.text))) {
     try {
       const r = importLibvirt(t, { source: f, pools: opts.pools });
       const outside = vmPathIssues(r.spec, paths);

@@ -90,12 +90,13 @@ function registerLibvirt(imp: Command, action: Action): void {
     .description('import a libvirt domain (virsh dumpxml NAME > FILE.xml) or network (virsh net-dumpxml), or with --all every XML file in a directory')
     .option('--name <name>', 'the VM name (default: the domain name)')
     .option('--all <dir>', 'import every *.xml in DIR: networks first, then domains; each file reported')
+    .option('--virsh [uri]', "import every domain and network libvirt has defined, read with virsh (default connection, or URI such as qemu:///system); pools' directories resolve volume disks")
     .option('--pool <name=dir...>', "a storage pool's directory, for disks given as pool volumes (virsh pool-dumpxml NAME shows it)")
     .option('-o, --output <file>', 'write the YAML to this file (- for stdout) instead of the config dir')
     .option('--force', 'replace an existing definition or output file')
-    .addHelpText('after', '\nExamples:\n  virsh dumpxml web > web.xml && kvmctl import libvirt web.xml\n  kvmctl import libvirt web.xml --pool default=/var/lib/libvirt/images -o web.yaml\n  kvmctl import libvirt --all /etc/libvirt/qemu     # its networks/ too: --all /etc/libvirt/qemu/networks first')
+    .addHelpText('after', '\nExamples:\n  virsh dumpxml web > web.xml && kvmctl import libvirt web.xml\n  kvmctl import libvirt web.xml --pool default=/var/lib/libvirt/images -o web.yaml\n  kvmctl import libvirt --all /etc/libvirt/qemu     # its networks/ too: --all /etc/libvirt/qemu/networks first\n  kvmctl import libvirt --virsh qemu:///system      # every defined domain and network, pools resolved')
     .action(
-      action(async (ctx, file: string | undefined, opts: ImportOpts & { pool?: string[]; all?: string }) => {
+      action(async (ctx, file: string | undefined, opts: ImportOpts & { pool?: string[]; all?: string; virsh?: string | boolean }) => {
         const { badInput } = await import('../../errors.js');
         const pools: Record<string, string> = {};
         for (const p of opts.pool ?? []) {
@@ -103,14 +104,22 @@ function registerLibvirt(imp: Command, action: Action): void {
           if (!m) throw badInput('BAD_VALUE', `--pool ${p}: give NAME=/absolute/dir`);
           pools[m[1]!] = m[2]!;
         }
+        if (opts.virsh !== undefined) {
+          if (file || opts.output || opts.name || opts.all) throw badInput('BAD_OPTION', '--virsh reads every definition from libvirt and writes into the config dir: no FILE, --all, -o or --name with it');
+          const { dumpVirsh } = await import('../../import/virsh.js');
+          const dump = await dumpVirsh(typeof opts.virsh === 'string' ? opts.virsh : undefined);
+          const { importLibvirtTexts } = await import('../../import/save-all.js');
+          const res = importLibvirtTexts(ctx.paths, dump.texts, { force: opts.force, pools: { ...dump.pools, ...pools } });
+          reportAll(ctx, res);
+          return;
+        }
         if (opts.all) {
           if (file || opts.output || opts.name) throw badInput('BAD_OPTION', '--all takes a directory and writes into the config dir: no FILE, -o or --name with it');
           const fs = await import('node:fs');
           if (!fs.existsSync(opts.all) || !fs.statSync(opts.all).isDirectory()) throw badInput('FILE_NOT_FOUND', `${opts.all}: not a directory`);
           const { importLibvirtDir } = await import('../../import/save-all.js');
           const res = importLibvirtDir(ctx.paths, opts.all, { force: opts.force, pools });
-          ctx.out(res, () => res.map((r) => (r.ok ? `ok    ${r.kind} ${r.name} (${r.file})${r.warnings ? `, ${r.warnings} warning(s)` : ''}` : `FAIL  ${r.kind} ${r.file}: ${r.why}`)).join('\n') + `\n${res.filter((r) => r.ok).length} of ${res.length} imported`);
-          if (res.some((r) => !r.ok)) process.exitCode = 1;
+          reportAll(ctx, res);
           return;
         }
         if (!file) throw badInput('FILE_MISSING', 'give the domain or network XML file, or --all DIR');
@@ -142,6 +151,12 @@ function registerLibvirt(imp: Command, action: Action): void {
         await writeImport(ctx, r, source, opts);
       }),
     );
+}
+
+/** One line per file of --all / --virsh, and exit 1 when any failed. */
+function reportAll(ctx: Ctx, res: import('../../import/save-all.js').AllOutcome[]): void {
+  ctx.out(res, () => res.map((r) => (r.ok ? `ok    ${r.kind} ${r.name} (${r.file})${r.warnings ? `, ${r.warnings} warning(s)` : ''}` : `FAIL  ${r.kind} ${r.file}: ${r.why}`)).join('\n') + `\n${res.filter((r) => r.ok).length} of ${res.length} imported`);
+  if (res.some((r) => !r.ok)) process.exitCode = 1;
 }
 
 async function writeImport(ctx: Ctx, r: ImportResult, source: string, opts: ImportOpts): Promise<void> {

@@ -20,4 +20,9 @@ export type ImportResult = {
   line?: number;
 };
 
-export type ImportOptions = { name?: string; source?: string };
+export type ImportOptions = {
+  name?: string;
+  source?: string;
+  /** Reads a `-readconfig FILE` the line names (the CLI: relative to the script's directory); undefined when it cannot. */
+  readConfig?: (file: string) => string | undefined;
+};

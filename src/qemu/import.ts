@@ -11,6 +11,7 @@
 import path from 'node:path';
 import { badInput } from '../errors.js';
 import { normalizeGenerated } from '../import/generated-line.js';
+import { configWords, parseQemuConfig } from '../import/readconfig.js';
 import { mapArgv } from './import-map.js';
 import type { Macvtap } from './import-state.js';
 import { expandKnown, parseShell, type Redirect, type ShellCommand, type Word } from './shell-words.js';
@@ -63,7 +64,7 @@ export function importCommandLine(text: string, opts: ImportOptions = {}): Impor
     if (used.some((c) => w.line >= c.line && w.line <= c.endLine) || /unterminated|here-document/.test(w.message)) notes.push({ level: 'warning', line: w.line, message: w.message });
   }
   const macvtaps = findMacvtaps(sh.commands, sh.vars);
-  const gen = normalizeGenerated(words);
+  const gen = normalizeGenerated(expandReadconfig(words, opts, notes));
   notes.push(...gen.notes);
   const r = mapArgv(gen.words, redirects, { ...opts, vars: sh.vars, macvtaps, notes });
   // The rest of the script: say once what was not imported.
@@ -115,6 +116,31 @@ function findMacvtaps(cmds: ShellCommand[], vars: Record<string, string>): Macvt
     const parent = get('link');
     if (!name || !parent) continue;
     out.push({ name: expandKnown(name, vars), parent: expandKnown(parent, vars), mode: get('mode') ?? 'vepa', line: c.line });
+  }
+  return out;
+}
+
+/** `-readconfig FILE` replaced by the options in FILE when the caller can read it; else left for extraArgs. */
+function expandReadconfig(words: Word[], opts: ImportOptions, notes: ImportNote[]): Word[] {
+  const out: Word[] = [];
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    const file = words[i + 1];
+    if (!/^--?readconfig$/.test(w.text) || !file || file.unresolved.length) {
+      out.push(w);
+      continue;
+    }
+    const text = opts.readConfig?.(file.text);
+    if (text === undefined) {
+      notes.push({ level: 'warning', line: w.line, message: `-readconfig ${file.text}: the file could not be read here, so its options are not imported (kept in extraArgs)` });
+      out.push(w);
+      continue;
+    }
+    const { sections, problems } = parseQemuConfig(text);
+    for (const p of problems) notes.push({ level: 'warning', line: w.line, message: `-readconfig ${file.text} ${p}: not QEMU config syntax, left out` });
+    notes.push({ level: 'note', line: w.line, message: `-readconfig ${file.text}: its ${sections.length} section${sections.length === 1 ? '' : 's'} (${sections.map((s) => s.option).join(', ')}) imported as options` });
+    out.push(...configWords(sections, w.line));
+    i++;
   }
   return out;
 }

@@ -101,4 +101,17 @@ describe('kvmctl import libvirt / proxmox', () => {
     expect(p.code).toBe(2);
     expect(p.stderr).toMatch(/FILE_NOT_FOUND/);
   });
+
+  it('import cmdline reads a -readconfig file beside the script (relative to it) and imports its options', async () => {
+    const d = path.join(h.dir, 'rc');
+    fs.mkdirSync(d, { recursive: true });
+    fs.writeFileSync(path.join(d, 'vm.cfg'), `[memory]\n  size = "768"\n\n[drive "d0"]\n  file = "${path.join(h.images, 'rc.qcow2')}"\n  format = "qcow2"\n  if = "virtio"\n`);
+    fs.writeFileSync(path.join(d, 'run.sh'), '#!/bin/sh\nexec qemu-system-x86_64 -name guest=rc1 -readconfig vm.cfg -display none\n');
+    const r = await h.cli(['import', 'cmdline', path.join(d, 'run.sh')]);
+    expect(r.code, r.stderr).toBe(0);
+    const c = await h.cli(['cmdline', 'rc1']);
+    expect(c.code, c.stderr).toBe(0);
+    expect(c.stdout).toContain(`file=${path.join(h.images, 'rc.qcow2')}`);
+    expect(c.stdout).toMatch(/-m 768M/);
+  });
 });

@@ -125,3 +125,50 @@ describe('disk serial in the QEMU line', () => {
     expect(doc!.issues.map((i) => i.path)).toEqual(['disks[0].serial']);
   });
 });
+
+describe('-readconfig', () => {
+  // The format QEMU's docs/config/ files use (and older QEMUs' -writeconfig wrote).
+  const cfg = `# written by hand
+[machine]
+  type = "q35"
+  accel = "tcg"
+
+[memory]
+  size = "1024"
+
+[smp-opts]
+  cpus = "2"
+
+[drive "disk0"]
+  file = "/var/lib/vm/r.qcow2"
+  format = "qcow2"
+  if = "none"
+
+[device "blk0"]
+  driver = "virtio-blk-pci"
+  drive = "disk0"
+
+[netdev "n0"]
+  type = "user"
+
+[device "nic0"]
+  driver = "virtio-net-pci"
+  netdev = "n0"
+  mac = "52:54:00:00:aa:01"
+`;
+  it('imports the options of the file it names, like written on the line', () => {
+    const r = importCommandLine('qemu-system-x86_64 -name guest=rc -readconfig vm.cfg -display none', { source: 'rc.sh', readConfig: (f) => (f === 'vm.cfg' ? cfg : undefined) });
+    expect(r.spec.memory).toBe(1024 ** 3);
+    expect(r.spec.cpu.count).toBe(2);
+    expect(r.spec.machine.type).toBe('q35');
+    expect(r.spec.disks).toEqual([expect.objectContaining({ file: '/var/lib/vm/r.qcow2', format: 'qcow2', interface: 'virtio' })]);
+    expect(r.spec.nics.map((n) => n.mac)).toEqual(['52:54:00:00:aa:01']);
+    expect(r.spec.extraArgs).toEqual([]);
+    expect(r.notes.map((n) => n.message).join('\n')).toMatch(/-readconfig vm.cfg: its 7 sections/);
+  });
+  it('a file it cannot read stays in extraArgs with a warning', () => {
+    const r = importCommandLine('qemu-system-x86_64 -name guest=rc -m 256 -readconfig gone.cfg', { source: 'rc.sh', readConfig: () => undefined });
+    expect(r.spec.extraArgs).toEqual(['-readconfig', 'gone.cfg']);
+    expect(warnings(r)).toMatch(/could not be read/);
+  });
+});

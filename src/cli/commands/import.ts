@@ -37,7 +37,18 @@ export function register(program: Command, action: Action): void {
           throw badInput('FILE_NOT_FOUND', `${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`, 'give the launch script, or - to read it from stdin');
         }
         const source = file === '-' ? '<stdin>' : file;
-        const r = m.importCommandLine(text, { name: opts.name, source: file });
+        // A -readconfig the line names is read (only read) as QEMU would: relative to where the script runs.
+        const path = await import('node:path');
+        const base = file === '-' ? process.cwd() : path.dirname(path.resolve(file));
+        const readConfig = (f: string) => {
+          try {
+            const p = path.resolve(base, f);
+            return fs.statSync(p).isFile() && fs.statSync(p).size < 1 << 20 ? fs.readFileSync(p, 'utf8') : undefined;
+          } catch {
+            return undefined;
+          }
+        };
+        const r = m.importCommandLine(text, { name: opts.name, source: file, readConfig });
         await writeImport(ctx, r, source, opts);
       }),
     );

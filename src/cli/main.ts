@@ -3,6 +3,8 @@
  * `register(program, run)`; this file only wires them up, so start-up stays lean (command
  * modules import their heavy dependencies lazily inside their actions).
  */
+import { mark } from '../trace.js';
+mark('main: evaluating');
 import { Command, CommanderError } from 'commander';
 import { deferWrites, discardWrites, flushWrites } from '../definition/definition-cache.js';
 import { prepareDefinitions } from '../definition/store.js';
@@ -49,8 +51,11 @@ const action: Action = (fn) => async (...args: any[]) => {
       const long = LONG_RUNNING.has(top.name());
       // Cache entries are written only once a short command succeeded: bad input writes nothing.
       if (!long) deferWrites();
+      mark('action: commander parsed');
       await prepareDefinitions(ctx.paths, { eager: long });
+      mark('definitions checked');
       await fn(ctx, ...args);
+      mark('action done');
       if (!process.exitCode) flushWrites();
     }
   } catch (e) {
@@ -63,6 +68,7 @@ const action: Action = (fn) => async (...args: any[]) => {
 };
 
 for (const register of commands) register(program, action);
+mark('commands registered');
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   if (e instanceof CommanderError) {

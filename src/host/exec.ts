@@ -4,6 +4,7 @@
  */
 import { spawn, type StdioOptions } from 'node:child_process';
 import { KvmError } from '../errors.js';
+import { mark } from '../trace.js';
 
 export type RunResult = { stdout: string; stderr: string; exitCode: number };
 
@@ -33,6 +34,7 @@ export function formatArgv(argv: readonly string[]): string {
 export async function run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   const [file, ...args] = argv;
   if (!file) throw new KvmError('INTERNAL', 'run() called with an empty argv');
+  mark(`run ${file} ${args[0] ?? ''}`);
   let r;
   try {
     // Loaded on first use: execa costs tens of ms to import, and many commands never run a tool.

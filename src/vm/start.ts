@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import { badInput, KvmError } from '../errors.js';
 import { spawnDetached } from '../host/exec.js';
+import { mark } from '../trace.js';
 import { vmRuntimeFiles, type Paths } from '../host/paths.js';
 import { probeHost } from '../host/probe.js';
 import { buildArgv } from '../qemu/argv.js';
@@ -48,7 +49,9 @@ export const GUEST_READY_MARKER = 'KVMCTL-GUEST-READY';
 export async function startVm(paths: Paths, name: string, opts: StartOptions = {}): Promise<StartResult> {
   const vm = opts.install ? (await import('./storage.js')).withInstallMedium(readVm(paths, name), opts.install.iso, paths) : readVm(paths, name);
   const t0 = Date.now();
+  mark('start: definition read');
   return withVmLock(paths, name, async () => {
+    mark('start: VM lock taken');
     const now = await vmStatus(paths, name, { lockHeld: true });
     if (now.state !== 'stopped' && now.state !== 'crashed') {
       throw badInput('VM_RUNNING', `VM "${name}" is already ${now.state}${now.pid ? ` (pid ${now.pid})` : ''}`, `kvmctl stop ${name} first, or kvmctl restart ${name}`);
@@ -62,10 +65,13 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
         assertTuningFits(vm, readTuningFacts(sysfsRoot()));
       }
     }
+    mark('start: locked, checks done');
     const facts = await probeHost(paths);
+    mark('host facts');
     const rt = runtimePaths(paths, name);
     const files = vmRuntimeFiles(paths, name);
     const kernel = await resolveKernel(vm, paths, { build: true, log: opts.log });
+    mark('kernel resolved');
     const { runAs } = preflight(vm, rt, paths.images, kernel, vmPathIssues(vm, paths));
     const fw = pickFirmware(vm, facts);
     const nvram = fw ? (await import('./nvram.js')).ensureNvram(paths, vm, fw, runAs ? { uid: runAs.uid, gid: runAs.gid } : undefined) : undefined;
@@ -96,12 +102,15 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
     let tpm: { stop: () => Promise<void>; warnings: string[] } | undefined; // swtpm, up before QEMU connects
     try {
       // Disks open the top of their snapshot chain; a cloud-init seed is built fresh (src/vm/storage.ts).
+      mark('runtime dir ready');
       const storage = await import('./storage.js');
+      mark('storage module');
       const layers = storage.activeDiskFiles(paths, vm);
       const seed = await storage.buildVmSeed(paths, vm);
       vfs = vm.shares.some((s) => s.driver === 'virtiofs') ? await (await import('./virtiofs.js')).startVirtiofsd(vm, rt) : undefined;
       const tpmSpec = effectiveTpm(vm);
       tpm = tpmSpec ? await (await import('./swtpm.js')).startSwtpm(paths, name, tpmSpec, rt) : undefined;
+      mark('disk layers + seed');
       const built = buildArgv(vm, facts, { runtime: rt, imagesDir: paths.images, attachments: nics.attachments, kernel, bootOnce: opts.bootOnce || !!opts.install, diskFiles: layers.files, seed, virtiofs: vfs?.sockets, incoming: opts.incoming, nvram: nvram?.file });
       built.warnings.push(...layers.warnings, ...(nvram?.warnings ?? []), ...(tpm?.warnings ?? []));
       built.warnings.push(...nics.warnings);
@@ -109,7 +118,9 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
       writeJson(files.argv, argv);
       const log = fs.openSync(files.qemuLog, 'w');
       try {
+        mark('argv built');
         const child = await spawnDetached(argv, { stdio: ['ignore', log, log, ...nics.fds] });
+        mark('QEMU spawned');
         pid = child.pid;
         exited = child.exited;
       } finally {
@@ -118,6 +129,7 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
       }
       const first = await waitForQmp(rt.qmp, exited!, opts.timeoutMs ?? 30_000, () => qemuLogTail(paths, name, 10));
       const qmpReadyMs = Date.now() - t0;
+      mark('QMP answered query-status');
       const run: RunState = {
         name,
         pid: pid!,

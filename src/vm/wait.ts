@@ -1,49 +1,66 @@
 /** Waiting for a fresh QEMU: its QMP socket answering, a marker on its serial console. */
 import fs from 'node:fs';
-import net from 'node:net';
+import path from 'node:path';
 import { KvmError } from '../errors.js';
+import { mark } from '../trace.js';
 import { QmpClient } from '../qmp/client.js';
-
-function tryConnect(socket: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createConnection(socket);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
 
 /**
  * Resolve once QMP answers `query-status` — QEMU opens its QMP socket before it opens the disks,
  * so a connect alone does not mean it started — and fail fast with QEMU's own words if it exits.
+ * No polling interval on the path: the socket's directory is watched (inotify) for the socket to
+ * appear, then ONE connection waits for the greeting, which QEMU sends once its main loop runs.
+ * A connect refused in the instant between bind() and listen() is retried at the next event or
+ * after 2 ms.
  */
 export async function waitForQmp(socket: string, exited: Promise<unknown>, timeoutMs: number, logTail: () => string): Promise<{ status: string; running: boolean }> {
   let gone = false;
-  void exited.then(() => (gone = true));
   const end = Date.now() + timeoutMs;
   const failed = () => {
     const why = logTail();
     return new KvmError('START_FAILED', `QEMU exited during start-up${why ? `:\n${why}` : ' without a message'}`, { hint: hintFor(why) });
   };
-  while (Date.now() < end) {
-    if (gone) throw failed();
-    if (fs.existsSync(socket) && (await tryConnect(socket))) {
-      try {
-        const c = await QmpClient.connect(socket, { timeoutMs: Math.max(1000, end - Date.now()) });
+  let wake: () => void = () => undefined;
+  const woken = () => new Promise<void>((r) => (wake = r));
+  void exited.then(() => {
+    gone = true;
+    wake();
+  });
+  let watcher: fs.FSWatcher | undefined;
+  try {
+    watcher = fs.watch(path.dirname(socket), () => wake());
+  } catch {
+    watcher = undefined; // no inotify: the 2 ms timer below still wakes the loop
+  }
+  try {
+    while (Date.now() < end) {
+      if (gone) throw failed();
+      if (fs.existsSync(socket)) {
+        mark('QMP socket there: connecting');
         try {
-          return await c.execute<{ status: string; running: boolean }>('query-status');
-        } finally {
-          await c.close();
+          const c = await QmpClient.connect(socket, { timeoutMs: Math.max(1000, end - Date.now()) });
+          mark('QMP greeting + capabilities');
+          try {
+            return await c.execute<{ status: string; running: boolean }>('query-status');
+          } finally {
+            await c.close();
+          }
+        } catch (e) {
+          mark(`QMP connect failed: ${(e as Error).message.slice(0, 60)}`);
+          if (gone) throw failed();
+          if (Date.now() >= end) throw e;
+          if (!/ECONNREFUSED|ENOENT/.test(String((e as Error).message) + String((e as { cause?: unknown }).cause ?? ''))) {
+            await Promise.race([exited, new Promise((r) => setTimeout(r, 50))]);
+          }
         }
-      } catch (e) {
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 300))]);
-        if (gone) throw failed();
-        if (Date.now() >= end) throw e;
       }
+      const next = woken();
+      const t = setTimeout(() => wake(), fs.existsSync(socket) ? 2 : 50);
+      await next;
+      clearTimeout(t);
     }
-    await new Promise((r) => setTimeout(r, 10));
+  } finally {
+    watcher?.close();
   }
   throw new KvmError('START_TIMEOUT', `QEMU did not open its QMP socket within ${timeoutMs} ms`, { hint: logTail() || undefined });
 }

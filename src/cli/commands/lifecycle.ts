@@ -1,4 +1,5 @@
 /** start, stop, kill, restart, status, pause, resume, reset. */
+import { mark } from '../../trace.js';
 import type { Command } from 'commander';
 import { badInput } from '../../errors.js';
 import type { StartResult } from '../../vm/start.js';
@@ -52,7 +53,9 @@ export function register(program: Command, action: Action): void {
         }
         const name = names[0]!;
         if (cluster) return (await import('./cluster.js')).clusterStartCmd(ctx, name, opts);
+        mark('start: cluster checked');
         const { startVm } = await import('../../vm/start.js');
+        mark('start: module loaded');
         const r = await startVm(ctx.paths, name, startOpts);
         for (const w of r.warnings) ctx.warn(w);
         ctx.out(r, () => startedLine(r));

@@ -20,8 +20,12 @@ export const MODULE_DIR = '/lib/modules';
  * /init. `modules` are file names in MODULE_DIR, in load order; a failure to load one of
  * `optional` (e.g. ptp_kvm.ko, which refuses to load without KVM) is not reported.
  */
-export function initScript(opts: { modules: readonly string[]; optional?: readonly string[]; kernelVersion: string }): string {
+export function initScript(opts: { modules: readonly string[]; optional?: readonly string[]; kernelVersion: string; devices?: Record<string, string> }): string {
   for (const m of [...opts.modules, ...(opts.optional ?? [])]) if (!/^[A-Za-z0-9_.-]+$/.test(m)) throw new RangeError(`bad module file name: ${m}`);
+  const dev = opts.devices ?? {};
+  for (const d of Object.values(dev)) if (!/^(0x[0-9a-f]{4}|later)$/.test(d)) throw new RangeError(`bad device id: ${d}`);
+  // module:device words; a module with no device loads at once.
+  const plan = opts.modules.map((m) => (dev[m] ? `${m}:${dev[m]}` : m)).join(' ');
   return `#!/bin/busybox sh
 # kvmctl test guest init (kernel ${opts.kernelVersion}); see src/guest/init-script.ts
 /bin/busybox --install -s
@@ -36,12 +40,19 @@ mount -t tmpfs tmpfs /tmp
 say() { echo "kvt: $*" >/dev/console; }
 
 OPTIONAL=" ${(opts.optional ?? []).join(' ')} "
-for m in ${opts.modules.join(' ')}; do
-  insmod ${MODULE_DIR}/$m 2>/tmp/insmod.err && continue
-  case "$OPTIONAL" in *" $m "*) continue ;; esac
-  grep -q 'File exists' /tmp/insmod.err || say "insmod $m failed: $(cat /tmp/insmod.err)"
+load() {
+  insmod ${MODULE_DIR}/$1 2>/tmp/insmod.$1.err && { rm -f /tmp/insmod.$1.err; return; }
+  case "$OPTIONAL" in *" $1 "*) rm -f /tmp/insmod.$1.err; return ;; esac
+  grep -q 'File exists' /tmp/insmod.$1.err || say "insmod $1 failed: $(cat /tmp/insmod.$1.err)"
+  rm -f /tmp/insmod.$1.err
+}
+# Drivers for devices this VM has load now (the transports first, which find the devices); the
+# others load after the ready marker, in the background, for devices hot-plugged later.
+LATER=
+for w in ${plan}; do
+  m="\${w%%:*}"; d="\${w#*:}"
+  if [ "$d" = "$w" ] || grep -qx "$d" /sys/bus/virtio/devices/*/device 2>/dev/null; then load "$m"; else LATER="$LATER $m"; fi
 done
-rm -f /tmp/insmod.err
 # Keep kernel chatter off the serial shell a test reads from.
 echo 1 >/proc/sys/kernel/printk
 
@@ -80,6 +91,7 @@ if [ -z "$NOACPI" ]; then acpid -c /etc/acpi -a /etc/acpid.conf -l /var/log/acpi
 
 echo
 echo ${READY_MARKER}
+( for m in $LATER; do load "$m"; done ) &
 while :; do
   setsid cttyhack sh -l
   sleep 0.2

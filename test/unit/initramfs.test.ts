@@ -5,7 +5,7 @@ import {
   buildInitramfs, moduleDepends, orderModules, readModinfo, withParentDirs, writeCpio, type CpioEntry,
 } from '../../src/guest/initramfs.js';
 import { initScript, READY_MARKER } from '../../src/guest/init-script.js';
-import { bzImagePayload, guestCacheRoot, guestRecipe } from '../../src/guest/test-guest.js';
+import { bzImagePayload, guestCacheRoot, guestRecipe, moduleDevices } from '../../src/guest/test-guest.js';
 import { resolvePaths } from '../../src/host/paths.js';
 
 type Parsed = { offset: number; ino: number; mode: number; uid: number; gid: number; nlink: number; mtime: number; rmajor: number; rminor: number; name: string; data: Buffer };
@@ -170,10 +170,26 @@ describe('/init text', () => {
   it('loads the modules in the given order and prints the ready marker on its own line', () => {
     const s = initScript({ modules: ['virtio_ring.ko', 'virtio.ko', 'ptp_kvm.ko'], optional: ['ptp_kvm.ko'], kernelVersion: '6.1.0-x' });
     expect(s.startsWith('#!/bin/busybox sh\n')).toBe(true);
-    expect(s).toContain('for m in virtio_ring.ko virtio.ko ptp_kvm.ko; do');
+    expect(s).toContain('for w in virtio_ring.ko virtio.ko ptp_kvm.ko; do');
     expect(s).toContain(`\necho ${READY_MARKER}\n`);
     expect(s).toContain('mount -t 9p -o trans=virtio,version=9p2000.L');
     expect(() => initScript({ modules: ['x;reboot'], kernelVersion: 'v' })).toThrow(/bad module file name/);
+  });
+  it('loads a device driver at boot only when the VM has that virtio device, the rest after the ready marker', () => {
+    const s = initScript({ modules: ['virtio.ko', '9p.ko', 'ptp_kvm.ko'], devices: { '9p.ko': '0x0009', 'ptp_kvm.ko': 'later' }, kernelVersion: 'v' });
+    expect(s).toContain('for w in virtio.ko 9p.ko:0x0009 ptp_kvm.ko:later; do');
+    expect(s).toContain('grep -qx "$d" /sys/bus/virtio/devices/*/device');
+    expect(s.indexOf('( for m in $LATER; do load "$m"; done ) &')).toBeGreaterThan(s.indexOf(`echo ${READY_MARKER}`));
+    expect(() => initScript({ modules: ['a.ko'], devices: { 'a.ko': '$(reboot)' }, kernelVersion: 'v' })).toThrow(/bad device id/);
+  });
+  it('a dependency takes the device of the modules that need it, when they agree', () => {
+    const deps: Record<string, string[]> = { '9p': ['netfs', '9pnet'], '9pnet_virtio': ['9pnet'], virtio_scsi: ['scsi_mod'], sr_mod: ['scsi_mod', 'cdrom'] };
+    const m = moduleDevices(['virtio', 'netfs', '9pnet', '9pnet_virtio', '9p', 'scsi_mod', 'cdrom', 'virtio_scsi', 'sr_mod'], (k) => deps[k] ?? []);
+    expect(m.get('9pnet')).toBe('0x0009');
+    expect(m.get('netfs')).toBe('0x0009');
+    expect(m.has('scsi_mod')).toBe(false); // sr_mod (always) needs it too
+    expect(m.has('cdrom')).toBe(false);
+    expect(m.has('virtio')).toBe(false);
   });
 });
 

@@ -1,6 +1,6 @@
 /**
  * CPU and node lists ("0-3,6") and hugepage sizes: zod-free, so argv and start (hot paths) can
- * use them without loading the schema (test/unit/definition-cache.test.ts checks that).
+ * use them without loading the schema (test/unit/definition/definition-cache.test.ts checks that).
  */
 /** "0-3,6" | 5 | [0, 1] → sorted unique CPU (or node) numbers. undefined when not a valid list. */
 export function parseCpuList(v: unknown): number[] | undefined {

@@ -5,7 +5,7 @@
  * /var/run/netns) and the namespace must exist: a typo must not fall back to the root namespace,
  * nor get one created silently. The result is passed down as data (StartOptions.netns,
  * NetOpts.netns, ServerOptions.netns, AgentOptions.netns): no other module under src/ reads
- * KVMCTL_NETNS (test/unit/netns-target.test.ts greps for it).
+ * KVMCTL_NETNS (test/unit/host/netns-target.test.ts greps for it).
  */
 import fs from 'node:fs';
 import path from 'node:path';

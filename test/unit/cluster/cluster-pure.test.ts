@@ -1,0 +1,67 @@
+/** Cluster pure parts: placement (most uncommitted memory wins, constraints exclude hosts with a reason), migration refusals, -incoming. */
+import { describe, expect, it } from 'vitest';
+import { localDisks, place, type Placed } from '../../../src/cluster/placement.js';
+import type { HostInfo } from '../../../src/cluster/etcd.js';
+import { validateVm } from '../../../src/definition/load.js';
+
+const G = 2 ** 30;
+const host = (name: string, memTotal = 4 * G, extra: Partial<HostInfo> = {}): HostInfo => ({ name, memTotal, cpus: 2, networks: [], storage: [], agentPid: 1, leaseId: '1', at: '', ...extra });
+const vm = (y: Record<string, unknown>) => validateVm({ name: 'v', memory: '1G', ...y });
+
+describe('place', () => {
+  it('spreads VMs: most uncommitted memory, then fewer VMs, then name', () => {
+    const hosts = [host('h1'), host('h2'), host('h3')];
+    const placed: Placed[] = [];
+    for (const n of ['a', 'b', 'c', 'd']) {
+      const r = place(vm({ name: n }), hosts, placed);
+      placed.push({ vm: n, host: r.host, memory: G });
+    }
+    expect(placed.map((p) => p.host)).toEqual(['h1', 'h2', 'h3', 'h1']);
+  });
+
+  it('honours hosts:, anti-affinity, networks, shared storage and memory, and explains a refusal', () => {
+    const hosts = [host('h1', 4 * G, { networks: ['lan'] }), host('h2', 4 * G), host('h3', 512 * 2 ** 20, { networks: ['lan'] })];
+    expect(place(vm({ hosts: ['h2'] }), hosts, []).host).toBe('h2');
+    expect(place(vm({ antiAffinity: 'db' }), hosts, [{ vm: 'x', host: 'h1', memory: 0, antiAffinity: 'db' }, { vm: 'y', host: 'h2', memory: G, antiAffinity: 'web' }]).host).toBe('h2');
+    expect(place(vm({ nics: [{ network: 'lan' }] }), hosts, []).host).toBe('h1');
+    const shared = vm({ disks: [{ file: '/srv/vm/a.qcow2' }] });
+    expect(place(shared, [host('h1'), host('h2', 4 * G, { storage: ['/srv/vm'] })], [], { sharedStorage: ['/srv/vm'] }).host).toBe('h2');
+    expect(() => place(vm({ nics: [{ network: 'lan' }], memory: '1G', hosts: ['h2', 'h3'] }), hosts, [])).toThrow(expect.objectContaining({ code: 'NO_HOST', hint: expect.stringMatching(/h1: not in the definition's hosts list.*h2: lacks network lan.*h3: only 512 MiB uncommitted/) }));
+    expect(() => place(vm({}), [], [])).toThrow(/no agent is alive/);
+  });
+
+  it('localDisks: relative paths and paths outside shared storage are local', () => {
+    expect(localDisks(vm({ disks: [{ file: 'a.qcow2' }, { file: '/srv/vm/b.qcow2' }, { file: '/data/c.raw' }] }), ['/srv/vm'])).toEqual(['a.qcow2', '/data/c.raw']);
+  });
+});
+
+describe('live migration, pure parts', () => {
+  it('says what QEMU would refuse before trying: a 9p share, local disks, CD-ROMs', async () => {
+    const { migrationBlockers } = await import('../../../src/cluster/migrate.js');
+    expect(migrationBlockers(vm({ kernel: { builtin: 'test-guest' } }), [])).toEqual([]);
+    const b = migrationBlockers(vm({ shares: [{ path: '/srv/x', tag: 'x' }], disks: [{ file: 'a.qcow2' }], cdroms: ['/iso/d.iso'] }), []);
+    expect(b.join('\n')).toMatch(/9p share \(x → \/srv\/x\).*Migration is disabled when VirtFS export path/);
+    expect(b.join('\n')).toMatch(/disk a.qcow2 is not on shared storage/);
+    expect(b.join('\n')).toMatch(/CD-ROM \/iso\/d.iso/);
+  });
+
+  it('refuses a VM whose TPM state or UEFI NVRAM would stay behind; NVRAM on shared storage may go', async () => {
+    const { migrationBlockers } = await import('../../../src/cluster/migrate.js');
+    const k = { kernel: { builtin: 'test-guest' } };
+    expect(migrationBlockers(vm({ ...k, tpm: { version: '2.0' } }), []).join('\n')).toMatch(/TPM/);
+    expect(migrationBlockers(vm({ ...k, firmware: { type: 'uefi' } }), ['/shared']).join('\n')).toMatch(/NVRAM in this host's state dir/);
+    expect(migrationBlockers(vm({ ...k, firmware: { type: 'uefi', vars: '/shared/vm1.fd' } }), ['/shared'])).toEqual([]);
+    expect(migrationBlockers(vm({ ...k, profile: 'server', machine: 'q35' }), []).join('\n')).toMatch(/NVRAM/);
+  });
+
+  it('the destination QEMU gets -incoming; without it the argv is unchanged', async () => {
+    const { buildArgv } = await import('../../../src/qemu/argv.js');
+    const { TCG_HOST_FACTS } = await import('../../../src/host/facts.js');
+    const rt = { dir: '/r', qmp: '/r/q', serial: '/r/s', serialLog: '/r/l', pidfile: '/r/p', vnc: '/r/v' };
+    const base = buildArgv(vm({}), TCG_HOST_FACTS, { runtime: rt, imagesDir: '/i', attachments: [] }).argv;
+    const inc = buildArgv(vm({}), TCG_HOST_FACTS, { runtime: rt, imagesDir: '/i', attachments: [], incoming: 'tcp:10.0.0.2:49200' }).argv;
+    expect(base).not.toContain('-incoming');
+    expect(inc.slice(inc.indexOf('-incoming'), inc.indexOf('-incoming') + 2)).toEqual(['-incoming', 'tcp:10.0.0.2:49200']);
+    expect(inc.filter((a) => a !== '-incoming' && a !== 'tcp:10.0.0.2:49200')).toEqual(base);
+  });
+});

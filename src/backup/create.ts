@@ -162,7 +162,13 @@ export async function createBackup(paths: Paths, name: string, o: CreateOptions 
         manifest.nvram = { file: 'nvram.fd', sha256: await fileSha256(path.join(partial, 'nvram.fd')) };
       }
       const tpm = path.join(vmStateDir(paths, name), 'tpm');
-      if (fs.existsSync(tpm) && fs.readdirSync(tpm).length) {
+      const tpmFile = vm.tpm ? vm.tpm.state : undefined;
+      if (tpmFile && fs.existsSync(tpmFile)) {
+        // File-backed TPM state (a Proxmox tpmstate volume): the blob itself.
+        fs.mkdirSync(path.join(partial, 'tpm'), { recursive: true });
+        fs.copyFileSync(tpmFile, path.join(partial, 'tpm', 'state.bin'));
+        manifest.tpm = { dir: 'tpm', files: { 'state.bin': await fileSha256(path.join(partial, 'tpm', 'state.bin')) }, stateFile: tpmFile };
+      } else if (fs.existsSync(tpm) && fs.readdirSync(tpm).length) {
         fs.cpSync(tpm, path.join(partial, 'tpm'), { recursive: true });
         const files: Record<string, string> = {};
         for (const f of fs.readdirSync(path.join(partial, 'tpm'))) if (fs.statSync(path.join(partial, 'tpm', f)).isFile()) files[f] = await fileSha256(path.join(partial, 'tpm', f));

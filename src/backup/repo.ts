@@ -54,7 +54,8 @@ export type Manifest = {
   /** Disks not backed up (read-only), with why. */
   skipped: { id: string; why: string }[];
   nvram?: { file: string; sha256: string };
-  tpm?: { dir: string; files: Record<string, string> };
+  /** `stateFile`: the VM kept its TPM in one file (tpm.state), copied here as tpm/state.bin. */
+  tpm?: { dir: string; files: Record<string, string>; stateFile?: string };
   durationMs: number;
   /** Of which: the block jobs (the copy itself), and reading the chain back for the sums. */
   jobMs?: number;

@@ -89,8 +89,12 @@ export async function restoreBackup(paths: Paths, ref: string, o: RestoreOptions
     });
     const nvDest = m.nvram ? nvramPath(paths, spec) : undefined;
     if (nvDest && fs.existsSync(nvDest) && !o.force) problems.push(`NVRAM: ${nvDest} exists (use --force to replace it with the backup's)`);
-    const tpmDest = m.tpm ? path.join(vmStateDir(paths, name), 'tpm') : undefined;
-    if (tpmDest && fs.existsSync(tpmDest) && fs.readdirSync(tpmDest).length && !o.force) problems.push(`TPM state: ${tpmDest} exists (use --force to replace it with the backup's)`);
+    const tpmFile = m.tpm?.stateFile ? (spec.tpm ? spec.tpm.state : undefined) : undefined;
+    if (m.tpm?.stateFile && o.as) problems.push(`TPM state: ${m.vm} keeps it in one file (${m.tpm.stateFile}); restore it under its own name (a copy --as NEW would share that file)`);
+    else if (m.tpm?.stateFile && !tpmFile) problems.push(`TPM state: the backup has a TPM state file but the definition of "${name}" has no tpm.state now`);
+    const tpmDest = m.tpm ? (m.tpm.stateFile ? tpmFile : path.join(vmStateDir(paths, name), 'tpm')) : undefined;
+    if (tpmDest && !m.tpm?.stateFile && fs.existsSync(tpmDest) && fs.readdirSync(tpmDest).length && !o.force) problems.push(`TPM state: ${tpmDest} exists (use --force to replace it with the backup's)`);
+    if (tpmDest && m.tpm?.stateFile && fs.existsSync(tpmDest) && fs.statSync(tpmDest).size > 0 && !o.force) problems.push(`TPM state: ${tpmDest} exists (use --force to replace it with the backup's)`);
     if (problems.length) {
       throw badInput('RESTORE_REFUSED', `restore of ${m.vm}@${m.id} as "${name}": ${problems.join('; ')}`, o.as ? 'fix the above; nothing was changed' : 'nothing was changed; --force replaces what exists, --as NEW restores beside it');
     }
@@ -109,7 +113,8 @@ export async function restoreBackup(paths: Paths, ref: string, o: RestoreOptions
     plans.forEach((p, i) => fs.renameSync(scratch[i]!, p.dest));
     fs.mkdirSync(vmStateDir(paths, name), { recursive: true });
     if (nvDest && m.nvram) fs.copyFileSync(path.join(dir, m.nvram.file), nvDest);
-    if (tpmDest && m.tpm) {
+    if (tpmDest && m.tpm?.stateFile) fs.copyFileSync(path.join(dir, m.tpm.dir, 'state.bin'), tpmDest);
+    else if (tpmDest && m.tpm) {
       fs.rmSync(tpmDest, { recursive: true, force: true });
       fs.cpSync(path.join(dir, m.tpm.dir), tpmDest, { recursive: true });
     }

@@ -24,7 +24,7 @@ export function effectiveAgent(vm: Profiled): boolean {
   return vm.agent ?? realGuest(vm);
 }
 
-export type TpmSpec = { version: '2.0' | '1.2' };
+export type TpmSpec = { version: '2.0' | '1.2'; state?: string };
 
 export function effectiveTpm(vm: Profiled): TpmSpec | undefined {
   if (vm.tpm === false) return undefined;

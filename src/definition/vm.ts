@@ -215,6 +215,11 @@ export const tpmSchema = z.preprocess(
       z.literal(false),
       z.strictObject({
         version: z.preprocess((v) => (v === 2 ? '2.0' : typeof v === 'number' ? String(v) : v), z.enum(['2.0', '1.2'], { error: 'must be "2.0" or "1.2"' })).default('2.0'),
+        /**
+         * Keep the TPM state in this one file (swtpm's file backend: a Proxmox tpmstate volume, file
+         * or block device, used as it is) instead of <data>/vms/NAME/tpm; made by swtpm_setup when absent.
+         */
+        state: filePath('state').optional(),
       }),
     ],
     { error: 'must be true, false or {version: "2.0" | "1.2"}' },

@@ -151,8 +151,16 @@ export function importProxmox(text: string, opts: ProxmoxOptions = {}): Imported
   }
   if (conf.tpmstate0) {
     const t = props(conf.tpmstate0, 'volume');
-    vm.tpm = { version: t.version === 'v1.2' ? '1.2' : '2.0' };
-    n.translated('tpmstate0', `TPM ${(vm.tpm as X).version} from swtpm managed by kvmctl; Proxmox's TPM state volume (${t.volume}) is a raw swtpm state blob and is not converted: sealed keys (BitLocker) need recovery keys`);
+    const version = t.version === 'v1.2' ? '1.2' : '2.0';
+    const v = volume(t.volume!);
+    // Proxmox runs swtpm with its file backend on this volume: kvmctl does the same (tpm.state), so the state comes along as it is.
+    if ('file' in v) {
+      vm.tpm = { version, state: v.file };
+      n.kept(`tpmstate0 (TPM ${version}: its state volume ${v.file} is used as it is, through swtpm's file backend)`);
+    } else {
+      vm.tpm = { version };
+      n.lost('tpmstate0 state', `${v.reason}: the VM gets a fresh TPM ${version} (sealed keys such as BitLocker's need their recovery keys)`);
+    }
   }
   if (conf.agent && props(conf.agent, 'enabled').enabled === '1') {
     vm.agent = true;

@@ -100,6 +100,7 @@ export function vmPathIssues(vm: VmSpec, paths: Paths, roots: StorageRoots = sto
   check('firmware.code', vm.firmware?.code, 'firmware');
   check('firmware.varsTemplate', vm.firmware?.varsTemplate, 'firmware');
   check('firmware.vars', vm.firmware?.vars, 'nvram');
+  check('tpm.state', vm.tpm ? vm.tpm.state : undefined, 'nvram');
   extraArgPaths(vm.extraArgs).forEach((p) => {
     if (RNG_SOURCES.includes(p) || p === '/dev/null') return;
     check(`extraArgs (${p})`, p, 'extra');

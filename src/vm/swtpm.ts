@@ -24,10 +24,10 @@ export const tpmCaDir = (paths: Paths) => path.join(paths.data, 'tpm-ca');
 const pidFile = (runtimeDir: string) => path.join(runtimeDir, 'swtpm.pid');
 
 /** The swtpm command line (pure). */
-export function swtpmArgv(o: { stateDir: string; socket: string; log: string; version: '2.0' | '1.2' }): string[] {
+export function swtpmArgv(o: { stateDir: string; stateFile?: string; socket: string; log: string; version: '2.0' | '1.2' }): string[] {
   return [
     'swtpm', 'socket',
-    '--tpmstate', `dir=${o.stateDir},mode=0600`,
+    '--tpmstate', o.stateFile ? `backend-uri=file://${o.stateFile}` : `dir=${o.stateDir},mode=0600`,
     '--ctrl', `type=unixio,path=${o.socket},mode=0600`,
     '--log', `file=${o.log},level=1`,
     '--terminate',
@@ -36,11 +36,11 @@ export function swtpmArgv(o: { stateDir: string; socket: string; log: string; ve
 }
 
 /** The swtpm_setup command line (pure): certificates unless `certs` is false. */
-export function swtpmSetupArgv(o: { stateDir: string; version: '2.0' | '1.2'; config?: string; certs: boolean; log: string }): string[] {
+export function swtpmSetupArgv(o: { stateDir: string; stateFile?: string; version: '2.0' | '1.2'; config?: string; certs: boolean; log: string }): string[] {
   return [
     'swtpm_setup',
     ...(o.version === '2.0' ? ['--tpm2'] : []),
-    '--tpmstate', o.stateDir,
+    '--tpmstate', o.stateFile ? `file://${o.stateFile}` : o.stateDir,
     '--createek',
     ...(o.certs ? ['--create-ek-cert', '--create-platform-cert'] : []),
     '--lock-nvram',
@@ -64,12 +64,13 @@ function writeCaConfig(caDir: string): string {
 
 export type TpmMeta = { version: '2.0' | '1.2'; createdAt: string; certs: boolean };
 
-export type TpmStateResult = { dir: string; created: boolean; warnings: string[] };
+export type TpmStateResult = { dir: string; file?: string; created: boolean; warnings: string[] };
 
 /** The VM's TPM state: made on first use, kept as is after that (never overwritten). */
 export async function ensureTpmState(paths: Paths, name: string, tpm: TpmSpec): Promise<TpmStateResult> {
   const dir = tpmStateDir(paths, name);
   const warnings: string[] = [];
+  if (tpm.state) return ensureTpmStateFile(paths, name, tpm, tpm.state);
   const other = tpm.version === '2.0' ? '1.2' : '2.0';
   if (fs.existsSync(path.join(dir, STATE_FILE[other])) && !fs.existsSync(path.join(dir, STATE_FILE[tpm.version]))) {
     throw new KvmError('TPM_MISMATCH', `VM "${name}" has TPM ${other} state in ${dir} but its definition asks for TPM ${tpm.version}`, {
@@ -109,6 +110,34 @@ export async function ensureTpmState(paths: Paths, name: string, tpm: TpmSpec): 
     if (!existed) fs.rmSync(dir, { recursive: true, force: true });
     throw e;
   }
+}
+
+/**
+ * File-backed state (`tpm.state`): a file or block device that holds swtpm's state as one blob,
+ * as Proxmox keeps it. Used as it is when it has content; made by swtpm_setup (never over
+ * existing content) when it is absent or empty; the setup log sits in <data>/vms/NAME/tpm.
+ */
+async function ensureTpmStateFile(paths: Paths, name: string, tpm: TpmSpec, file: string): Promise<TpmStateResult> {
+  const dir = tpmStateDir(paths, name);
+  let size = 0;
+  try {
+    const st = fs.statSync(file);
+    size = st.isBlockDevice() ? 1 : st.size; // a block device is a volume given to this TPM: used as it is
+  } catch {
+    size = 0;
+  }
+  if (size > 0) return { dir, file, created: false, warnings: [] };
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const log = path.join(dir, 'setup.log');
+  const r = await run(swtpmSetupArgv({ stateDir: dir, stateFile: file, version: tpm.version, config: writeCaConfig(tpmCaDir(paths)), certs: true, log }), { allowFailure: true, timeoutMs: 60_000 });
+  if (r.exitCode !== 0 || !fs.existsSync(file) || fs.statSync(file).size === 0) {
+    const tail = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trim().split('\n').slice(-3).join('\n') : r.stderr.trim();
+    fs.rmSync(file, { force: true }); // only ever an empty or half-made file of ours: it had no content before
+    throw new KvmError('TPM_SETUP_FAILED', `swtpm_setup failed for VM "${name}" (state file ${file})${tail ? `: ${tail}` : ''}`, { hint: `see ${log}` });
+  }
+  fs.writeFileSync(path.join(dir, 'tpm.json'), `${JSON.stringify({ version: tpm.version, createdAt: new Date().toISOString(), certs: true } satisfies TpmMeta, null, 2)}\n`);
+  return { dir, file, created: true, warnings: [] };
 }
 
 export function readTpmMeta(paths: Paths, name: string): TpmMeta | undefined {
@@ -175,7 +204,7 @@ export async function startSwtpm(paths: Paths, name: string, tpm: TpmSpec, rt: R
   const log = fs.openSync(logFile, 'a');
   let child: Awaited<ReturnType<typeof spawnDetached>>;
   try {
-    child = await spawnDetached(swtpmArgv({ stateDir: state.dir, socket, log: logFile, version: tpm.version }), { stdio: ['ignore', log, log] });
+    child = await spawnDetached(swtpmArgv({ stateDir: state.dir, stateFile: state.file, socket, log: logFile, version: tpm.version }), { stdio: ['ignore', log, log] });
   } finally {
     fs.closeSync(log);
   }

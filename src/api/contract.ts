@@ -27,6 +27,7 @@
 import { z } from 'zod';
 import * as A from './contract-auth.js';
 import * as B from './contract-backups.js';
+import * as M from './contract-manage.js';
 
 /* ------------------------------------------------------------------ errors */
 
@@ -370,6 +371,13 @@ export const routes = {
   serial: { method: 'GET', path: '/api/vms/:name/serial', role: 'operator', summary: 'WebSocket: the serial console, raw bytes', params: P, websocket: true },
   vnc: { method: 'GET', path: '/api/vms/:name/vnc', role: 'operator', summary: 'WebSocket: the VNC console (RFB) for noVNC', params: P, websocket: true },
   events: { method: 'GET', path: '/api/events', summary: 'WebSocket: VM state changes and QMP events, resumable with ?since=ID', query: eventsQuerySchema, websocket: true },
+  listSnapshots: { method: 'GET', path: '/api/vms/:name/snapshots', summary: "each disk's snapshots: external overlays (taken while running) and internal qcow2 ones (taken stopped)", params: P, response: M.snapshotListSchema },
+  createSnapshot: { method: 'POST', path: '/api/vms/:name/snapshots', summary: 'snapshot every writable disk: external overlays while running (the VM keeps running), internal qcow2 snapshots when stopped', role: 'operator', params: P, body: M.snapshotCreateBodySchema, response: M.snapshotCreateResultSchema },
+  revertSnapshot: { method: 'POST', path: '/api/vms/:name/snapshots/:snap/revert', summary: 'go back to a snapshot (VM stopped): everything written since is discarded', role: 'operator', params: M.snapParams, response: M.snapshotRevertResultSchema },
+  deleteSnapshot: { method: 'DELETE', path: '/api/vms/:name/snapshots/:snap', summary: "delete an internal snapshot from each disk that has it (VM stopped; external overlays are the disk's live layers and stay)", role: 'operator', params: M.snapParams, response: M.snapshotDeleteResultSchema },
+  vmLog: { method: 'GET', path: '/api/vms/:name/logs/:which', summary: "the end of the VM's qemu.log or serial.log (?bytes=, default 64 KiB)", role: 'operator', params: M.logParams, query: M.logQuerySchema, response: M.logResultSchema },
+  setAutostart: { method: 'POST', path: '/api/vms/:name/autostart', summary: "switch autostart.enabled in the stored definition (comments kept)", params: P, body: M.autostartBodySchema, response: M.autostartResultSchema },
+  pendingChanges: { method: 'GET', path: '/api/vms/:name/pending', summary: "a running VM: the QEMU options its stored definition changes, which take effect at the next start", params: P, response: M.pendingSchema },
   whoami: { method: 'GET', path: '/api/whoami', summary: 'who this token is: name, role, VM scope', response: A.whoamiSchema },
   listTokens: { method: 'GET', path: '/api/tokens', summary: 'the named API tokens (never the tokens themselves: they are stored hashed)', role: 'admin', response: A.tokenListSchema },
   createToken: { method: 'POST', path: '/api/tokens', summary: 'make a named token with a role (viewer, operator, admin) and an optional VM name pattern; the answer is the only time the token is shown', role: 'admin', body: A.tokenCreateBodySchema, response: A.tokenCreateResultSchema },

@@ -23,6 +23,7 @@ import { bind } from './route.js';
 import { backupRoutes } from './routes/backups.js';
 import { diskRoutes } from './routes/disks.js';
 import { hostRoutes } from './routes/host.js';
+import { manageRoutes } from './routes/manage.js';
 import { networkRoutes } from './routes/networks.js';
 import { vmRoutes } from './routes/vms.js';
 import { userRoutes } from './routes/users.js';
@@ -112,6 +113,7 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
   backupRoutes(app, ctx);
   hostRoutes(app, ctx);
   userRoutes(app, ctx);
+  manageRoutes(app, ctx);
   wsRoutes(app, ctx);
 
   const states = async () => {

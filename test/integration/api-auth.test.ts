@@ -157,6 +157,15 @@ describe('headers, compression, caching', () => {
     expect(g.headers['content-encoding']).toBe('gzip');
     expect(g.headers['cache-control']).toContain('immutable');
     expect(zlib.gunzipSync(g.rawPayload).length).toBeGreaterThan(5000);
+    // After the first request the file is compressed once at brotli's best, then served from memory.
+    const js = fs.readFileSync(path.join(webRoot, 'assets/index-AbCdEf12.js'));
+    const best = zlib.brotliCompressSync(js, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: js.length } });
+    await expect
+      .poll(async () => (await s.app.inject({ url: '/assets/index-AbCdEf12.js', headers: { 'accept-encoding': 'gzip, br' } })).rawPayload.equals(best), { timeout: 5000 })
+      .toBe(true);
+    const refused = await s.app.inject({ url: '/assets/index-AbCdEf12.js', headers: { 'accept-encoding': 'br;q=0, gzip' } });
+    expect(refused.headers['content-encoding']).toBe('gzip');
+    expect(zlib.gunzipSync(refused.rawPayload).equals(js)).toBe(true);
     const again = await s.app.inject({ url: '/', headers: { 'if-modified-since': String(r.headers['last-modified']) } });
     expect(again.statusCode).toBe(304);
     const api = await as(MAIN, 'GET', '/api/vms');

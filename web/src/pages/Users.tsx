@@ -69,22 +69,16 @@ export function Users() {
       <section className="card" aria-labelledby="h-new-token">
         <h2 id="h-new-token" style={{ marginTop: 0 }}>New token</h2>
         <form className="grid" onSubmit={add}>
-          <div>
-            <label htmlFor="tok-name">Name</label>
-            <input id="tok-name" value={name} onChange={(e) => setName(e.target.value)} required autoComplete="off" />
-          </div>
-          <div>
-            <label htmlFor="tok-role">Role</label>
-            <select id="tok-role" value={role} onChange={(e) => setRole(e.target.value as typeof role)}>
-              <option value="viewer">viewer</option>
-              <option value="operator">operator</option>
-              <option value="admin">admin</option>
-            </select>
-          </div>
-          <div>
-            <label htmlFor="tok-vms">Only VMs matching (optional)</label>
-            <input id="tok-vms" value={vms} onChange={(e) => setVms(e.target.value)} placeholder="web-*" autoComplete="off" />
-          </div>
+          <label htmlFor="tok-name">Name</label>
+          <input id="tok-name" value={name} onChange={(e) => setName(e.target.value)} required autoComplete="off" />
+          <label htmlFor="tok-role">Role</label>
+          <select id="tok-role" value={role} onChange={(e) => setRole(e.target.value as typeof role)}>
+            <option value="viewer">viewer</option>
+            <option value="operator">operator</option>
+            <option value="admin">admin</option>
+          </select>
+          <label htmlFor="tok-vms">Only VMs matching</label>
+          <input id="tok-vms" value={vms} onChange={(e) => setVms(e.target.value)} placeholder="optional, e.g. web-*" autoComplete="off" />
           <div className="full">
             <button type="submit" className="primary" disabled={busy}>
               {busy ? 'Making…' : 'Make token'}

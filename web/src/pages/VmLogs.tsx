@@ -4,6 +4,14 @@ import { ApiFailure, call, fmtBytes } from '../api.js';
 import { ErrorBox } from '../components/ErrorBox.js';
 import { useLoad } from '../useLoad.js';
 
+/** A terminal's bytes as plain text: escape sequences (colours, cursor queries) and other control characters out. */
+export const plainText = (t: string): string =>
+  t
+    .replace(/\x1b\[[0-9;?]*[ -/]*[@-~]/g, '')
+    .replace(/\x1b[@-_]/g, '')
+    .replace(/\r\n?/g, '\n')
+    .replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
+
 export function VmLogs({ name, running }: { name: string; running: boolean }) {
   const [which, setWhich] = useState<'qemu' | 'serial'>('serial');
   const { data, error, reload } = useLoad(() => call('vmLog', { params: { name, which } }), [name, which]);
@@ -45,7 +53,7 @@ export function VmLogs({ name, running }: { name: string; running: boolean }) {
             {running ? '; refreshed every 3 s' : ''}
           </p>
           <pre ref={pre} className="log mono" data-testid={`log-${which}`} tabIndex={0} aria-label={`${which} log of ${name}`}>
-            {data.text || '(empty)'}
+            {plainText(data.text) || '(empty)'}
           </pre>
         </>
       )}

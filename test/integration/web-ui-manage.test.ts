@@ -222,9 +222,9 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI: users, management, polish
     await pending.waitFor();
     expect(await pending.textContent()).toMatch(/\+ -m .*384/);
     expect(await pending.textContent()).toMatch(/− -m .*256/);
-    await b.page.getByTestId('autostart').check();
+    await b.page.getByTestId('autostart').click();
     await expect.poll(async () => ((await (await api(admin, 'GET', `/api/vms/${VM}`)).json()) as { yaml: string }).yaml).toMatch(/^# kept comment[\s\S]*autostart: true/);
-    expect(await b.page.getByTestId('autostart').isChecked()).toBe(true);
+    await expect.poll(() => b.page.getByTestId('autostart').isChecked()).toBe(true);
     await b.shot('overview-pending');
     // A viewer may not flip it.
     expect((await api(viewer, 'POST', `/api/vms/${VM}/autostart`, { enabled: false })).status).toBe(403);

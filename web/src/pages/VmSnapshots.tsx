@@ -115,7 +115,8 @@ export function VmSnapshots({ name, running }: { name: string; running: boolean 
                 <td>{s.kind}</td>
                 <td className="mono">{s.disks.join(', ')}</td>
                 <td>{s.at ? new Date(s.at).toLocaleString() : '–'}</td>
-                <td className="row">
+                <td>
+                  <div className="row">
                   {may && (
                     <button type="button" disabled={!!busy || running} title={running ? 'stop the VM to revert' : undefined} onClick={() => revert(s)} aria-label={`Revert to ${s.name}`}>
                       {busy === `revert-${s.name}` ? 'Reverting…' : 'Revert'}
@@ -126,6 +127,7 @@ export function VmSnapshots({ name, running }: { name: string; running: boolean 
                       {busy === `delete-${s.name}` ? 'Deleting…' : 'Delete'}
                     </button>
                   )}
+                  </div>
                 </td>
               </tr>
             ))}

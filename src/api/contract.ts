@@ -27,6 +27,7 @@
 import { z } from 'zod';
 import * as A from './contract-auth.js';
 import * as B from './contract-backups.js';
+import * as D from './contract-devices.js';
 import * as M from './contract-manage.js';
 
 /* ------------------------------------------------------------------ errors */
@@ -378,6 +379,12 @@ export const routes = {
   vmLog: { method: 'GET', path: '/api/vms/:name/logs/:which', summary: "the end of the VM's qemu.log or serial.log (?bytes=, default 64 KiB)", role: 'operator', params: M.logParams, query: M.logQuerySchema, response: M.logResultSchema },
   setAutostart: { method: 'POST', path: '/api/vms/:name/autostart', summary: "switch autostart.enabled in the stored definition (comments kept)", params: P, body: M.autostartBodySchema, response: M.autostartResultSchema },
   pendingChanges: { method: 'GET', path: '/api/vms/:name/pending', summary: "a running VM: the QEMU options its stored definition changes, which take effect at the next start", params: P, response: M.pendingSchema },
+  vmDevices: { method: 'GET', path: '/api/vms/:name/devices', summary: "a VM's disks (image, active layer, size) and NICs (attachment, model, MAC)", params: P, response: D.devicesSchema },
+  resizeVmDisk: { method: 'POST', path: '/api/vms/:name/disks/:id/resize', summary: "resize a VM's disk (its active layer): live through QMP when running; shrinking needs shrink: true", role: 'admin', params: D.deviceParams, body: D.diskResizeBodySchema, response: D.diskResizeResultSchema },
+  attachVmDisk: { method: 'POST', path: '/api/vms/:name/disks', summary: 'add an image as a disk in the stored definition (a running VM gets it at its next start)', role: 'admin', params: P, body: D.diskAttachBodySchema, response: D.deviceChangeResultSchema },
+  detachVmDisk: { method: 'DELETE', path: '/api/vms/:name/disks/:id', summary: 'remove a disk from the stored definition (?deleteImage=true also deletes its image: VM stopped, no snapshot overlays)', role: 'admin', params: D.deviceParams, query: D.diskDetachQuerySchema, response: D.deviceChangeResultSchema },
+  addVmNic: { method: 'POST', path: '/api/vms/:name/nics', summary: 'add a NIC (a kvmctl network, or user-mode) in the stored definition', role: 'admin', params: P, body: D.nicAddBodySchema, response: D.deviceChangeResultSchema },
+  removeVmNic: { method: 'DELETE', path: '/api/vms/:name/nics/:id', summary: 'remove a NIC from the stored definition', role: 'admin', params: D.deviceParams, response: D.deviceChangeResultSchema },
   whoami: { method: 'GET', path: '/api/whoami', summary: 'who this token is: name, role, VM scope', response: A.whoamiSchema },
   listTokens: { method: 'GET', path: '/api/tokens', summary: 'the named API tokens (never the tokens themselves: they are stored hashed)', role: 'admin', response: A.tokenListSchema },
   createToken: { method: 'POST', path: '/api/tokens', summary: 'make a named token with a role (viewer, operator, admin) and an optional VM name pattern; the answer is the only time the token is shown', role: 'admin', body: A.tokenCreateBodySchema, response: A.tokenCreateResultSchema },

@@ -24,6 +24,7 @@ import { backupRoutes } from './routes/backups.js';
 import { diskRoutes } from './routes/disks.js';
 import { hostRoutes } from './routes/host.js';
 import { manageRoutes } from './routes/manage.js';
+import { vmDeviceRoutes } from './routes/vm-devices.js';
 import { networkRoutes } from './routes/networks.js';
 import { vmRoutes } from './routes/vms.js';
 import { userRoutes } from './routes/users.js';
@@ -114,6 +115,7 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
   hostRoutes(app, ctx);
   userRoutes(app, ctx);
   manageRoutes(app, ctx);
+  vmDeviceRoutes(app, ctx);
   wsRoutes(app, ctx);
 
   const states = async () => {

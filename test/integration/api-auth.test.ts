@@ -142,6 +142,36 @@ describe('named tokens through the API', () => {
   });
 });
 
+describe('VM hardware through the definition', () => {
+  it('attaches an image, adds a NIC (comments kept), refuses mistakes with 4xx, detaches', async () => {
+    const operator = addToken(paths, 'hw-operator', 'operator').token;
+    await as(MAIN, 'PUT', '/api/vms/db-1', { yaml: '# db, hand-written\nname: db-1\nmemory: 64M\nkernel: { builtin: test-guest }\n' });
+    expect((await as(MAIN, 'POST', '/api/disks', { path: 'db.qcow2', size: '16M', format: 'qcow2' })).statusCode).toBe(200);
+    const att = await as(MAIN, 'POST', '/api/vms/db-1/disks', { file: 'db.qcow2' });
+    expect(att.statusCode, att.body).toBe(200);
+    expect(att.json()).toMatchObject({ id: 'disk0', action: 'configured', pendingRestart: false });
+    expect((await as(MAIN, 'POST', '/api/vms/db-1/disks', { file: 'db.qcow2' })).statusCode).toBe(409);
+    expect((await as(MAIN, 'POST', '/api/vms/db-1/disks', { file: 'nope.qcow2' })).statusCode).toBe(404);
+    expect((await as(MAIN, 'POST', '/api/vms/db-1/disks', { file: '/etc/passwd' })).statusCode).toBe(400);
+    expect((await as(MAIN, 'POST', '/api/vms/db-1/nics', { network: 'no-such-net' })).statusCode).toBe(422);
+    expect((await as(MAIN, 'POST', '/api/vms/db-1/nics', { user: true })).json()).toMatchObject({ id: 'net0' });
+    expect((await as(operator, 'POST', '/api/vms/db-1/nics', { user: true })).statusCode).toBe(403);
+    const dev = (await as(operator, 'GET', '/api/vms/db-1/devices')).json() as { disks: { id: string; virtualSize: number }[]; nics: { mac: string }[] };
+    expect(dev.disks).toMatchObject([{ id: 'disk0', virtualSize: 16 * 1024 * 1024 }]);
+    expect(dev.nics[0]!.mac).toMatch(/^52:54:00(:[0-9a-f]{2}){3}$/);
+    const yaml = (await as(MAIN, 'GET', '/api/vms/db-1')).json().yaml as string;
+    expect(yaml).toMatch(/^# db, hand-written/);
+    const rs = await as(MAIN, 'POST', '/api/vms/db-1/disks/disk0/resize', { size: '+8M' });
+    expect(rs.json()).toMatchObject({ from: 16 * 1024 * 1024, to: 24 * 1024 * 1024 });
+    expect((await as(MAIN, 'POST', '/api/vms/db-1/disks/disk0/resize', { size: '1M' })).statusCode).toBe(400); // shrinking needs shrink: true
+    expect((await as(MAIN, 'DELETE', '/api/vms/db-1/disks/disk9')).statusCode).toBe(404);
+    expect((await as(MAIN, 'DELETE', '/api/vms/db-1/nics/net0')).statusCode).toBe(200);
+    const det = await as(MAIN, 'DELETE', '/api/vms/db-1/disks/disk0?deleteImage=true');
+    expect(det.json()).toMatchObject({ id: 'disk0', deleted: path.join(paths.images, 'db.qcow2') });
+    expect(fs.existsSync(path.join(paths.images, 'db.qcow2'))).toBe(false);
+  });
+});
+
 describe('headers, compression, caching', () => {
   it('sends the security headers and compresses with brotli or gzip', async () => {
     const r = await s.app.inject({ url: '/', headers: { 'accept-encoding': 'br, gzip' } });

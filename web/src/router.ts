@@ -12,7 +12,7 @@ export type Route =
   | { page: 'users' }
   | { page: 'notfound'; path: string };
 
-export const VM_TABS = ['overview', 'definition', 'snapshots', 'backups', 'logs', 'serial', 'vnc'] as const;
+export const VM_TABS = ['overview', 'definition', 'hardware', 'snapshots', 'backups', 'logs', 'serial', 'vnc'] as const;
 export type VmTab = (typeof VM_TABS)[number];
 
 export function parseHash(hash: string): Route {

@@ -5,14 +5,14 @@
  */
 import fs from 'node:fs';
 import type { FastifyInstance } from 'fastify';
-import { isMap, parseDocument } from 'yaml';
+import { isMap } from 'yaml';
 import { badInput, KvmError } from '../../errors.js';
-import { defPath, readVm } from '../../definition/store.js';
+import { readVm } from '../../definition/store.js';
 import { vmRuntimeFiles } from '../../host/paths.js';
 import type { ServerCtx } from '../context.js';
 import { routes as R } from '../contract.js';
-import { parseBody } from '../definition-body.js';
 import { bind } from '../route.js';
+import { editDefinition } from './vm-devices.js';
 
 const LOG_BYTES = 64 * 1024;
 
@@ -123,15 +123,12 @@ export function manageRoutes(app: FastifyInstance, ctx: ServerCtx): void {
   });
 
   bind(app, R.setAutostart, async ({ params, body }) => {
-    readVm(paths, params.name);
-    const doc = parseDocument(fs.readFileSync(defPath(paths, 'vm', params.name), 'utf8'));
-    const cur = doc.get('autostart');
-    if (isMap(cur)) cur.set('enabled', body.enabled);
-    else doc.set('autostart', body.enabled);
-    const defs = parseBody({ yaml: doc.toString() }, 'vm');
-    const { checkLoadedDefinitions, applyLoadedDefinitions } = await import('../../vm/definitions.js');
-    const [r] = applyLoadedDefinitions(paths, checkLoadedDefinitions(paths, defs, 'request body'));
+    const action = await editDefinition(paths, params.name, (doc) => {
+      const cur = doc.get('autostart');
+      if (isMap(cur)) cur.set('enabled', body.enabled);
+      else doc.set('autostart', body.enabled);
+    });
     await ctx.watcher?.reconcile();
-    return { name: params.name, enabled: body.enabled, action: r!.action };
+    return { name: params.name, enabled: body.enabled, action };
   });
 }

@@ -11,6 +11,7 @@ import { go, href, type VmTab } from '../router.js';
 import { can, useMe } from '../session.js';
 import { useLoad } from '../useLoad.js';
 import { VmBackups } from './VmBackups.js';
+import { VmDevices } from './VmDevices.js';
 import { VmLogs } from './VmLogs.js';
 import { VmSnapshots } from './VmSnapshots.js';
 
@@ -51,6 +52,7 @@ export function VmDetail({ name, tab }: { name: string; tab: VmTab }) {
   const tabs: { id: VmTab; label: string; show: boolean }[] = [
     { id: 'overview', label: 'Overview', show: true },
     { id: 'definition', label: 'Definition', show: true },
+    { id: 'hardware', label: 'Hardware', show: true },
     { id: 'snapshots', label: 'Snapshots', show: true },
     { id: 'backups', label: 'Backups', show: true },
     { id: 'logs', label: 'Logs', show: can(me, 'operator') },
@@ -156,6 +158,7 @@ export function VmDetail({ name, tab }: { name: string; tab: VmTab }) {
                 <VmManage name={name} spec={data.spec} running={running} onChanged={reload} />
               </>
             )}
+            {tab === 'hardware' && <VmDevices name={name} running={running} onChanged={reload} />}
             {tab === 'snapshots' && <VmSnapshots name={name} running={running} />}
             {tab === 'logs' && <VmLogs name={name} running={running} />}
             {tab === 'definition' && <Definition name={name} yaml={data.yaml} running={running} onSaved={reload} />}

@@ -268,6 +268,43 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI: users, management, polish
     expect(got).toBe('0000');
   }, 240_000);
 
+  it('hardware: a live resize reaches the guest; an attached disk and a new NIC (MAC shown) wait for the next start', async () => {
+    const paths = resolvePaths({ KVMCTL_HOME: home.dir });
+    await b.page.getByRole('tab', { name: 'Hardware' }).click();
+    await b.page.locator('[data-testid=size-disk0]').filter({ hasText: '64 MiB' }).waitFor();
+    b.page.once('dialog', (d) => void d.accept('+16M'));
+    await b.page.getByRole('button', { name: 'Resize disk0' }).click();
+    await b.page.getByText(/Disk disk0: 64 MiB → 80 MiB \(live/).waitFor();
+    await b.page.locator('[data-testid=size-disk0]').filter({ hasText: '80 MiB' }).waitFor();
+    const t0 = Date.now();
+    let sectors = '';
+    while ((sectors = (await serialExec(paths, VM, 'cat /sys/block/vda/size')).output.trim()) !== String((80 * 1024 * 1024) / 512)) {
+      expect(Date.now() - t0, `guest sees ${sectors} sectors`).toBeLessThan(30_000);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    expect((await api(admin, 'POST', '/api/disks', { path: 'extra.qcow2', size: '32M', format: 'qcow2' })).status).toBe(200);
+    await b.page.reload();
+    await b.page.getByLabel('Attach image').selectOption('extra.qcow2');
+    await b.page.getByRole('button', { name: 'Attach', exact: true }).click();
+    await b.page.getByText('extra.qcow2 attached as disk1. The running VM gets it at its next start.').waitFor();
+    await b.page.locator('tr[data-disk=disk1]').waitFor();
+    await b.page.getByRole('button', { name: 'Add NIC' }).click();
+    const nic = b.page.locator('tr[data-nic=net0]');
+    await nic.waitFor();
+    expect(await nic.textContent()).toMatch(/user-mode.*virtio.*52:54:00(:[0-9a-f]{2}){3}/);
+    await b.shot('hardware');
+    const pending = (await (await api(admin, 'GET', `/api/vms/${VM}/pending`)).json()) as { added: string[] };
+    expect(pending.added.join(' ')).toContain('extra.qcow2');
+    // Remove both again; detaching a disk of a running VM keeps its image.
+    b.page.on('dialog', (d) => void d.accept());
+    await b.page.getByRole('button', { name: 'Remove net0' }).click();
+    await b.page.locator('tr[data-nic=net0]').waitFor({ state: 'detached' });
+    await b.page.getByRole('button', { name: 'Detach disk1' }).click();
+    await b.page.locator('tr[data-disk=disk1]').waitFor({ state: 'detached' });
+    b.page.removeAllListeners('dialog');
+    expect(fs.existsSync(path.join(home.images, 'extra.qcow2'))).toBe(true);
+  }, 120_000);
+
   it('the audit log names who did what; the Users page shows it to an admin', async () => {
     const log = (await (await api(admin, 'GET', '/api/audit')).json()) as { user: string; method: string; route: string; target?: string; status: number }[];
     expect(log).toContainEqual(expect.objectContaining({ user: 'vera', route: '/api/vms/:name/start', target: VM, status: 403 }));
@@ -294,6 +331,7 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI: users, management, polish
         [`#/vms/${VM}`, '[data-testid=vm-state]'],
         [`#/vms/${VM}/definition`, 'textarea'],
         [`#/vms/${VM}/snapshots`, 'tr[data-snapshot=ui-snap]'],
+        [`#/vms/${VM}/hardware`, 'tr[data-disk=disk0]'],
         [`#/vms/${VM}/serial`, '[data-testid=serial-terminal]'],
         [`#/vms/${VM}/logs`, '[data-testid=log-serial]'],
         ['#/create', 'form'],
@@ -305,8 +343,12 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI: users, management, polish
         await m.page.locator(ready).first().waitFor();
         await m.page.waitForTimeout(200);
         const w = await noSideScroll(m.page);
-        expect(w.scroll, `${hash} is ${w.scroll} px wide in a ${w.inner} px window`).toBeLessThanOrEqual(w.inner);
         await m.shot(`mobile-${hash.replace(/[#/]+/g, '-').replace(/^-|-$/g, '') || 'vms'}`);
+        // What sticks out, to say so when it fails.
+        const wide = await m.page.evaluate(() =>
+          [...document.querySelectorAll('main *')].filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1).slice(0, 5).map((e) => `${e.tagName.toLowerCase()}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`),
+        );
+        expect(w.scroll, `${hash} is ${w.scroll} px wide in a ${w.inner} px window: ${wide.join(', ')}`).toBeLessThanOrEqual(w.inner);
       }
     } finally {
       await m.close();

@@ -23,6 +23,7 @@ const VIEWS = [
   { name: 'list', width: 1366, hash: '#/vms', ready: `tr[data-vm=${VM}] [data-state=running]` },
   { name: 'vm-overview', width: 1366, hash: `#/vms/${VM}`, ready: '[data-testid=vm-state][data-state=running]' },
   { name: 'vm-definition', width: 1366, hash: `#/vms/${VM}/definition`, ready: 'textarea' },
+  { name: 'vm-hardware', width: 1366, hash: `#/vms/${VM}/hardware`, ready: 'tr[data-disk=disk0]' },
   { name: 'vm-snapshots', width: 1366, hash: `#/vms/${VM}/snapshots`, ready: 'tr[data-snapshot=before-upgrade]' },
   { name: 'vm-logs', width: 1366, hash: `#/vms/${VM}/logs`, ready: '[data-testid=log-serial]' },
   { name: 'vm-serial', width: 1366, hash: `#/vms/${VM}/serial`, ready: 'text=Serial console: connected', wait: 1500 },

@@ -145,7 +145,7 @@ export function VmDevices({ name, running, onChanged }: { name: string; running:
           <form className="row" onSubmit={attach} style={{ marginTop: 10 }}>
             <label htmlFor="attach-image">Attach image</label>
             <select id="attach-image" value={pick} onChange={(e) => setPick(e.target.value)} style={{ maxWidth: 320 }}>
-              <option value="">{free.length ? 'choose an image…' : 'no unattached image (make one on the Disks page)'}</option>
+              <option value="">{free.length ? 'choose an image…' : 'none free (make one on Disks)'}</option>
               {free.map((i) => (
                 <option key={i.path} value={i.path}>
                   {i.path}

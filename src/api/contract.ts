@@ -25,7 +25,10 @@
  *   the VM has no VNC socket (display.type must be vnc).
  */
 import { z } from 'zod';
+import * as A from './contract-auth.js';
 import * as B from './contract-backups.js';
+import * as D from './contract-devices.js';
+import * as M from './contract-manage.js';
 
 /* ------------------------------------------------------------------ errors */
 
@@ -335,6 +338,8 @@ export type Route = {
   response?: z.ZodType;
   websocket?: boolean;
   text?: string;
+  /** Who may call it (src/api/auth.ts). Default: viewer for GET, admin for everything else. */
+  role?: A.Role;
 };
 
 const P = nameParam;
@@ -346,27 +351,45 @@ export const routes = {
   getVm: { method: 'GET', path: '/api/vms/:name', summary: 'a VM definition, its YAML and its status', params: P, response: vmDetailSchema },
   updateVm: { method: 'PUT', path: '/api/vms/:name', summary: 'replace a VM definition (name must match; takes effect at the next start)', params: P, body: definitionBodySchema, response: applyResultSchema },
   deleteVm: { method: 'DELETE', path: '/api/vms/:name', summary: 'remove a VM definition (disks kept; 409 while running)', params: P, response: removedResultSchema },
-  startVm: { method: 'POST', path: '/api/vms/:name/start', summary: 'start a VM', params: P, body: startBodySchema, response: startResultSchema },
-  stopVm: { method: 'POST', path: '/api/vms/:name/stop', summary: 'ACPI power-down, then QMP quit, then SIGKILL', params: P, body: stopBodySchema, response: stopResultSchema },
+  startVm: { method: 'POST', path: '/api/vms/:name/start', role: 'operator', summary: 'start a VM', params: P, body: startBodySchema, response: startResultSchema },
+  stopVm: { method: 'POST', path: '/api/vms/:name/stop', role: 'operator', summary: 'ACPI power-down, then QMP quit, then SIGKILL', params: P, body: stopBodySchema, response: stopResultSchema },
   agentInfo: { method: 'GET', path: '/api/vms/:name/agent', summary: 'guest agent: version, guest OS, host name, fsfreeze state (503 QGA_UNAVAILABLE when no agent answers)', params: P, response: agentInfoSchema },
   agentInterfaces: { method: 'GET', path: '/api/vms/:name/agent/interfaces', summary: "the guest's addresses as its agent reports them", params: P, response: agentInterfacesSchema },
   backupTasks: { method: 'GET', path: '/api/backups/tasks', summary: "scheduled backups (backup.schedule): each VM's next run and last result", response: B.backupTasksSchema },
   listBackups: { method: 'GET', path: '/api/vms/:name/backups', summary: "a VM's backups in the host's repository, oldest first", params: P, response: B.backupListSchema },
-  createBackup: { method: 'POST', path: '/api/vms/:name/backups', summary: 'back up every writable disk (+ NVRAM, TPM state) at one point in time; incremental when safe, else full with the reason', params: P, body: B.backupCreateBodySchema, response: B.backupCreateResultSchema },
+  createBackup: { method: 'POST', path: '/api/vms/:name/backups', role: 'operator', summary: 'back up every writable disk (+ NVRAM, TPM state) at one point in time; incremental when safe, else full with the reason', params: P, body: B.backupCreateBodySchema, response: B.backupCreateResultSchema },
   pruneBackups: { method: 'POST', path: '/api/vms/:name/backups/prune', summary: 'remove backups the keep rules (PBS semantics) do not keep, merging into the incrementals built on them', params: P, body: B.backupPruneBodySchema, response: B.backupPruneResultSchema },
   verifyBackup: { method: 'POST', path: '/api/vms/:name/backups/:id/verify', summary: 'qemu-img check of the chain and the restored-content SHA-256 against the manifest (ok: false lists the problems)', params: B.backupParams, response: B.backupVerifyResultSchema },
   restoreBackup: { method: 'POST', path: '/api/vms/:name/backups/:id/restore', summary: 'restore over the stopped VM (force: replace its disks) or as a new VM (as: NAME)', params: B.backupParams, body: B.backupRestoreBodySchema, response: B.backupRestoreResultSchema },
-  killVm: { method: 'POST', path: '/api/vms/:name/kill', summary: 'QMP quit, then SIGKILL', params: P, response: stopResultSchema },
-  restartVm: { method: 'POST', path: '/api/vms/:name/restart', summary: 'stop (if running) and start', params: P, body: restartBodySchema, response: restartResultSchema },
-  pauseVm: { method: 'POST', path: '/api/vms/:name/pause', summary: 'pause the guest CPUs', params: P, response: doneResultSchema },
-  resumeVm: { method: 'POST', path: '/api/vms/:name/resume', summary: 'resume a paused guest', params: P, response: doneResultSchema },
-  resetVm: { method: 'POST', path: '/api/vms/:name/reset', summary: 'hard reset', params: P, response: doneResultSchema },
+  killVm: { method: 'POST', path: '/api/vms/:name/kill', role: 'operator', summary: 'QMP quit, then SIGKILL', params: P, response: stopResultSchema },
+  restartVm: { method: 'POST', path: '/api/vms/:name/restart', role: 'operator', summary: 'stop (if running) and start', params: P, body: restartBodySchema, response: restartResultSchema },
+  pauseVm: { method: 'POST', path: '/api/vms/:name/pause', role: 'operator', summary: 'pause the guest CPUs', params: P, response: doneResultSchema },
+  resumeVm: { method: 'POST', path: '/api/vms/:name/resume', role: 'operator', summary: 'resume a paused guest', params: P, response: doneResultSchema },
+  resetVm: { method: 'POST', path: '/api/vms/:name/reset', role: 'operator', summary: 'hard reset', params: P, response: doneResultSchema },
   monitorVm: { method: 'POST', path: '/api/vms/:name/monitor', summary: 'a human-monitor (HMP) command', params: P, body: monitorBodySchema, response: monitorResultSchema },
   qmpVm: { method: 'POST', path: '/api/vms/:name/qmp', summary: 'a raw QMP command', params: P, body: qmpBodySchema, response: qmpResultSchema },
-  validate: { method: 'POST', path: '/api/validate', summary: 'validate one VM or network definition without storing it (always 200; ok + issues)', body: definitionBodySchema, response: validateResultSchema },
-  serial: { method: 'GET', path: '/api/vms/:name/serial', summary: 'WebSocket: the serial console, raw bytes', params: P, websocket: true },
-  vnc: { method: 'GET', path: '/api/vms/:name/vnc', summary: 'WebSocket: the VNC console (RFB) for noVNC', params: P, websocket: true },
+  validate: { method: 'POST', path: '/api/validate', role: 'viewer', summary: 'validate one VM or network definition without storing it (always 200; ok + issues)', body: definitionBodySchema, response: validateResultSchema },
+  serial: { method: 'GET', path: '/api/vms/:name/serial', role: 'operator', summary: 'WebSocket: the serial console, raw bytes', params: P, websocket: true },
+  vnc: { method: 'GET', path: '/api/vms/:name/vnc', role: 'operator', summary: 'WebSocket: the VNC console (RFB) for noVNC', params: P, websocket: true },
   events: { method: 'GET', path: '/api/events', summary: 'WebSocket: VM state changes and QMP events, resumable with ?since=ID', query: eventsQuerySchema, websocket: true },
+  listSnapshots: { method: 'GET', path: '/api/vms/:name/snapshots', summary: "each disk's snapshots: external overlays (taken while running) and internal qcow2 ones (taken stopped)", params: P, response: M.snapshotListSchema },
+  createSnapshot: { method: 'POST', path: '/api/vms/:name/snapshots', summary: 'snapshot every writable disk: external overlays while running (the VM keeps running), internal qcow2 snapshots when stopped', role: 'operator', params: P, body: M.snapshotCreateBodySchema, response: M.snapshotCreateResultSchema },
+  revertSnapshot: { method: 'POST', path: '/api/vms/:name/snapshots/:snap/revert', summary: 'go back to a snapshot (VM stopped): everything written since is discarded', role: 'operator', params: M.snapParams, response: M.snapshotRevertResultSchema },
+  deleteSnapshot: { method: 'DELETE', path: '/api/vms/:name/snapshots/:snap', summary: "delete an internal snapshot from each disk that has it (VM stopped; external overlays are the disk's live layers and stay)", role: 'operator', params: M.snapParams, response: M.snapshotDeleteResultSchema },
+  vmLog: { method: 'GET', path: '/api/vms/:name/logs/:which', summary: "the end of the VM's qemu.log or serial.log (?bytes=, default 64 KiB)", role: 'operator', params: M.logParams, query: M.logQuerySchema, response: M.logResultSchema },
+  setAutostart: { method: 'POST', path: '/api/vms/:name/autostart', summary: "switch autostart.enabled in the stored definition (comments kept)", params: P, body: M.autostartBodySchema, response: M.autostartResultSchema },
+  pendingChanges: { method: 'GET', path: '/api/vms/:name/pending', summary: "a running VM: the QEMU options its stored definition changes, which take effect at the next start", params: P, response: M.pendingSchema },
+  vmDevices: { method: 'GET', path: '/api/vms/:name/devices', summary: "a VM's disks (image, active layer, size) and NICs (attachment, model, MAC)", params: P, response: D.devicesSchema },
+  resizeVmDisk: { method: 'POST', path: '/api/vms/:name/disks/:id/resize', summary: "resize a VM's disk (its active layer): live through QMP when running; shrinking needs shrink: true", role: 'admin', params: D.deviceParams, body: D.diskResizeBodySchema, response: D.diskResizeResultSchema },
+  attachVmDisk: { method: 'POST', path: '/api/vms/:name/disks', summary: 'add an image as a disk in the stored definition (a running VM gets it at its next start)', role: 'admin', params: P, body: D.diskAttachBodySchema, response: D.deviceChangeResultSchema },
+  detachVmDisk: { method: 'DELETE', path: '/api/vms/:name/disks/:id', summary: 'remove a disk from the stored definition (?deleteImage=true also deletes its image: VM stopped, no snapshot overlays)', role: 'admin', params: D.deviceParams, query: D.diskDetachQuerySchema, response: D.deviceChangeResultSchema },
+  addVmNic: { method: 'POST', path: '/api/vms/:name/nics', summary: 'add a NIC (a kvmctl network, or user-mode) in the stored definition', role: 'admin', params: P, body: D.nicAddBodySchema, response: D.deviceChangeResultSchema },
+  removeVmNic: { method: 'DELETE', path: '/api/vms/:name/nics/:id', summary: 'remove a NIC from the stored definition', role: 'admin', params: D.deviceParams, response: D.deviceChangeResultSchema },
+  whoami: { method: 'GET', path: '/api/whoami', summary: 'who this token is: name, role, VM scope', response: A.whoamiSchema },
+  listTokens: { method: 'GET', path: '/api/tokens', summary: 'the named API tokens (never the tokens themselves: they are stored hashed)', role: 'admin', response: A.tokenListSchema },
+  createToken: { method: 'POST', path: '/api/tokens', summary: 'make a named token with a role (viewer, operator, admin) and an optional VM name pattern; the answer is the only time the token is shown', role: 'admin', body: A.tokenCreateBodySchema, response: A.tokenCreateResultSchema },
+  deleteToken: { method: 'DELETE', path: '/api/tokens/:name', summary: 'revoke a named token (at once)', role: 'admin', params: A.tokenParams, response: removedResultSchema },
+  audit: { method: 'GET', path: '/api/audit', summary: 'the audit log: who changed what, opened a console or was refused (newest last; ?limit=, ?user=)', role: 'admin', query: A.auditQuerySchema, response: A.auditListSchema },
   listNetworks: { method: 'GET', path: '/api/networks', summary: 'every network with its live state', response: netListSchema },
   createNetwork: { method: 'POST', path: '/api/networks', summary: 'define a network (?replace=true to overwrite)', query: netCreateQuerySchema, body: definitionBodySchema, response: netCreateResultSchema },
   getNetwork: { method: 'GET', path: '/api/networks/:name', summary: 'a network definition and state', params: P, response: netDetailSchema },

@@ -2,7 +2,7 @@
  * KvmError → HTTP: the code decides the status (404 not found, 409 conflict with the VM's
  * state, 422 an invalid definition or a request QEMU or the host could not carry out (QEMU
  * start failures, QMP errors, capacity), 503/504 a service that did not answer, 400 other bad
- * input, 401 auth). 500 is only for INTERNAL and for errors that are not KvmErrors: bugs. The
+ * input, 401 auth, 403 role or VM scope). 500 is only for INTERNAL and for errors that are not KvmErrors: bugs. The
  * body is the error's own JSON ({code, message, hint, issues}).
  */
 import { KvmError } from '../errors.js';
@@ -10,12 +10,13 @@ import type { ApiError } from './contract.js';
 
 const CONFLICT = new Set([
   'VM_RUNNING', 'VM_NOT_RUNNING', 'VM_EXISTS', 'VM_BUSY', 'NETWORK_EXISTS', 'NETWORK_IN_USE', 'NETWORK_BUSY',
-  'DISK_IN_USE', 'DISK_EXISTS', 'DISK_IS_BACKING', 'FILE_EXISTS', 'SNAPSHOT_EXISTS', 'IFACE_CONFLICT', 'ADDRESS_OVERLAP', 'GUEST_LOCKED', 'AGENT_DISABLED', 'AGENT_NOT_CONFIGURED', 'RESTORE_REFUSED',
+  'DISK_IN_USE', 'DISK_EXISTS', 'DISK_IS_BACKING', 'FILE_EXISTS', 'SNAPSHOT_EXISTS', 'IFACE_CONFLICT', 'ADDRESS_OVERLAP', 'GUEST_LOCKED', 'AGENT_DISABLED', 'AGENT_NOT_CONFIGURED', 'RESTORE_REFUSED', 'TOKEN_EXISTS',
 ]);
 
 export function httpStatusOf(e: KvmError): number {
   const c = e.code;
   if (c === 'UNAUTHORIZED') return 401;
+  if (c === 'FORBIDDEN') return 403;
   if (c === 'NOT_FOUND' || c.endsWith('_NOT_FOUND')) return 404;
   if (CONFLICT.has(c)) return 409;
   if (c === 'SPEC_INVALID' || c === 'CAPACITY_EXCEEDED') return 422;

@@ -4,7 +4,6 @@
  * The watcher (state changes + QMP events), the supervisor (restart policies) and the metrics
  * sampler run only when `watch` is on.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -15,7 +14,8 @@ import { Supervisor } from '../vm/supervisor.js';
 import { BackupScheduler } from '../backup/scheduler.js';
 import { MetricsSampler, toPrometheus } from '../vm/metrics.js';
 import { routes as R } from './contract.js';
-import { toApiError, unauthorized } from './errors.js';
+import { installAuth } from './auth.js';
+import { toApiError } from './errors.js';
 import { EventBus } from './events.js';
 import { SpecCache } from './spec-cache.js';
 import { openApiDocument } from './openapi.js';
@@ -23,10 +23,13 @@ import { bind } from './route.js';
 import { backupRoutes } from './routes/backups.js';
 import { diskRoutes } from './routes/disks.js';
 import { hostRoutes } from './routes/host.js';
+import { manageRoutes } from './routes/manage.js';
+import { vmDeviceRoutes } from './routes/vm-devices.js';
 import { networkRoutes } from './routes/networks.js';
 import { vmRoutes } from './routes/vms.js';
+import { userRoutes } from './routes/users.js';
 import { wsRoutes } from './routes/ws.js';
-import { tokenMatches } from './token.js';
+import { webCommon, webStatic } from './web-static.js';
 import { VmWatcher } from './watcher.js';
 
 export const VERSION = '0.1.0';
@@ -52,18 +55,6 @@ export type ServerOptions = {
 export type { ServerCtx } from './context.js';
 
 export type KvmServer = { app: FastifyInstance; ctx: ServerCtx; close(): Promise<void> };
-
-const MIME: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.ico': 'image/x-icon',
-  '.json': 'application/json',
-  '.woff2': 'font/woff2',
-  '.map': 'application/json',
-};
 
 function defaultWebRoot(): string {
   // dist/api/server.js → dist/web; src/api/server.ts (tests) → dist/web as well.
@@ -93,6 +84,7 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
     ctx.backups = new BackupScheduler(opts.paths, (name) => ctx.specs.get(name).spec, log);
   }
 
+  await webCommon(app);
   await app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024 } });
 
   // YAML bodies: POST /api/vms with Content-Type: application/yaml is {yaml: <the text>}.
@@ -109,20 +101,9 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
     void reply.status(404).send({ code: 'NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}`, hint: 'GET /api/openapi.json lists the routes' });
   });
 
-  if (opts.token !== undefined) {
-    const tok = opts.token;
-    const token = typeof tok === 'function' ? tok : () => tok;
-    app.addHook('onRequest', async (req) => {
-      const url = req.url.split('?')[0]!;
-      if (url === R.health.path) return;
-      // The web UI's own files are public (it asks for the token); the API and /metrics are not.
-      if (!url.startsWith('/api/') && url !== '/metrics') return;
-      const h = req.headers.authorization;
-      const given = h?.startsWith('Bearer ') ? h.slice(7).trim() : req.headers.upgrade ? ((req.query as { token?: string }).token ?? undefined) : undefined;
-      if (!given) throw unauthorized('this server needs a token');
-      if (!tokenMatches(given, token())) throw unauthorized('wrong token');
-    });
-  }
+  // Roles, VM scopes and the audit log: one hook before every route (src/api/auth.ts).
+  const tok = opts.token;
+  installAuth(app, { paths: opts.paths, token: tok === undefined ? undefined : typeof tok === 'function' ? tok : () => tok });
 
   bind(app, R.health, async () => ({ ok: true as const, version: VERSION, pid: process.pid, uptimeSec: Math.round((Date.now() - started) / 1000), serverId: bus.serverId }));
   let openapi: Record<string, unknown> | undefined; // built on first request: it costs memory nobody may need
@@ -132,6 +113,9 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
   diskRoutes(app, ctx);
   backupRoutes(app, ctx);
   hostRoutes(app, ctx);
+  userRoutes(app, ctx);
+  manageRoutes(app, ctx);
+  vmDeviceRoutes(app, ctx);
   wsRoutes(app, ctx);
 
   const states = async () => {
@@ -149,17 +133,7 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
   });
 
   const webRoot = opts.webRoot ?? defaultWebRoot();
-  app.get('/*', async (req, reply) => {
-    const url = decodeURIComponent(req.url.split('?')[0]!);
-    if (url.startsWith('/api/')) return reply.callNotFound();
-    const rel = path.normalize(url).replace(/^(\.\.(\/|\\|$))+/, '');
-    let file = path.join(webRoot, rel);
-    if (!file.startsWith(webRoot) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) file = path.join(webRoot, 'index.html');
-    if (!fs.existsSync(file)) {
-      return reply.status(404).send({ code: 'NO_WEB_UI', message: `the web UI is not built (${webRoot})`, hint: 'npm run build (vite build --config web/vite.config.ts)' });
-    }
-    return reply.type(MIME[path.extname(file)] ?? 'application/octet-stream').send(fs.createReadStream(file));
-  });
+  webStatic(app, webRoot);
 
   await app.ready();
   await ctx.watcher?.start();

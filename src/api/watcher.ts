@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { vmRuntimeFiles, type Paths } from '../host/paths.js';
 import { QmpClient } from '../qmp/client.js';
-import { listNames } from '../definition/store.js';
+import { defPath, listNames } from '../definition/store.js';
 import { isVmLocked } from '../vm/lock.js';
 import { observe, type LastExit, type Observed } from '../vm/state.js';
 import { vmStatus } from '../vm/status.js';
@@ -42,6 +42,7 @@ export class VmWatcher {
   private again = false;
   private stopped = false;
   private defs = new Set<string>();
+  private defStamps = new Map<string, string>();
   private first = true;
 
   constructor(
@@ -126,6 +127,19 @@ export class VmWatcher {
       for (const n of names) if (!this.defs.has(n)) this.bus.publish({ kind: 'definition', vm: n, action: 'created' });
       for (const n of this.defs) if (!nameSet.has(n)) this.bus.publish({ kind: 'definition', vm: n, action: 'removed' });
     }
+    // A definition edited in place (API PUT, an editor, `kvmctl apply`): 'updated'.
+    const stamps = new Map<string, string>();
+    for (const n of names) {
+      try {
+        const st = fs.statSync(defPath(this.paths, 'vm', n));
+        stamps.set(n, `${st.mtimeMs}:${st.size}:${st.ino}`);
+      } catch {
+        /* removed meanwhile */
+      }
+      const was = this.defStamps.get(n);
+      if (!this.first && was !== undefined && this.defs.has(n) && was !== stamps.get(n)) this.bus.publish({ kind: 'definition', vm: n, action: 'updated' });
+    }
+    this.defStamps = stamps;
     this.defs = nameSet;
     for (const [n, e] of this.vms) {
       if (!nameSet.has(n)) {

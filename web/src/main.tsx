@@ -6,11 +6,14 @@ import { reconnectEvents, useEvents, useEventsConnected } from './live.js';
 import { CreateVm } from './pages/CreateVm.js';
 import { Disks } from './pages/Disks.js';
 import { HostCheck } from './pages/HostCheck.js';
+import { Users } from './pages/Users.js';
 import { Networks } from './pages/Networks.js';
 import { VmDetail } from './pages/VmDetail.js';
 import { VmList } from './pages/VmList.js';
 import { href, useRoute, type Route } from './router.js';
+import { can, resetMe, useMe } from './session.js';
 import './style.css';
+import './manage.css';
 
 takeTokenFromUrl();
 
@@ -20,13 +23,15 @@ const NAV: { label: string; to: string; pages: Route['page'][] }[] = [
   { label: 'Networks', to: href.networks(), pages: ['networks'] },
   { label: 'Disks', to: href.disks(), pages: ['disks'] },
   { label: 'Host', to: href.host(), pages: ['host'] },
+  { label: 'Users', to: href.users(), pages: ['users'] },
 ];
 
-const TITLES: Record<Route['page'], string> = { vms: 'VMs', vm: 'VM', create: 'New VM', networks: 'Networks', disks: 'Disks', host: 'Host check', notfound: 'Not found' };
+const TITLES: Record<Route['page'], string> = { vms: 'VMs', vm: 'VM', create: 'New VM', networks: 'Networks', disks: 'Disks', host: 'Host check', users: 'Users', notfound: 'Not found' };
 
 function App() {
   const route = useRoute();
   const [needToken, setNeedToken] = useState(false);
+  const me = useMe();
   useEffect(() => setUnauthorizedHandler(() => setNeedToken(true)), []);
   useEffect(() => {
     document.title = `${route.page === 'vm' ? route.name : TITLES[route.page]} · kvmctl`;
@@ -48,7 +53,7 @@ function App() {
         <span className="brand">kvmctl</span>
         <nav aria-label="Main">
           <ul>
-            {NAV.map((n) => (
+            {NAV.filter((n) => n.to !== href.users() || can(me, 'admin')).map((n) => (
               <li key={n.to}>
                 <a href={n.to} aria-current={n.pages.includes(route.page) ? 'page' : undefined}>
                   {n.label}
@@ -72,7 +77,18 @@ function Connection() {
   // Keeps the one events WebSocket open on every page (pages add their own listeners).
   useEvents(ignore);
   const live = useEventsConnected();
-  return <span className="right" role="status" aria-live="polite">{live ? 'live' : 'connecting…'}</span>;
+  const me = useMe();
+  return (
+    <span className="right">
+      {me && (
+        <span className="who" data-testid="who" title={me.vms ? `only VMs matching ${me.vms}` : undefined}>
+          {me.user} · {me.role}
+          {me.vms ? ` · ${me.vms}` : ''}
+        </span>
+      )}
+      <span role="status" aria-live="polite">{live ? 'live' : 'connecting…'}</span>
+    </span>
+  );
 }
 
 function Page({ route }: { route: Route }) {
@@ -89,6 +105,8 @@ function Page({ route }: { route: Route }) {
       return <Disks />;
     case 'host':
       return <HostCheck />;
+    case 'users':
+      return <Users />;
     default:
       return (
         <>
@@ -109,6 +127,7 @@ function Login({ onDone }: { onDone: () => void }) {
     setToken(t.trim());
     try {
       await call('listVms');
+      resetMe();
       reconnectEvents();
       onDone();
     } catch (x) {

@@ -1,5 +1,6 @@
 /** Hash routes (`#/vms/NAME/serial`): bookmarkable, no server-side routing needed. */
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
+import { leaveMessage } from './leave-guard.js';
 
 export type Route =
   | { page: 'vms' }
@@ -8,9 +9,10 @@ export type Route =
   | { page: 'networks' }
   | { page: 'disks' }
   | { page: 'host' }
+  | { page: 'users' }
   | { page: 'notfound'; path: string };
 
-export const VM_TABS = ['overview', 'definition', 'backups', 'serial', 'vnc'] as const;
+export const VM_TABS = ['overview', 'definition', 'hardware', 'snapshots', 'backups', 'logs', 'serial', 'vnc'] as const;
 export type VmTab = (typeof VM_TABS)[number];
 
 export function parseHash(hash: string): Route {
@@ -20,7 +22,7 @@ export function parseHash(hash: string): Route {
     const tab = (parts[2] ?? 'overview') as VmTab;
     if (VM_TABS.includes(tab)) return { page: 'vm', name: parts[1], tab };
   }
-  if (parts.length === 1 && ['create', 'networks', 'disks', 'host'].includes(parts[0])) return { page: parts[0] as 'create' };
+  if (parts.length === 1 && ['create', 'networks', 'disks', 'host', 'users'].includes(parts[0])) return { page: parts[0] as 'create' };
   return { page: 'notfound', path: parts.join('/') };
 }
 
@@ -31,6 +33,7 @@ export const href = {
   networks: () => '#/networks',
   disks: () => '#/disks',
   host: () => '#/host',
+  users: () => '#/users',
 };
 
 export const go = (h: string): void => {
@@ -39,8 +42,19 @@ export const go = (h: string): void => {
 
 export function useRoute(): Route {
   const [r, setR] = useState(() => parseHash(location.hash));
+  const current = useRef(location.hash);
   useEffect(() => {
-    const f = () => setR(parseHash(location.hash));
+    const f = () => {
+      if (location.hash === current.current) return;
+      // Unsaved edits (src/leave-guard.ts): ask, and on "no" put the address back.
+      const m = leaveMessage();
+      if (m && !window.confirm(m)) {
+        history.replaceState(null, '', current.current || '#/');
+        return;
+      }
+      current.current = location.hash;
+      setR(parseHash(location.hash));
+    };
     window.addEventListener('hashchange', f);
     return () => window.removeEventListener('hashchange', f);
   }, []);

@@ -1,4 +1,4 @@
-/** `kvmctl serve`: the REST + WebSocket API, events, restart policies, metrics; `serve token rotate|show`. */
+/** `kvmctl serve`: the REST + WebSocket API, events, restart policies, metrics; `serve token rotate|show|add|list|rm`, `serve audit`. */
 import type { Command } from 'commander';
 import type { Action } from '../action.js';
 
@@ -52,6 +52,55 @@ export function register(program: Command, action: Action): void {
         const { loadToken } = await import('../../api/token.js');
         const r = loadToken(ctx.paths);
         ctx.out(r, () => r.token);
+      }),
+    );
+  token
+    .command('add')
+    .description('make a named token with a role (viewer: read only; operator: lifecycle and consoles; admin: everything), optionally only for VMs matching a pattern; printed once, stored hashed in <config>/tokens.json (0600); a running server takes it at once')
+    .argument('<name>')
+    .requiredOption('--role <role>', 'viewer, operator or admin')
+    .option('--vms <glob>', 'only VMs whose names match (* and ?), e.g. "web-*"')
+    .action(
+      action(async (ctx, name: string, o: { role: string; vms?: string }) => {
+        const { addToken } = await import('../../api/users.js');
+        const r = addToken(ctx.paths, name, o.role, o.vms);
+        ctx.out(r, () => `token "${r.name}" (${r.role}${r.vms ? `, VMs ${r.vms}` : ''}) made; it is shown only now:\n${r.token}`);
+      }),
+    );
+  token
+    .command('list')
+    .alias('ls')
+    .description('the named tokens (names, roles, scopes; never the tokens)')
+    .action(
+      action(async (ctx) => {
+        const { listTokens } = await import('../../api/users.js');
+        const list = listTokens(ctx.paths);
+        ctx.out(list, () => (list.length ? list.map((t) => `${t.name.padEnd(20)} ${t.role.padEnd(9)} ${(t.vms ?? '*').padEnd(16)} ${t.createdAt}`).join('\n') : 'no named tokens (the main token is an admin: kvmctl serve token show)'));
+      }),
+    );
+  token
+    .command('rm')
+    .description('revoke a named token (a running server refuses it from its next request on)')
+    .argument('<name>')
+    .action(
+      action(async (ctx, name: string) => {
+        const { removeToken } = await import('../../api/users.js');
+        ctx.out(removeToken(ctx.paths, name), () => `token "${name}" removed`);
+      }),
+    );
+
+  serve
+    .command('audit')
+    .description('the API audit log (<data>/audit.log): who changed what, opened a console or was refused')
+    .option('-n, --limit <n>', 'the last N entries (default 200)', (v) => Number(v))
+    .option('--user <name>', 'only this token name')
+    .action(
+      action(async (ctx, o: { limit?: number; user?: string }) => {
+        const { readAudit } = await import('../../api/audit.js');
+        const { badInput } = await import('../../errors.js');
+        if (o.limit !== undefined && !(Number.isInteger(o.limit) && o.limit > 0)) throw badInput('BAD_LIMIT', '--limit must be a positive whole number');
+        const list = readAudit(ctx.paths, o);
+        ctx.out(list, () => list.map((e) => `${e.at} ${e.user.padEnd(12)} ${String(e.status).padEnd(3)} ${e.method.padEnd(6)} ${e.route}${e.target ? ` ${e.target}` : ''}`).join('\n') || 'the audit log is empty');
       }),
     );
 }

@@ -1,24 +1,31 @@
-/** One VM: status and metrics, power buttons, its definition (view/edit), backups, serial and VNC consoles. */
+/** One VM: status and metrics, power buttons, its definition (view/edit), snapshots, backups, logs, serial and VNC consoles. */
 import { lazy, Suspense, useCallback, useEffect, useRef, useState } from 'react';
 import { ApiFailure, call, fmtBytes, fmtDuration, wsUrl } from '../api.js';
 import { ErrorBox, StateBadge } from '../components/ErrorBox.js';
 import { Sparkline } from '../components/Sparkline.js';
+import { VmManage } from '../components/VmManage.js';
 import { YamlEditor, type Issue } from '../components/YamlEditor.js';
+import { useLeaveGuard } from '../leave-guard.js';
 import { useEvents, useMetrics } from '../live.js';
 import { go, href, type VmTab } from '../router.js';
+import { can, useMe } from '../session.js';
 import { useLoad } from '../useLoad.js';
 import { VmBackups } from './VmBackups.js';
+import { VmDevices } from './VmDevices.js';
+import { VmLogs } from './VmLogs.js';
+import { VmSnapshots } from './VmSnapshots.js';
 
 // The consoles are loaded when first opened (xterm.js and noVNC are most of the bundle).
 const SerialConsole = lazy(() => import('../components/SerialConsole.js').then((m) => ({ default: m.SerialConsole })));
 const VncConsole = lazy(() => import('../components/VncConsole.js').then((m) => ({ default: m.VncConsole })));
 
-type Action = 'startVm' | 'stopVm' | 'killVm' | 'restartVm' | 'pauseVm' | 'resumeVm' | 'deleteVm';
+type Action = 'startVm' | 'stopVm' | 'killVm' | 'restartVm' | 'resetVm' | 'pauseVm' | 'resumeVm' | 'deleteVm';
 const LABEL: Record<Action, [string, string]> = {
   startVm: ['Start', 'Starting…'],
   stopVm: ['Stop', 'Stopping…'],
   killVm: ['Force stop', 'Forcing off…'],
   restartVm: ['Restart', 'Restarting…'],
+  resetVm: ['Reset', 'Resetting…'],
   pauseVm: ['Pause', 'Pausing…'],
   resumeVm: ['Resume', 'Resuming…'],
   deleteVm: ['Delete', 'Deleting…'],
@@ -29,6 +36,7 @@ export function VmDetail({ name, tab }: { name: string; tab: VmTab }) {
   const [busy, setBusy] = useState<Action | null>(null);
   const [actionError, setActionError] = useState<unknown>(null);
   const [notice, setNotice] = useState('');
+  const me = useMe();
   useEvents(
     useCallback(
       (e) => {
@@ -44,14 +52,19 @@ export function VmDetail({ name, tab }: { name: string; tab: VmTab }) {
   const tabs: { id: VmTab; label: string; show: boolean }[] = [
     { id: 'overview', label: 'Overview', show: true },
     { id: 'definition', label: 'Definition', show: true },
+    { id: 'hardware', label: 'Hardware', show: true },
+    { id: 'snapshots', label: 'Snapshots', show: true },
     { id: 'backups', label: 'Backups', show: true },
-    { id: 'serial', label: 'Serial console', show: (data?.spec.serial ?? 'socket') !== 'none' },
-    { id: 'vnc', label: 'Graphical console', show: display === 'vnc' },
+    { id: 'logs', label: 'Logs', show: can(me, 'operator') },
+    // Consoles are for operators and admins (a viewer's WebSocket is refused with 403).
+    { id: 'serial', label: 'Serial console', show: (data?.spec.serial ?? 'socket') !== 'none' && can(me, 'operator') },
+    { id: 'vnc', label: 'Graphical console', show: display === 'vnc' && can(me, 'operator') },
   ];
 
   const act = async (a: Action) => {
     if (a === 'deleteVm' && !window.confirm(`Delete the definition of ${name}? Its disk images are kept.`)) return;
     if (a === 'killVm' && !window.confirm(`Force ${name} off? The guest gets no chance to shut down cleanly.`)) return;
+    if (a === 'resetVm' && !window.confirm(`Reset ${name}? Like pressing the reset button: the guest reboots at once, unsaved data in it is lost.`)) return;
     setBusy(a);
     setActionError(null);
     setNotice('');
@@ -78,7 +91,7 @@ export function VmDetail({ name, tab }: { name: string; tab: VmTab }) {
   };
 
   const btn = (a: Action, enabled: boolean, cls = '') => (
-    <button type="button" className={cls} disabled={!enabled || busy !== null} onClick={() => act(a)}>
+    <button type="button" className={cls} disabled={!enabled || busy !== null || !can(me, a === 'deleteVm' ? 'admin' : 'operator')} onClick={() => act(a)}>
       {busy === a ? LABEL[a][1] : LABEL[a][0]}
     </button>
   );
@@ -99,6 +112,7 @@ export function VmDetail({ name, tab }: { name: string; tab: VmTab }) {
           {btn('stopVm', running)}
           {btn('killVm', running, 'danger')}
           {btn('restartVm', !!data)}
+          {btn('resetVm', state === 'running')}
           {state === 'paused' ? btn('resumeVm', true) : btn('pauseVm', state === 'running')}
           {btn('deleteVm', !running && !!data, 'danger')}
         </div>
@@ -138,7 +152,15 @@ export function VmDetail({ name, tab }: { name: string; tab: VmTab }) {
           </div>
           <div role="tabpanel" id="vm-panel" aria-labelledby={`tab-${tab}`}>
             <Suspense fallback={<p role="status">Loading…</p>}>
-            {tab === 'overview' && <Overview name={name} detail={data} />}
+            {tab === 'overview' && (
+              <>
+                <Overview name={name} detail={data} />
+                <VmManage name={name} spec={data.spec} running={running} onChanged={reload} />
+              </>
+            )}
+            {tab === 'hardware' && <VmDevices name={name} running={running} onChanged={reload} />}
+            {tab === 'snapshots' && <VmSnapshots name={name} running={running} />}
+            {tab === 'logs' && <VmLogs name={name} running={running} />}
             {tab === 'definition' && <Definition name={name} yaml={data.yaml} running={running} onSaved={reload} />}
             {tab === 'backups' && <VmBackups name={name} />}
             {tab === 'serial' && (running ? <SerialConsole url={wsUrl('serial', { name })} name={name} /> : <NotRunning name={name} what="serial console" />)}
@@ -266,6 +288,7 @@ function Definition({ name, yaml, running, onSaved }: { name: string; yaml: stri
   const [notice, setNotice] = useState('');
   const [busy, setBusy] = useState(false);
   const dirty = text !== yaml;
+  useLeaveGuard(dirty, `The definition of ${name} has unsaved changes. Leave and lose them?`);
   const base = useRef(yaml);
   useEffect(() => {
     // A change made elsewhere (CLI, another tab) replaces the text unless the user has edits.

@@ -1,0 +1,45 @@
+/**
+ * A VM's disks and NICs (part of the API contract, src/api/contract.ts): what it has (sizes, layers,
+ * MACs), a disk's resize (live through QMP block_resize when the VM runs, as `kvmctl disk resize`),
+ * and adding or removing a disk or NIC in the stored definition (a running VM gets the change at
+ * its next start: the pending view says which; hotplug is not built).
+ */
+import { z } from 'zod';
+
+const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/);
+export const deviceParams = z.object({ name, id: name });
+
+export const devicesSchema = z.object({
+  disks: z.array(
+    z.object({
+      id: z.string(),
+      file: z.string(),
+      top: z.string(),
+      layers: z.number().int(),
+      interface: z.string(),
+      readOnly: z.boolean(),
+      format: z.string().optional(),
+      virtualSize: z.number().optional(),
+      exists: z.boolean(),
+    }),
+  ),
+  nics: z.array(z.object({ id: z.string(), attach: z.string(), model: z.string(), mac: z.string() })),
+});
+
+export const diskResizeBodySchema = z.strictObject({ size: z.union([z.string().min(1), z.number()]), shrink: z.boolean().optional() });
+export const diskResizeResultSchema = z.object({ path: z.string(), from: z.number(), to: z.number(), warnings: z.array(z.string()), live: z.string().optional() });
+
+export const diskAttachBodySchema = z.strictObject({
+  /** An image in a storage root (relative: the images dir). */
+  file: z.string().min(1),
+  id: name.optional(),
+  interface: z.enum(['virtio', 'scsi', 'ide', 'sata', 'nvme']).optional(),
+  readOnly: z.boolean().optional(),
+});
+export const diskDetachQuerySchema = z.object({ deleteImage: z.enum(['true', 'false']).optional() });
+
+export const nicAddBodySchema = z.union([
+  z.strictObject({ network: name, model: z.string().optional(), id: name.optional() }),
+  z.strictObject({ user: z.literal(true), model: z.string().optional(), id: name.optional() }),
+]);
+export const deviceChangeResultSchema = z.object({ name: z.string(), action: z.enum(['created', 'configured', 'unchanged']), id: z.string(), deleted: z.string().optional(), pendingRestart: z.boolean() });

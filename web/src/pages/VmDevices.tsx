@@ -1,0 +1,222 @@
+/**
+ * A VM's hardware: disks (image, active layer, size; resize — live when running —, detach, detach
+ * and delete the image, attach another image) and NICs (attachment, model, MAC; add, remove).
+ * Adding and removing change the stored definition: a running VM gets them at its next start.
+ */
+import { useState, type FormEvent } from 'react';
+import { call, fmtBytes } from '../api.js';
+import { ErrorBox } from '../components/ErrorBox.js';
+import { can, useMe } from '../session.js';
+import { useLoad } from '../useLoad.js';
+
+export function VmDevices({ name, running, onChanged }: { name: string; running: boolean; onChanged: () => void }) {
+  const me = useMe();
+  const admin = can(me, 'admin');
+  const dev = useLoad(() => call('vmDevices', { params: { name } }), [name]);
+  const images = useLoad(() => (admin ? call('listDisks') : Promise.resolve([])), [admin]);
+  const nets = useLoad(() => call('listNetworks'), []);
+  const [busy, setBusy] = useState('');
+  const [failure, setFailure] = useState<unknown>(null);
+  const [notice, setNotice] = useState('');
+  const [pick, setPick] = useState('');
+  const [net, setNet] = useState('');
+
+  const run = async (what: string, f: () => Promise<string>) => {
+    setBusy(what);
+    setFailure(null);
+    setNotice('');
+    try {
+      setNotice(await f());
+    } catch (e) {
+      setFailure(e);
+    } finally {
+      setBusy('');
+      dev.reload();
+      images.reload();
+      onChanged();
+    }
+  };
+  const later = (r: { pendingRestart: boolean }) => (r.pendingRestart ? ' The running VM gets it at its next start.' : '');
+  const resize = (id: string) => {
+    const to = window.prompt(`New size of ${name}'s disk ${id} (e.g. 20G, or +1G to grow by 1 GiB)${running ? ' — resized live' : ''}:`, '+1G');
+    if (!to) return;
+    void run(`resize-${id}`, async () => {
+      const r = await call('resizeVmDisk', { params: { name, id }, body: { size: to.trim() } });
+      return `Disk ${id}: ${fmtBytes(r.from)} → ${fmtBytes(r.to)}${r.live ? ' (live, the guest sees the new size)' : ''}.${r.warnings.length ? ` ${r.warnings.join(' ')}` : ''}`;
+    });
+  };
+  const detach = (id: string, file: string) => {
+    if (!window.confirm(`Detach disk ${id} (${file}) from ${name}?`)) return;
+    const del = !running && window.confirm(`Also DELETE the image ${file}? Its data is gone for good. (Cancel keeps the image.)`);
+    void run(`detach-${id}`, async () => {
+      const r = await call('detachVmDisk', { params: { name, id }, query: del ? { deleteImage: 'true' } : {} });
+      return `Disk ${id} detached${r.deleted ? `, ${r.deleted} deleted` : ''}.${later(r)}`;
+    });
+  };
+  const attach = (e: FormEvent) => {
+    e.preventDefault();
+    if (!pick) return;
+    void run('attach', async () => {
+      const r = await call('attachVmDisk', { params: { name }, body: { file: pick } });
+      setPick('');
+      return `${pick} attached as ${r.id}.${later(r)}`;
+    });
+  };
+  const addNic = (e: FormEvent) => {
+    e.preventDefault();
+    void run('nic', async () => {
+      const r = await call('addVmNic', { params: { name }, body: net ? { network: net } : { user: true } });
+      return `NIC ${r.id} added.${later(r)}`;
+    });
+  };
+  const removeNic = (id: string) => {
+    if (!window.confirm(`Remove NIC ${id} from ${name}?`)) return;
+    void run(`nic-${id}`, async () => {
+      const r = await call('removeVmNic', { params: { name, id } });
+      return `NIC ${id} removed.${later(r)}`;
+    });
+  };
+
+  const attached = new Set(dev.data?.disks.map((d) => d.file));
+  const free = (images.data ?? []).filter((i) => !attached.has(i.file) && /\.(qcow2|raw|img)$/.test(i.path));
+  return (
+    <>
+      <ErrorBox error={dev.error} title="Could not list the devices" />
+      <ErrorBox error={failure} title="Hardware" />
+      {notice && (
+        <div className="notice" role="status">
+          {notice}
+        </div>
+      )}
+      <section className="card" aria-labelledby="h-disks">
+        <h2 id="h-disks" style={{ marginTop: 0 }}>Disks</h2>
+        <div className="scroll-x">
+          <table data-testid="vm-disks">
+            <thead>
+              <tr>
+                <th scope="col">Disk</th>
+                <th scope="col">Image</th>
+                <th scope="col" className="num">Size</th>
+                <th scope="col">Bus</th>
+                <th scope="col">
+                  <span className="sr-only">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {dev.data?.disks.map((d) => (
+                <tr key={d.id} data-disk={d.id}>
+                  <th scope="row" className="mono">{d.id}</th>
+                  <td className="mono">
+                    {d.file}
+                    {d.layers > 1 && <span className="muted"> (+{d.layers - 1} snapshot layer{d.layers > 2 ? 's' : ''})</span>}
+                    {!d.exists && <span className="check-fail"> missing</span>}
+                  </td>
+                  <td className="num" data-testid={`size-${d.id}`}>{fmtBytes(d.virtualSize)}</td>
+                  <td>
+                    {d.interface}
+                    {d.readOnly ? ', read-only' : ''}
+                  </td>
+                  <td>
+                    {admin && (
+                      <div className="row">
+                        <button type="button" disabled={!!busy || d.readOnly || !d.exists} onClick={() => resize(d.id)} aria-label={`Resize ${d.id}`}>
+                          {busy === `resize-${d.id}` ? 'Resizing…' : 'Resize'}
+                        </button>
+                        <button type="button" className="danger" disabled={!!busy} onClick={() => detach(d.id, d.file)} aria-label={`Detach ${d.id}`}>
+                          Detach
+                        </button>
+                      </div>
+                    )}
+                  </td>
+                </tr>
+              ))}
+              {dev.data?.disks.length === 0 && (
+                <tr>
+                  <td colSpan={5} className="muted">
+                    No disks.
+                  </td>
+                </tr>
+              )}
+            </tbody>
+          </table>
+        </div>
+        {admin && (
+          <form className="row" onSubmit={attach} style={{ marginTop: 10 }}>
+            <label htmlFor="attach-image">Attach image</label>
+            <select id="attach-image" value={pick} onChange={(e) => setPick(e.target.value)} style={{ maxWidth: 320 }}>
+              <option value="">{free.length ? 'choose an image…' : 'none free (make one on Disks)'}</option>
+              {free.map((i) => (
+                <option key={i.path} value={i.path}>
+                  {i.path}
+                </option>
+              ))}
+            </select>
+            <button type="submit" disabled={!pick || !!busy}>
+              {busy === 'attach' ? 'Attaching…' : 'Attach'}
+            </button>
+          </form>
+        )}
+      </section>
+      <section className="card" aria-labelledby="h-nics">
+        <h2 id="h-nics" style={{ marginTop: 0 }}>Network interfaces</h2>
+        <div className="scroll-x">
+          <table data-testid="vm-nics">
+            <thead>
+              <tr>
+                <th scope="col">NIC</th>
+                <th scope="col">Attached to</th>
+                <th scope="col">Model</th>
+                <th scope="col">MAC</th>
+                <th scope="col">
+                  <span className="sr-only">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {dev.data?.nics.map((n) => (
+                <tr key={n.id} data-nic={n.id}>
+                  <th scope="row" className="mono">{n.id}</th>
+                  <td>{n.attach}</td>
+                  <td>{n.model}</td>
+                  <td className="mono">{n.mac}</td>
+                  <td>
+                    {admin && (
+                      <button type="button" className="danger" disabled={!!busy} onClick={() => removeNic(n.id)} aria-label={`Remove ${n.id}`}>
+                        Remove
+                      </button>
+                    )}
+                  </td>
+                </tr>
+              ))}
+              {dev.data?.nics.length === 0 && (
+                <tr>
+                  <td colSpan={5} className="muted">
+                    No network interfaces.
+                  </td>
+                </tr>
+              )}
+            </tbody>
+          </table>
+        </div>
+        {admin && (
+          <form className="row" onSubmit={addNic} style={{ marginTop: 10 }}>
+            <label htmlFor="nic-net">Add a NIC on</label>
+            <select id="nic-net" value={net} onChange={(e) => setNet(e.target.value)} style={{ maxWidth: 260 }}>
+              <option value="">user-mode networking</option>
+              {(nets.data ?? []).map((n) => (
+                <option key={n.network} value={n.network}>
+                  network {n.network} ({n.type})
+                </option>
+              ))}
+            </select>
+            <button type="submit" disabled={!!busy}>
+              {busy === 'nic' ? 'Adding…' : 'Add NIC'}
+            </button>
+          </form>
+        )}
+        <p className="muted">Adding or removing a disk or NIC changes the definition; a running VM gets it at its next start (hotplug is not built yet). Resizing a disk of a running VM is live.</p>
+      </section>
+    </>
+  );
+}

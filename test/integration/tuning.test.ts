@@ -9,7 +9,7 @@
  *    afterAll, even on failure), the hugepage-backed guest boots and takes them, and a start that
  *    needs more than are free is refused with the numbers (exit 2, nothing started).
  * Not here: vCPU hotplug (kvmctl has none), PCI/USB passthrough (no devices on this machine;
- * fixture tests in test/unit/tuning.test.ts), per-host-node binding (this host has one node).
+ * fixture tests in test/unit/definition/tuning.test.ts), per-host-node binding (this host has one node).
  */
 import fs from 'node:fs';
 import path from 'node:path';

@@ -1,6 +1,10 @@
 // Bundles the compiled CLI into dist/bundle/ (esbuild, ESM, code-split at the lazy imports):
 // loading one file per command instead of hundreds of small modules halves CLI start-up.
+import fs from 'node:fs';
 import { build } from 'esbuild';
+
+// Chunk names carry content hashes: without this, every build leaves the last one's chunks behind.
+fs.rmSync('dist/bundle', { recursive: true, force: true });
 
 await build({
   entryPoints: ['src/cli/main.ts'],

@@ -5,6 +5,8 @@ import type { Supervisor } from '../vm/supervisor.js';
 import type { EventBus } from './events.js';
 import type { MetricsSampler } from '../vm/metrics.js';
 import type { SpecCache } from './spec-cache.js';
+import type { MetricsRecorder } from '../metrics/recorder.js';
+import type { TaskRegistry } from '../tasks/registry.js';
 import type { VmWatcher } from './watcher.js';
 
 export type ServerCtx = {
@@ -18,4 +20,8 @@ export type ServerCtx = {
   metrics: MetricsSampler;
   /** Parsed definitions, re-read when their file changes. */
   specs: SpecCache;
+  /** Metric history (sampled every 10 s while the server watches). */
+  recorder?: MetricsRecorder;
+  /** Tasks: every mutating API call (src/api/routes/tasks.ts). */
+  tasks?: TaskRegistry;
 };

@@ -29,6 +29,7 @@ import * as A from './contract-auth.js';
 import * as B from './contract-backups.js';
 import * as D from './contract-devices.js';
 import * as M from './contract-manage.js';
+import * as MH from './contract-metrics.js';
 
 /* ------------------------------------------------------------------ errors */
 
@@ -312,7 +313,10 @@ export const supervisorEventSchema = z.object({
 /** A definition was created, changed or removed (through the API or on disk). */
 export const definitionEventSchema = z.object({ ...eventBase, kind: z.literal('definition'), action: z.enum(['created', 'updated', 'removed']) });
 
-export const eventSchema = z.discriminatedUnion('kind', [stateEventSchema, qmpEventSchema, supervisorEventSchema, definitionEventSchema]);
+/** A task started, progressed, logged a line or ended (vm: its target, '' when it has none). */
+export const taskEventSchema = z.object({ ...eventBase, kind: z.literal('task'), action: z.enum(['started', 'progress', 'log', 'ended']), task: MH.taskSummarySchema, line: MH.taskLogLineSchema.optional() });
+
+export const eventSchema = z.discriminatedUnion('kind', [stateEventSchema, qmpEventSchema, supervisorEventSchema, definitionEventSchema, taskEventSchema]);
 export type KvmEvent = z.infer<typeof eventSchema>;
 /** An event before the bus numbers it. */
 export type KvmEventInput = KvmEvent extends infer E ? (E extends KvmEvent ? Omit<E, 'id' | 'at'> : never) : never;
@@ -404,6 +408,12 @@ export const routes = {
   ksmOn: { method: 'POST', path: '/api/host/ksm/on', summary: 'start KSM merging', body: ksmOnBodySchema, response: ksmStatusSchema },
   ksmOff: { method: 'POST', path: '/api/host/ksm/off', summary: 'stop KSM (unmerge: split merged pages)', body: ksmOffBodySchema, response: ksmStatusSchema },
   metrics: { method: 'GET', path: '/api/metrics', summary: 'host and per-VM metrics', response: metricsSchema },
+  vmMetricsHistory: { method: 'GET', path: '/api/vms/:name/metrics', summary: "a VM's metric history (?range=1h|1d|30d): CPU %, RSS, balloon, disk and net rates, in columns", params: P, query: MH.historyQuerySchema, response: MH.historySchema },
+  hostMetricsHistory: { method: 'GET', path: '/api/host/metrics', summary: "the host's metric history (?range=1h|1d|30d): CPU %, memory, load, KSM, in columns", query: MH.historyQuerySchema, response: MH.historySchema },
+  listTasks: { method: 'GET', path: '/api/tasks', summary: 'tasks (every mutating API call), newest first (?vm=, ?state=, ?limit=)', query: MH.taskListQuerySchema, response: MH.taskListSchema },
+  getTask: { method: 'GET', path: '/api/tasks/:id', summary: 'one task with its log and result', params: MH.taskParams, response: MH.taskSchema },
+  taskLog: { method: 'GET', path: '/api/tasks/:id/log', summary: "a task's log lines from ?since=N on", params: MH.taskParams, query: MH.taskLogQuerySchema, response: MH.taskLogSchema },
+  cancelTask: { method: 'POST', path: '/api/tasks/:id/cancel', summary: 'cancel a running task (409 TASK_NOT_CANCELLABLE when its operation cannot stop safely)', params: MH.taskParams, response: MH.taskSummarySchema },
   prometheus: { method: 'GET', path: '/metrics', summary: 'the same metrics in Prometheus text format; every defined VM has kvmctl_vm_up (1 = a QEMU process, running or paused; 0 = stopped or crashed) and kvmctl_vm_state{state="running|paused|stopped|crashed|starting|stopping"} (1 for its state, 0 for the others)', text: 'text/plain; version=0.0.4' },
 } as const satisfies Record<string, Route>;
 

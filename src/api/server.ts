@@ -30,7 +30,12 @@ import { vmRoutes } from './routes/vms.js';
 import { userRoutes } from './routes/users.js';
 import { wsRoutes } from './routes/ws.js';
 import { webCommon, webStatic } from './web-static.js';
+import { metricsRoutes } from './routes/metrics.js';
+import { installTaskWrapping, taskRoutes } from './routes/tasks.js';
+import { MetricsRecorder } from '../metrics/recorder.js';
+import { TaskRegistry } from '../tasks/registry.js';
 import { VmWatcher } from './watcher.js';
+import { listNames as listNamesSync } from '../definition/store.js';
 
 export const VERSION = '0.1.0';
 
@@ -50,6 +55,8 @@ export type ServerOptions = {
   /** Event ring buffer size. */
   eventBuffer?: number;
   reconcileMs?: number;
+  /** Metric history sample interval (default 10 s, or KVMCTL_METRICS_INTERVAL_MS). */
+  metricsIntervalMs?: number;
 };
 
 export type { ServerCtx } from './context.js';
@@ -82,7 +89,14 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
     });
     ctx.watcher = new VmWatcher(opts.paths, bus, (t) => ctx.supervisor!.onTransition(t), opts.reconcileMs);
     ctx.backups = new BackupScheduler(opts.paths, (name) => ctx.specs.get(name).spec, log);
+    ctx.recorder = new MetricsRecorder(opts.paths, {
+      sampler: new MetricsSampler(opts.paths, async (name) => ctx.watcher?.qmp(name)?.execute('query-blockstats', undefined, { timeoutMs: 2000 }) ?? []),
+      running: () => listNamesSync(opts.paths, 'vm').flatMap((name) => { const st = ctx.watcher?.state(name); return st === 'running' || st === 'paused' ? [{ name, state: st }] : []; }),
+      balloon: async (name) => ((await ctx.watcher?.qmp(name)?.execute('query-balloon', undefined, { timeoutMs: 2000 })) as { actual?: number } | undefined)?.actual,
+      log,
+    }, opts.metricsIntervalMs);
   }
+  ctx.tasks = new TaskRegistry(opts.paths, (action, task, line) => bus.publish({ kind: 'task', vm: task.target ?? '', action, task, line }));
 
   await webCommon(app);
   await app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024 } });
@@ -108,6 +122,7 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
   bind(app, R.health, async () => ({ ok: true as const, version: VERSION, pid: process.pid, uptimeSec: Math.round((Date.now() - started) / 1000), serverId: bus.serverId }));
   let openapi: Record<string, unknown> | undefined; // built on first request: it costs memory nobody may need
   app.get(R.openapi.path, async () => (openapi ??= openApiDocument(VERSION)));
+  installTaskWrapping(app, ctx); // before the routes it wraps
   vmRoutes(app, ctx);
   networkRoutes(app, ctx);
   diskRoutes(app, ctx);
@@ -117,6 +132,8 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
   manageRoutes(app, ctx);
   vmDeviceRoutes(app, ctx);
   wsRoutes(app, ctx);
+  metricsRoutes(app, ctx);
+  taskRoutes(app, ctx);
 
   const states = async () => {
     const { listNames } = await import('../definition/store.js');
@@ -138,6 +155,7 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
   await app.ready();
   await ctx.watcher?.start();
   ctx.backups?.start();
+  ctx.recorder?.start();
 
   return {
     app,
@@ -145,6 +163,8 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
     async close() {
       ctx.supervisor?.close();
       await ctx.backups?.stop();
+      await ctx.recorder?.close();
+      ctx.tasks?.close();
       await ctx.watcher?.close();
       await app.close();
     },

@@ -18,6 +18,7 @@ import { formatSize, parseSize } from '../definition/units.js';
 import * as qi from './qemu-img.js';
 import { IMAGE_FORMATS, PREALLOC_MODES, type ImageInfo, type ImageSnapshot, type Prealloc } from './qemu-img.js';
 import { watchAllocation, type OnProgress } from './progress.js';
+import { withTask } from '../tasks/current.js';
 import { resizeImageSafe, type ResizeOptions, type ResizeResult } from './resize.js';
 import { assertFreeSpace, assertNotInUse, assertNotWritten, existsError, qemuLocksOn, sameFile, writeViaTemp, type InUseResolver } from './safety.js';
 
@@ -129,6 +130,7 @@ function validateCreate(o: CreateOptions, format: string, prealloc: Prealloc): v
 
 /** Create an image: validated, never over an existing file without `force` (nor one in use). */
 export async function createImage(o: CreateOptions, opts: OpOptions = {}): Promise<{ path: string; info: ImageInfo }> {
+  opts = withTask(opts); // inside an API task: its progress and its cancel
   const abs = path.resolve(o.path);
   const format = o.format ?? (o.backing ? 'qcow2' : 'raw');
   const prealloc = o.prealloc ?? 'off';
@@ -226,6 +228,7 @@ export type ConvertOptions = {
 
 /** Convert/copy an image into a new file (temp name, then renamed); the source is only read. */
 export async function convertImage(c: ConvertOptions, opts: OpOptions = {}): Promise<{ path: string; info: ImageInfo }> {
+  opts = withTask(opts); // inside an API task: its progress and its cancel
   const src = path.resolve(c.src);
   const dst = path.resolve(c.dst);
   mustExist(src);

@@ -1,5 +1,5 @@
 /** The kvmctl web UI: a header with the pages, the current page, and a token prompt on 401. */
-import { StrictMode, useEffect, useState, type FormEvent } from 'react';
+import { lazy, StrictMode, Suspense, useEffect, useState, type FormEvent } from 'react';
 import { createRoot } from 'react-dom/client';
 import { call, getToken, setToken, setUnauthorizedHandler, takeTokenFromUrl } from './api.js';
 import { reconnectEvents, useEvents, useEventsConnected } from './live.js';
@@ -10,10 +10,14 @@ import { Users } from './pages/Users.js';
 import { Networks } from './pages/Networks.js';
 import { VmDetail } from './pages/VmDetail.js';
 import { VmList } from './pages/VmList.js';
+import { TaskPanel } from './components/TaskPanel.js';
 import { href, useRoute, type Route } from './router.js';
 import { can, resetMe, useMe } from './session.js';
 import './style.css';
 import './manage.css';
+
+// Graphs load uPlot: only when the page is opened.
+const HostGraphs = lazy(() => import('./pages/MetricGraphs.js').then((m) => ({ default: m.HostGraphs })));
 
 takeTokenFromUrl();
 
@@ -24,9 +28,10 @@ const NAV: { label: string; to: string; pages: Route['page'][] }[] = [
   { label: 'Disks', to: href.disks(), pages: ['disks'] },
   { label: 'Host', to: href.host(), pages: ['host'] },
   { label: 'Users', to: href.users(), pages: ['users'] },
+  { label: 'Graphs', to: href.graphs(), pages: ['graphs'] },
 ];
 
-const TITLES: Record<Route['page'], string> = { vms: 'VMs', vm: 'VM', create: 'New VM', networks: 'Networks', disks: 'Disks', host: 'Host check', users: 'Users', notfound: 'Not found' };
+const TITLES: Record<Route['page'], string> = { vms: 'VMs', vm: 'VM', create: 'New VM', networks: 'Networks', disks: 'Disks', host: 'Host check', users: 'Users', graphs: 'Host graphs', notfound: 'Not found' };
 
 function App() {
   const route = useRoute();
@@ -67,6 +72,7 @@ function App() {
       <main id="main" tabIndex={-1}>
         <Page route={route} />
       </main>
+      <TaskPanel />
     </>
   );
 }
@@ -107,6 +113,12 @@ function Page({ route }: { route: Route }) {
       return <HostCheck />;
     case 'users':
       return <Users />;
+    case 'graphs':
+      return (
+        <Suspense fallback={<p role="status">Loading…</p>}>
+          <HostGraphs />
+        </Suspense>
+      );
     default:
       return (
         <>

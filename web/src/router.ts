@@ -10,9 +10,10 @@ export type Route =
   | { page: 'disks' }
   | { page: 'host' }
   | { page: 'users' }
+  | { page: 'graphs' }
   | { page: 'notfound'; path: string };
 
-export const VM_TABS = ['overview', 'definition', 'hardware', 'snapshots', 'backups', 'logs', 'serial', 'vnc'] as const;
+export const VM_TABS = ['overview', 'graphs', 'definition', 'hardware', 'snapshots', 'backups', 'logs', 'serial', 'vnc'] as const;
 export type VmTab = (typeof VM_TABS)[number];
 
 export function parseHash(hash: string): Route {
@@ -22,7 +23,7 @@ export function parseHash(hash: string): Route {
     const tab = (parts[2] ?? 'overview') as VmTab;
     if (VM_TABS.includes(tab)) return { page: 'vm', name: parts[1], tab };
   }
-  if (parts.length === 1 && ['create', 'networks', 'disks', 'host', 'users'].includes(parts[0])) return { page: parts[0] as 'create' };
+  if (parts.length === 1 && ['create', 'networks', 'disks', 'host', 'users', 'graphs'].includes(parts[0])) return { page: parts[0] as 'create' };
   return { page: 'notfound', path: parts.join('/') };
 }
 
@@ -34,6 +35,7 @@ export const href = {
   disks: () => '#/disks',
   host: () => '#/host',
   users: () => '#/users',
+  graphs: () => '#/graphs',
 };
 
 export const go = (h: string): void => {

@@ -17,6 +17,7 @@ import { VmSnapshots } from './VmSnapshots.js';
 
 // The consoles are loaded when first opened (xterm.js and noVNC are most of the bundle).
 const SerialConsole = lazy(() => import('../components/SerialConsole.js').then((m) => ({ default: m.SerialConsole })));
+const MetricGraphs = lazy(() => import('./MetricGraphs.js').then((m) => ({ default: m.MetricGraphs })));
 const VncConsole = lazy(() => import('../components/VncConsole.js').then((m) => ({ default: m.VncConsole })));
 
 type Action = 'startVm' | 'stopVm' | 'killVm' | 'restartVm' | 'resetVm' | 'pauseVm' | 'resumeVm' | 'deleteVm';
@@ -51,6 +52,7 @@ export function VmDetail({ name, tab }: { name: string; tab: VmTab }) {
   const display = (data?.spec.display as { type?: string } | undefined)?.type ?? 'none';
   const tabs: { id: VmTab; label: string; show: boolean }[] = [
     { id: 'overview', label: 'Overview', show: true },
+    { id: 'graphs', label: 'Graphs', show: true },
     { id: 'definition', label: 'Definition', show: true },
     { id: 'hardware', label: 'Hardware', show: true },
     { id: 'snapshots', label: 'Snapshots', show: true },
@@ -161,6 +163,7 @@ export function VmDetail({ name, tab }: { name: string; tab: VmTab }) {
             {tab === 'hardware' && <VmDevices name={name} running={running} onChanged={reload} />}
             {tab === 'snapshots' && <VmSnapshots name={name} running={running} />}
             {tab === 'logs' && <VmLogs name={name} running={running} />}
+            {tab === 'graphs' && <MetricGraphs vm={name} />}
             {tab === 'definition' && <Definition name={name} yaml={data.yaml} running={running} onSaved={reload} />}
             {tab === 'backups' && <VmBackups name={name} />}
             {tab === 'serial' && (running ? <SerialConsole url={wsUrl('serial', { name })} name={name} /> : <NotRunning name={name} what="serial console" />)}

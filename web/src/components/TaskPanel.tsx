@@ -1,0 +1,154 @@
+/**
+ * The task log at the bottom of every page, as Proxmox has it: the newest tasks (every mutating
+ * API call: starts, stops, disks, backups, …) with owner, state and a progress bar, updated live
+ * from the event stream's `task` events; a row opens that task's log, which grows as lines come
+ * in and stays after the task ended. Collapsible; its height is reserved so it never covers the page.
+ */
+import { useCallback, useEffect, useRef, useState } from 'react';
+import type { TaskDto, TaskSummaryDto } from '../../../src/api/contract-metrics.js';
+import { call } from '../api.js';
+import { useEvents } from '../live.js';
+
+const KEEP = 50;
+const time = (iso?: string) => (iso ? new Date(iso).toLocaleTimeString() : '');
+const took = (t: TaskSummaryDto) => (t.endedAt ? `${((Date.parse(t.endedAt) - Date.parse(t.startedAt)) / 1000).toFixed(1)} s` : '');
+
+function Progress({ t }: { t: TaskSummaryDto }) {
+  if (t.progress === null) return <span className="muted">{t.state === 'running' ? 'running…' : ''}</span>;
+  return (
+    <span className="task-progress">
+      <progress max={100} value={t.progress} aria-label={`${t.kind} progress`} /> {Math.floor(t.progress)}%
+    </span>
+  );
+}
+
+export function TaskPanel() {
+  const [open, setOpen] = useState(() => sessionStorage.getItem('kvmctl.tasks') !== 'closed');
+  const [tasks, setTasks] = useState<TaskSummaryDto[]>([]);
+  const [sel, setSel] = useState<TaskDto | null>(null);
+  const selId = useRef<string | null>(null);
+  const logEnd = useRef<HTMLDivElement>(null);
+
+  const load = useCallback(() => {
+    call('listTasks', { query: { limit: String(KEEP) } }).then(setTasks, () => undefined);
+  }, []);
+  useEffect(load, [load]);
+
+  useEvents(
+    useCallback(
+      (e) => {
+        if (e.kind === 'reset') return load();
+        if (e.kind !== 'task') return;
+        const t = e.task;
+        setTasks((old) => [t, ...old.filter((x) => x.id !== t.id)].sort((a, b) => (a.id < b.id ? 1 : -1)).slice(0, KEEP));
+        if (selId.current === t.id) {
+          setSel((s) => {
+            if (!s || s.id !== t.id) return s;
+            const log = e.action === 'log' && e.line && s.log.length < t.logLines ? [...s.log, e.line] : s.log;
+            return { ...s, ...t, log };
+          });
+          // A finished task's result is only in the full record.
+          if (e.action === 'ended') call('getTask', { params: { id: t.id } }).then((full) => selId.current === t.id && setSel(full), () => undefined);
+        }
+      },
+      [load],
+    ),
+  );
+
+  const pick = (id: string) => {
+    if (selId.current === id) {
+      selId.current = null;
+      setSel(null);
+      return;
+    }
+    selId.current = id;
+    call('getTask', { params: { id } }).then((t) => selId.current === id && setSel(t), () => undefined);
+  };
+  useEffect(() => logEnd.current?.scrollIntoView({ block: 'nearest' }), [sel?.log.length]);
+
+  const toggle = () => {
+    sessionStorage.setItem('kvmctl.tasks', open ? 'closed' : 'open');
+    setOpen(!open);
+  };
+  const running = tasks.filter((t) => t.state === 'running').length;
+
+  return (
+    <>
+      <div className={`tasks-spacer${open ? ' open' : ''}`} aria-hidden="true" />
+      <section className={`tasks-panel${open ? ' open' : ''}`} aria-label="Tasks" data-testid="task-panel">
+        <div className="tasks-head">
+          <button type="button" aria-expanded={open} aria-controls="tasks-body" onClick={toggle}>
+            {open ? '▾' : '▸'} Tasks
+          </button>
+          <span className="muted" role="status">
+            {running ? `${running} running` : tasks.length ? `last: ${tasks[0]!.kind} ${tasks[0]!.target ?? ''} ${tasks[0]!.state}` : 'no tasks yet'}
+          </span>
+        </div>
+        {open && (
+          <div id="tasks-body" className="tasks-body">
+            <div className="tasks-list">
+              <table>
+                <thead>
+                  <tr>
+                    <th>Started</th>
+                    <th>Task</th>
+                    <th>Target</th>
+                    <th>Owner</th>
+                    <th>State</th>
+                    <th>Progress</th>
+                    <th className="num">Took</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {tasks.map((t) => (
+                    <tr key={t.id} data-task={t.id} data-state={t.state} aria-selected={sel?.id === t.id} className={sel?.id === t.id ? 'selected' : ''}>
+                      <td className="mono">{time(t.startedAt)}</td>
+                      <td>
+                        <button type="button" className="link" onClick={() => pick(t.id)} aria-label={`${t.kind} ${t.target ?? ''}: show log`}>
+                          {t.kind}
+                        </button>
+                      </td>
+                      <td className="mono">{t.target ?? '–'}</td>
+                      <td>{t.owner}</td>
+                      <td>
+                        <span className={`task-state ${t.state}`} title={t.error ? `${t.error.code}: ${t.error.message}` : undefined}>
+                          {t.state}
+                        </span>
+                      </td>
+                      <td>
+                        <Progress t={t} />
+                      </td>
+                      <td className="num">{took(t)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+            {sel && (
+              <div className="tasks-log" data-testid="task-log" data-task={sel.id} data-state={sel.state} aria-label={`Log of ${sel.kind}`}>
+                <div className="row">
+                  <strong>
+                    {sel.kind} <span className="mono">{sel.target}</span>
+                  </strong>
+                  <span className={`task-state ${sel.state}`}>{sel.state}</span>
+                  <Progress t={{ ...sel, logLines: sel.log.length }} />
+                  <span className="spacer" />
+                  {sel.cancellable && sel.state === 'running' && (
+                    <button type="button" className="danger" onClick={() => call('cancelTask', { params: { id: sel.id } }).catch(() => undefined)}>
+                      Cancel
+                    </button>
+                  )}
+                </div>
+                <pre className="mono">
+                  {sel.log.map((l) => `${time(l.at)}  ${l.line}`).join('\n')}
+                  {sel.error ? `\n${sel.error.hint ? `hint: ${sel.error.hint}` : ''}` : ''}
+                </pre>
+                <div ref={logEnd} />
+              </div>
+            )}
+          </div>
+        )}
+      </section>
+    </>
+  );
+}

@@ -64,7 +64,10 @@ export function TaskPanel() {
     selId.current = id;
     call('getTask', { params: { id } }).then((t) => selId.current === id && setSel(t), () => undefined);
   };
-  useEffect(() => logEnd.current?.scrollIntoView({ block: 'nearest' }), [sel?.log.length]);
+  // A block body: newer Chromium returns a Promise from scrollIntoView, and an effect may return only a cleanup.
+  useEffect(() => {
+    void logEnd.current?.scrollIntoView({ block: 'nearest' });
+  }, [sel?.log.length]);
 
   const toggle = () => {
     sessionStorage.setItem('kvmctl.tasks', open ? 'closed' : 'open');

@@ -15,7 +15,7 @@ export const historySchema = z.object({
   t: z.array(z.number()),
   series: z.record(z.string(), z.array(z.number().nullable())),
   /** What the last sampling pass cost (host history only). */
-  sampler: z.object({ intervalMs: z.number(), lastTickMs: z.number(), lastTickVms: z.number() }).optional(),
+  sampler: z.object({ intervalMs: z.number(), lastTickMs: z.number(), lastTickCpuMs: z.number(), lastTickVms: z.number() }).optional(),
 });
 export type HistoryDto = z.infer<typeof historySchema>;
 

@@ -171,7 +171,7 @@ export async function createImage(o: CreateOptions, opts: OpOptions = {}): Promi
     } finally {
       stop?.();
     }
-    opts.onProgress?.(100);
+    if (stop) opts.onProgress?.(100); // only when progress was being reported (prealloc=full)
   });
   return { path: abs, info: await qi.info(abs) };
 }

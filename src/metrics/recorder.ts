@@ -105,7 +105,7 @@ export class MetricsRecorder {
   private readonly prev = new Map<string, Counters>();
   private ticking?: Promise<void>;
   /** Cost of the last tick, for the docs' numbers and the API. */
-  lastTick = { ms: 0, vms: 0, at: 0 };
+  lastTick = { ms: 0, cpuMs: 0, vms: 0, at: 0 };
 
   constructor(
     private readonly paths: Paths,
@@ -146,20 +146,22 @@ export class MetricsRecorder {
 
   private async doTick(): Promise<void> {
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     const now = Date.now();
     const names = await this.deps.running();
     const m = await this.deps.sampler.sample(names);
     this.ring('host', HOST_FIELDS).write(now, hostRow(m.host));
     const seen = new Set<string>();
-    for (const v of m.vms) {
+    const balloons = await Promise.all(m.vms.map((v) => this.deps.balloon?.(v.name).catch(() => undefined)));
+    for (const [i, v] of m.vms.entries()) {
       seen.add(v.name);
-      const balloon = await this.deps.balloon?.(v.name).catch(() => undefined);
-      const { row, counters } = vmRow(v, balloon, this.prev.get(v.name), now);
+      const { row, counters } = vmRow(v, balloons[i], this.prev.get(v.name), now);
       this.prev.set(v.name, counters);
       this.ring(`vms/${v.name}`, VM_FIELDS).write(now, row);
     }
     for (const k of this.prev.keys()) if (!seen.has(k)) this.prev.delete(k);
-    this.lastTick = { ms: Math.round((performance.now() - t0) * 100) / 100, vms: m.vms.length, at: now };
+    const c = process.cpuUsage(c0);
+    this.lastTick = { ms: Math.round((performance.now() - t0) * 100) / 100, cpuMs: Math.round((c.user + c.system) / 10) / 100, vms: m.vms.length, at: now };
   }
 
   /** History of a VM (name) or the host (undefined) over a range. */

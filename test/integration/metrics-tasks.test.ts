@@ -14,6 +14,8 @@ import { buildServer, type KvmServer } from '../../src/api/server.js';
 import { resolvePaths, type Paths } from '../../src/host/paths.js';
 import type { KvmEvent } from '../../src/api/contract.js';
 import { makeHome, type Home } from '../helpers/kvmctl.js';
+import { RingPair } from '../../src/metrics/ring.js';
+import { VM_FIELDS } from '../../src/metrics/recorder.js';
 
 let home: Home;
 let paths: Paths;
@@ -24,6 +26,7 @@ beforeAll(async () => {
   home = makeHome();
   paths = resolvePaths({ KVMCTL_HOME: home.dir });
   await home.apply('name: mt\nmemory: 128M\nkernel: { builtin: test-guest }\nstopTimeout: 5\n');
+  await home.apply('name: full\nmemory: 64M\nkernel: { builtin: test-guest }\n');
   s = await buildServer({ paths, reconcileMs: 200, metricsIntervalMs: 500 });
   s.ctx.bus.subscribe((e) => events.push(e));
 }, 120_000);
@@ -80,7 +83,28 @@ describe('metric history and tasks on a real guest', () => {
     const host = historySchema.parse((await call('GET', '/api/host/metrics?range=1h')).body);
     expect(host.series.memTotalBytes!.at(-1)).toBeGreaterThan(0);
     expect(host.sampler!.lastTickVms).toBe(1);
-    console.log(`sampler: ${host.sampler!.lastTickMs} ms for ${host.sampler!.lastTickVms} VM(s); ring files: ${fs.readdirSync(path.join(paths.data, 'metrics/vms')).map((f) => `${f} ${fs.statSync(path.join(paths.data, 'metrics/vms', f)).size} B`).join(', ')}`);
+    console.log(`sampler: ${host.sampler!.lastTickMs} ms wall, ${host.sampler!.lastTickCpuMs} ms CPU for ${host.sampler!.lastTickVms} VM(s); ring files: ${fs.readdirSync(path.join(paths.data, 'metrics/vms')).map((f) => `${f} ${fs.statSync(path.join(paths.data, 'metrics/vms', f)).size} B`).join(', ')}`);
+    // A full fine ring (8640 samples, what a day at 10 s holds): the 1d answer and its cost.
+    const ring = new RingPair(path.join(paths.data, 'metrics/vms/full'), VM_FIELDS, 500);
+    const now = Date.now();
+    for (let k = 8639; k >= 0; k--) ring.write(now - k * 500, VM_FIELDS.map((_, i) => i * 1000 + (k % 97)));
+    ring.close();
+    const lat: number[] = [];
+    let bytes = 0;
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      const r = await s.app.inject({ method: 'GET', url: '/api/vms/full/metrics?range=1d' });
+      lat.push(performance.now() - t0);
+      bytes = r.body.length;
+      expect(historySchema.parse(r.json()).t.length).toBeGreaterThanOrEqual(8639);
+    }
+    const lat1h: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      await s.app.inject({ method: 'GET', url: '/api/vms/full/metrics?range=1h' });
+      lat1h.push(performance.now() - t0);
+    }
+    console.log(`GET metrics?range=1d, 8640 points: ${bytes} bytes, ${lat.map((x) => x.toFixed(1)).join('/')} ms; range=1h: ${lat1h.map((x) => x.toFixed(1)).join('/')} ms`);
     // Bad input: 400, unknown VM: 404, nothing made.
     expect((await call('GET', '/api/vms/mt/metrics?range=2y')).status).toBe(400);
     expect((await call('GET', '/api/vms/nope/metrics')).status).toBe(404);

@@ -17,6 +17,6 @@ export function metricsRoutes(app: FastifyInstance, ctx: ServerCtx): void {
   });
   bind(app, R.hostMetricsHistory, async ({ query }) => {
     const r = recorder();
-    return { ...r.history(undefined, query.range), sampler: { intervalMs: r.intervalMs, lastTickMs: r.lastTick.ms, lastTickVms: r.lastTick.vms } };
+    return { ...r.history(undefined, query.range), sampler: { intervalMs: r.intervalMs, lastTickMs: r.lastTick.ms, lastTickCpuMs: r.lastTick.cpuMs, lastTickVms: r.lastTick.vms } };
   });
 }

@@ -26,6 +26,7 @@ import { activeDisks, type ActiveDisk } from '../vm/storage.js';
 import { addTarget, bitmapName, diskNodes, dropStaleBitmaps, removeTarget, runBackupJobs, type DiskJob, type DiskNode } from './jobs.js';
 import { backupDir, fileSha256, listBackups, newBackupId, resolveRepo, vmRepoDir, writeManifest, type Manifest, type ManifestDisk } from './repo.js';
 import { contentSha256 } from './sums.js';
+import { currentTask, taskLog, taskProgress } from '../tasks/current.js';
 
 export type BackupState = { format: 1; repo: string; last?: string; generation?: string; inProgress?: string };
 const stateFile = (paths: Paths, vm: string) => path.join(vmStateDir(paths, vm), 'backup.json');
@@ -110,8 +111,12 @@ export async function createBackup(paths: Paths, name: string, o: CreateOptions 
       const freeze = !up || o.noFreeze ? undefined : await (await import('../vm/guest-agent.js')).freezeIfAgent(vm, vmRuntimeFiles(paths, name).dir);
       const thaw = async () => void (await freeze?.thaw().catch(() => undefined));
       const tJobs = Date.now();
-      await runBackupJobs(q, jobs, { onProgress: o.onProgress, started: thaw });
+      taskLog(`backup ${id}: ${full ? `full (${reason})` : `incremental on ${prev!.id}`}, disks ${facts.map((f) => f.id).join(', ')}${freeze ? ', guest filesystems frozen' : ''}`);
+      // Inside an API task: the block jobs' progress is the task's (the first 90 %; checksums follow).
+      const onProgress = o.onProgress ?? (currentTask() ? (done: number, total: number) => taskProgress((90 * done) / total) : undefined);
+      await runBackupJobs(q, jobs, { onProgress, started: thaw });
       const jobMs = Date.now() - tJobs;
+      taskLog(`block jobs done in ${jobMs} ms; checking the copies' content sums`);
       for (const t of targets.splice(0)) await removeTarget(q, t);
       if (daemon) await daemon.close(); // stores the bitmaps in the images
       else await q.close().catch(() => undefined);

@@ -18,6 +18,8 @@ export const taskContext = new AsyncLocalStorage<TaskHooks>();
 
 export const taskProgress = (p: number): void => taskContext.getStore()?.progress(p);
 export const taskLog = (line: string): void => taskContext.getStore()?.log(line);
+/** Whether the caller runs inside a task. */
+export const currentTask = (): string | undefined => taskContext.getStore()?.id;
 export const taskSignal = (): AbortSignal | undefined => taskContext.getStore()?.signal();
 
 /** Fill in `signal` and `onProgress` from the current task where the caller gave none. */

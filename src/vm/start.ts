@@ -24,6 +24,7 @@ import { runtimePaths } from './runtime-paths.js';
 import { qemuLogTail, writeJson, type RunState } from './state.js';
 import { vmStatus } from './status.js';
 import { waitForQmp, waitForSerial } from './wait.js';
+import { taskLog } from '../tasks/current.js';
 
 export type StartOptions = {
   /** Wait until QMP reports the VM running (the default: QMP is up within ~0.1 s). */
@@ -130,6 +131,8 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
       const first = await waitForQmp(rt.qmp, exited!, opts.timeoutMs ?? 30_000, () => qemuLogTail(paths, name, 10));
       const qmpReadyMs = Date.now() - t0;
       mark('QMP answered query-status');
+      taskLog(`QEMU ${pid} up (${built.accel.toUpperCase()}), QMP answered after ${qmpReadyMs} ms`);
+      for (const w of built.warnings) taskLog(`warning: ${w}`);
       const run: RunState = {
         name,
         pid: pid!,
@@ -152,6 +155,7 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
         const marker = opts.waitForGuest === true ? GUEST_READY_MARKER : opts.waitForGuest;
         await waitForSerial(rt.serialLog, marker, opts.timeoutMs ?? 120_000, () => procStat(pid!) !== undefined && procStat(pid!)!.state !== 'Z');
         guestReadyMs = Date.now() - t0;
+        taskLog(`guest ready after ${guestReadyMs} ms`);
         // Worker threads started during the boot inherit their creator's mask: pin them as emulator threads too.
         if (vm.cpu.pin) pinned = await (await import('./pin.js')).applyPinning(vm, pid!, rt.qmp);
       }

@@ -25,7 +25,7 @@ const events: KvmEvent[] = [];
 beforeAll(async () => {
   home = makeHome();
   paths = resolvePaths({ KVMCTL_HOME: home.dir });
-  await home.apply('name: mt\nmemory: 128M\nkernel: { builtin: test-guest }\nstopTimeout: 5\n');
+  await home.apply('name: mt\nmemory: 128M\nkernel: { builtin: test-guest }\ndisks: [{ id: data, file: mt.qcow2, create: { size: 16M } }]\nstopTimeout: 5\n');
   await home.apply('name: full\nmemory: 64M\nkernel: { builtin: test-guest }\n');
   s = await buildServer({ paths, reconcileMs: 200, metricsIntervalMs: 500 });
   s.ctx.bus.subscribe((e) => events.push(e));
@@ -59,6 +59,8 @@ describe('metric history and tasks on a real guest', () => {
     const full = taskSchema.parse((await call('GET', `/api/tasks/${start.id}`)).body);
     expect(full.log[0]!.line).toBe('POST /api/vms/mt/start');
     expect(full.log.at(-1)!.line).toMatch(/^result: \{"name":"mt","pid":\d+/);
+    // The start's own steps, logged from the service layer (src/vm/start.ts).
+    expect(full.log.map((l) => l.line)).toEqual(expect.arrayContaining([expect.stringMatching(/^QEMU \d+ up \(TCG|KVM\), QMP answered after \d+ ms$/), expect.stringMatching(/^guest ready after \d+ ms$/)]));
     expect((full.result as { pid: number }).pid).toBe(r.body.pid);
     expect(events.some((e) => e.kind === 'task' && e.action === 'started' && e.task.id === start.id)).toBe(true);
     expect(events.some((e) => e.kind === 'task' && e.action === 'ended' && e.task.id === start.id && e.task.state === 'ok')).toBe(true);
@@ -113,7 +115,7 @@ describe('metric history and tasks on a real guest', () => {
 
   it('a preallocated disk create reports live progress, is kept after it ends and survives a server restart', async () => {
     const before = events.length;
-    const r = await call('POST', '/api/disks', { path: 'big.raw', size: '1G', format: 'raw', prealloc: 'full' });
+    const r = await call('POST', '/api/disks', { path: 'big.raw', size: '3G', format: 'raw', prealloc: 'full' });
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     const mine = events.slice(before).filter((e): e is Extract<KvmEvent, { kind: 'task' }> => e.kind === 'task' && e.task.kind === 'createDisk');
     const id = mine[0]!.task.id;
@@ -154,6 +156,13 @@ describe('metric history and tasks on a real guest', () => {
     const again = await call('POST', `/api/tasks/${id}/cancel`);
     expect(again.status).toBe(409);
     expect(again.body.code).toBe('TASK_ENDED');
+    // A backup through the API is a task with the backup's own log lines (src/backup/create.ts).
+    const bk = await call('POST', '/api/vms/mt/backups', {});
+    expect(bk.status, JSON.stringify(bk.body)).toBe(200);
+    const bt = s.ctx.tasks!.list({ vm: 'mt' }).find((x) => x.kind === 'createBackup')!;
+    const btFull = taskSchema.parse((await call('GET', `/api/tasks/${bt.id}`)).body);
+    expect(btFull.state).toBe('ok');
+    expect(btFull.log.map((l) => l.line)).toEqual(expect.arrayContaining([expect.stringMatching(/^backup \S+: full \(.+\), disks data/), expect.stringMatching(/^block jobs done in \d+ ms/)]));
     // A stop cannot be cancelled half-way.
     const stop = s.app.inject({ method: 'POST', url: '/api/vms/mt/stop', payload: { timeoutSec: 5 } });
     const sid = await until(() => s.ctx.tasks!.list({ state: 'running' }).find((x) => x.kind === 'stopVm')?.id, 10_000, 'the stop task');

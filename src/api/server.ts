@@ -31,6 +31,7 @@ import { userRoutes } from './routes/users.js';
 import { wsRoutes } from './routes/ws.js';
 import { webCommon, webStatic } from './web-static.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { clusterRoutes } from './routes/cluster.js';
 import { installTaskWrapping, taskRoutes } from './routes/tasks.js';
 import { MetricsRecorder } from '../metrics/recorder.js';
 import { TaskRegistry } from '../tasks/registry.js';
@@ -134,6 +135,7 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
   wsRoutes(app, ctx);
   metricsRoutes(app, ctx);
   taskRoutes(app, ctx);
+  clusterRoutes(app, ctx);
 
   const states = async () => {
     const { listNames } = await import('../definition/store.js');

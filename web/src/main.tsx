@@ -11,6 +11,7 @@ import { Networks } from './pages/Networks.js';
 import { VmDetail } from './pages/VmDetail.js';
 import { VmList } from './pages/VmList.js';
 import { TaskPanel } from './components/TaskPanel.js';
+import { Cluster } from './pages/Cluster.js';
 import { href, useRoute, type Route } from './router.js';
 import { can, resetMe, useMe } from './session.js';
 import './style.css';
@@ -29,9 +30,10 @@ const NAV: { label: string; to: string; pages: Route['page'][] }[] = [
   { label: 'Host', to: href.host(), pages: ['host'] },
   { label: 'Users', to: href.users(), pages: ['users'] },
   { label: 'Graphs', to: href.graphs(), pages: ['graphs'] },
+  { label: 'Cluster', to: href.cluster(), pages: ['cluster'] },
 ];
 
-const TITLES: Record<Route['page'], string> = { vms: 'VMs', vm: 'VM', create: 'New VM', networks: 'Networks', disks: 'Disks', host: 'Host check', users: 'Users', graphs: 'Host graphs', notfound: 'Not found' };
+const TITLES: Record<Route['page'], string> = { vms: 'VMs', vm: 'VM', create: 'New VM', networks: 'Networks', disks: 'Disks', host: 'Host check', users: 'Users', graphs: 'Host graphs', cluster: 'Cluster', notfound: 'Not found' };
 
 function App() {
   const route = useRoute();
@@ -113,6 +115,8 @@ function Page({ route }: { route: Route }) {
       return <HostCheck />;
     case 'users':
       return <Users />;
+    case 'cluster':
+      return <Cluster />;
     case 'graphs':
       return (
         <Suspense fallback={<p role="status">Loading…</p>}>

@@ -11,6 +11,7 @@ export type Route =
   | { page: 'host' }
   | { page: 'users' }
   | { page: 'graphs' }
+  | { page: 'cluster' }
   | { page: 'notfound'; path: string };
 
 export const VM_TABS = ['overview', 'graphs', 'definition', 'hardware', 'snapshots', 'backups', 'logs', 'serial', 'vnc'] as const;
@@ -23,7 +24,7 @@ export function parseHash(hash: string): Route {
     const tab = (parts[2] ?? 'overview') as VmTab;
     if (VM_TABS.includes(tab)) return { page: 'vm', name: parts[1], tab };
   }
-  if (parts.length === 1 && ['create', 'networks', 'disks', 'host', 'users', 'graphs'].includes(parts[0])) return { page: parts[0] as 'create' };
+  if (parts.length === 1 && ['create', 'networks', 'disks', 'host', 'users', 'graphs', 'cluster'].includes(parts[0])) return { page: parts[0] as 'create' };
   return { page: 'notfound', path: parts.join('/') };
 }
 
@@ -36,6 +37,7 @@ export const href = {
   host: () => '#/host',
   users: () => '#/users',
   graphs: () => '#/graphs',
+  cluster: () => '#/cluster',
 };
 
 export const go = (h: string): void => {

@@ -11,6 +11,7 @@ import { prepareDefinitions } from '../definition/store.js';
 import { makeCtx, renderError, type Ctx } from './context.js';
 import { commands } from './commands/index.js';
 import type { Action } from './action.js';
+import { asCliTask } from '../tasks/cli.js';
 
 export type { Action } from './action.js';
 
@@ -54,7 +55,7 @@ const action: Action = (fn) => async (...args: any[]) => {
       mark('action: commander parsed');
       await prepareDefinitions(ctx.paths, { eager: long });
       mark('definitions checked');
-      await fn(ctx, ...args);
+      await asCliTask(ctx.paths, cmd, args.slice(0, -1), async () => fn(ctx, ...args)); // long operations are listed by kvmctl tasks
       mark('action done');
       if (!process.exitCode) flushWrites();
     }

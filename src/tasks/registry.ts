@@ -24,6 +24,8 @@ export type TaskRecord = {
   kind: string;
   target?: string;
   owner: string;
+  /** The process that runs it (the server, or a kvmctl CLI command). */
+  pid?: number;
   state: TaskState;
   startedAt: string;
   endedAt?: string;
@@ -39,6 +41,20 @@ export type TaskPublish = (action: TaskAction, task: TaskSummary, line?: TaskLin
 
 const MAX_LINES = 2000;
 const LINE_CHARS = 2000;
+
+/** A task another process runs (a kvmctl CLI command): it is cancelled there, not through the server. */
+export function elsewhere(t: TaskRecord): KvmError {
+  return new KvmError('TASK_NOT_CANCELLABLE', `task ${t.id} (${t.kind}) runs in another process (PID ${t.pid}, owner ${t.owner})`, { hint: `stop it where it runs (Ctrl-C in its terminal, or kill -INT ${t.pid}): disk operations then remove their partial file` });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 export const tasksDir = (paths: Paths): string => path.join(paths.data, 'tasks');
 
@@ -91,10 +107,10 @@ export class TaskRegistry {
     fs.mkdirSync(tasksDir(paths), { recursive: true, mode: 0o700 });
     // Tasks a previous server left running were cut off when it stopped.
     for (const t of readTasks(paths)) {
-      if (t.state !== 'running') continue;
+      if (t.state !== 'running' || (t.pid !== undefined && t.pid !== process.pid && alive(t.pid))) continue;
       t.state = 'failed';
       t.endedAt = new Date().toISOString();
-      t.error = { code: 'TASK_INTERRUPTED', message: 'the server stopped while this task ran', hint: 'check the target and run the operation again if needed' };
+      t.error = { code: 'TASK_INTERRUPTED', message: 'the process that ran this task (kvmctl serve or a CLI command) ended before it did', hint: 'check the target and run the operation again if needed' };
       this.write(t);
     }
     this.prune();
@@ -151,7 +167,7 @@ export class TaskRegistry {
 
   /** Run `fn` as a task; resolves/rejects with fn's result (the task keeps it too). */
   async run<T>(meta: { kind: string; target?: string; owner: string }, fn: () => Promise<T>): Promise<T> {
-    const rec: TaskRecord = { id: this.newId(), kind: meta.kind, target: meta.target, owner: meta.owner, state: 'running', startedAt: new Date().toISOString(), progress: null, cancellable: false, log: [] };
+    const rec: TaskRecord = { id: this.newId(), kind: meta.kind, target: meta.target, owner: meta.owner, pid: process.pid, state: 'running', startedAt: new Date().toISOString(), progress: null, cancellable: false, log: [] };
     const l: Live = { rec, abort: new AbortController(), dirty: true, lastWrite: 0, lastProgressEvent: 0 };
     this.live.set(rec.id, l);
     this.flush(l);
@@ -245,6 +261,7 @@ export class TaskRegistry {
     const l = this.live.get(id);
     if (!l) {
       const t = readTask(this.paths, id);
+      if (t.state === 'running' && t.pid !== undefined && t.pid !== process.pid) throw elsewhere(t);
       throw new KvmError('TASK_ENDED', `task ${id} already ended (${t.state})`, { hint: 'only a running task can be cancelled' });
     }
     if (!l.rec.cancellable) {

@@ -82,9 +82,10 @@ export function register(program: Command, action: Action): void {
     .argument('<id>')
     .action(
       action(async (ctx, id: string) => {
-        const { readTask } = await import('../../tasks/registry.js');
+        const { readTask, elsewhere } = await import('../../tasks/registry.js');
         const { KvmError } = await import('../../errors.js');
         const t = readTask(ctx.paths, id); // TASK_NOT_FOUND, exit 2
+        if (t.state === 'running' && t.owner === 'cli') throw elsewhere(t);
         if (t.state !== 'running') throw new KvmError('TASK_ENDED', `task ${id} already ended (${t.state})`, { hint: 'only a running task can be cancelled', exit: 2 });
         const { request } = await import('../../api/client.js');
         const { default: path } = await import('node:path');

@@ -28,6 +28,7 @@ export function TaskPanel() {
   const [sel, setSel] = useState<TaskDto | null>(null);
   const selId = useRef<string | null>(null);
   const logEnd = useRef<HTMLDivElement>(null);
+  const reloadTimer = useRef<ReturnType<typeof setTimeout>>(undefined);
 
   const load = useCallback(() => {
     call('listTasks', { query: { limit: String(KEEP) } }).then(setTasks, () => undefined);
@@ -38,6 +39,12 @@ export function TaskPanel() {
     useCallback(
       (e) => {
         if (e.kind === 'reset') return load();
+        // Tasks of kvmctl CLI commands are files, not events: a state change (their start or stop) reloads the list.
+        if (e.kind === 'state') {
+          clearTimeout(reloadTimer.current);
+          reloadTimer.current = setTimeout(load, 500);
+          return;
+        }
         if (e.kind !== 'task') return;
         const t = e.task;
         setTasks((old) => [t, ...old.filter((x) => x.id !== t.id)].sort((a, b) => (a.id < b.id ? 1 : -1)).slice(0, KEEP));

@@ -30,41 +30,21 @@ export async function asCliTask(paths: Paths, cmd: Cmd, args: unknown[], fn: () 
   if (!kind) return fn();
   const first = args[0];
   const target = typeof first === 'string' ? first : Array.isArray(first) ? first.join(',') : undefined;
-  const { TaskRegistry, tasksDir } = await import('./registry.js');
-  const fs = (await import('node:fs')).default;
-  const path = (await import('node:path')).default;
-  const dir = tasksDir(paths);
-  let created: string | undefined;
-  let reg: InstanceType<typeof TaskRegistry>;
+  let reg: import('./registry.js').TaskRegistry;
   try {
-    created = fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    reg = new TaskRegistry(paths);
+    reg = new (await import('./registry.js')).TaskRegistry(paths);
   } catch {
-    return fn(); // the data dir is not writable (a read-only check): the command still runs
+    return fn(); // the data dir is not readable: the command still runs
   }
-  let id = '';
   try {
-    await reg.run({ kind, target, owner: 'cli' }, async () => {
-      id = reg.current()!;
-      reg.log(id, `kvmctl ${kind}${args.filter((a) => typeof a === 'string' || Array.isArray(a)).map((a) => ` ${a}`).join('')}`);
+    // Nothing is written in the first second (a refusal is quicker), nor ever for bad input (exit 2).
+    const discard = (e: unknown) => (e as { exit?: number }).exit === 2 || process.exitCode === 2;
+    await reg.run({ kind, target, owner: 'cli', quietMs: 1000, discard }, async () => {
+      reg.log(reg.current()!, `kvmctl ${kind}${args.filter((a) => typeof a === 'string' || Array.isArray(a)).map((a) => ` ${a}`).join('')}`);
       await fn();
       if (process.exitCode) throw Object.assign(new Error(`exit status ${process.exitCode}`), { code: 'EXIT' });
     });
   } catch (e) {
-    // Bad input (exit 2) changes nothing, so it leaves no task either (and no directory made for it).
-    if ((e as { exit?: number }).exit === 2 || process.exitCode === 2) {
-      reg.close();
-      fs.rmSync(path.join(dir, `${id}.json`), { force: true });
-      if (created) {
-        for (let d = dir; d.length >= created.length; d = path.dirname(d)) {
-          try {
-            fs.rmdirSync(d);
-          } catch {
-            break;
-          }
-        }
-      }
-    }
     if ((e as { code?: string }).code !== 'EXIT') throw e;
   } finally {
     reg.close();

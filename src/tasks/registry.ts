@@ -92,7 +92,7 @@ export function readTask(paths: Paths, id: string): TaskRecord {
   }
 }
 
-type Live = { rec: TaskRecord; abort: AbortController; dirty: boolean; lastWrite: number; lastProgressEvent: number };
+type Live = { rec: TaskRecord; abort: AbortController; dirty: boolean; lastWrite: number; lastProgressEvent: number; notBefore: number };
 
 export class TaskRegistry {
   private readonly live = new Map<string, Live>();
@@ -104,7 +104,6 @@ export class TaskRegistry {
     private readonly publish: TaskPublish = () => undefined,
     private readonly keep = 500,
   ) {
-    fs.mkdirSync(tasksDir(paths), { recursive: true, mode: 0o700 });
     // Tasks a previous server left running were cut off when it stopped.
     for (const t of readTasks(paths)) {
       if (t.state !== 'running' || (t.pid !== undefined && t.pid !== process.pid && alive(t.pid))) continue;
@@ -122,6 +121,7 @@ export class TaskRegistry {
   }
 
   private write(t: TaskRecord): void {
+    fs.mkdirSync(tasksDir(this.paths), { recursive: true, mode: 0o700 });
     const file = path.join(tasksDir(this.paths), `${t.id}.json`);
     const tmp = `${file}.tmp`;
     fs.writeFileSync(tmp, JSON.stringify(t), { mode: 0o600 });
@@ -130,6 +130,7 @@ export class TaskRegistry {
 
   private prune(): void {
     const dir = tasksDir(this.paths);
+    if (!fs.existsSync(dir)) return;
     const ids = fs
       .readdirSync(dir)
       .filter((f) => f.endsWith('.json'))
@@ -146,8 +147,8 @@ export class TaskRegistry {
     else this.flushTimer ??= setInterval(() => this.flushAll(), 500);
   }
 
-  private flush(l: Live): void {
-    if (!l.dirty) return;
+  private flush(l: Live, final = false): void {
+    if (!l.dirty || (!final && Date.now() < l.notBefore)) return;
     l.dirty = false;
     l.lastWrite = Date.now();
     try {
@@ -166,11 +167,17 @@ export class TaskRegistry {
   }
 
   /** Run `fn` as a task; resolves/rejects with fn's result (the task keeps it too). */
-  async run<T>(meta: { kind: string; target?: string; owner: string }, fn: () => Promise<T>): Promise<T> {
+  /**
+   * `quietMs`: write nothing for that long (a CLI command refused at once leaves no file);
+   * `discard(e)`: a failure that is no task at all (bad input, exit 2): nothing is kept.
+   */
+  async run<T>(meta: { kind: string; target?: string; owner: string; quietMs?: number; discard?: (e: unknown) => boolean }, fn: () => Promise<T>): Promise<T> {
     const rec: TaskRecord = { id: this.newId(), kind: meta.kind, target: meta.target, owner: meta.owner, pid: process.pid, state: 'running', startedAt: new Date().toISOString(), progress: null, cancellable: false, log: [] };
-    const l: Live = { rec, abort: new AbortController(), dirty: true, lastWrite: 0, lastProgressEvent: 0 };
+    const l: Live = { rec, abort: new AbortController(), dirty: true, lastWrite: 0, lastProgressEvent: 0, notBefore: Date.now() + (meta.quietMs ?? 0) };
     this.live.set(rec.id, l);
+    if (meta.quietMs) this.flushTimer ??= setInterval(() => this.flushAll(), 500);
     this.flush(l);
+    let discard = false;
     this.publish('started', summarize(rec));
     const hooks: TaskHooks = {
       id: rec.id,
@@ -204,6 +211,7 @@ export class TaskRegistry {
       return out;
     } catch (e) {
       const k = e instanceof KvmError ? e : undefined;
+      discard = !!meta.discard?.(e);
       rec.state = l.abort.signal.aborted ? 'cancelled' : 'failed';
       rec.error = { code: k?.code ?? 'ERROR', message: (e as Error).message ?? String(e), hint: k?.hint };
       this.addLine(l, `error: ${rec.error.code}: ${rec.error.message}`);
@@ -212,7 +220,8 @@ export class TaskRegistry {
       rec.endedAt = new Date().toISOString();
       rec.cancellable = false;
       l.dirty = true;
-      this.flush(l);
+      if (discard) fs.rmSync(path.join(tasksDir(this.paths), `${rec.id}.json`), { force: true });
+      else this.flush(l, true);
       this.live.delete(rec.id);
       this.publish('ended', summarize(rec));
       this.prune();

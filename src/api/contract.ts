@@ -415,8 +415,8 @@ export const routes = {
   getTask: { method: 'GET', path: '/api/tasks/:id', summary: 'one task with its log and result', params: MH.taskParams, response: MH.taskSchema },
   taskLog: { method: 'GET', path: '/api/tasks/:id/log', summary: "a task's log lines from ?since=N on", params: MH.taskParams, query: MH.taskLogQuerySchema, response: MH.taskLogSchema },
   clusterStatus: { method: 'GET', path: '/api/cluster', summary: "this host's cluster: hosts (alive, lease TTL left, CPUs, memory, VMs), VMs (desired, owner, observed, migration), etcd members (400 NOT_IN_CLUSTER when the host is in none)", response: C.clusterStatusSchema },
-  migrateVm: { method: 'POST', path: '/api/cluster/vms/:name/migrate', summary: 'live-migrate a running cluster VM to another host (a task, with QEMU\'s progress)', params: P, body: C.migrateBodySchema, response: C.migrateResultSchema },
-  cancelTask: { method: 'POST', path: '/api/tasks/:id/cancel', summary: 'cancel a running task (409 TASK_NOT_CANCELLABLE when its operation cannot stop safely)', params: MH.taskParams, response: MH.taskSummarySchema },
+  migrateVm: { method: 'POST', path: '/api/cluster/vms/:name/migrate', summary: 'live-migrate a running cluster VM to another host (a task, with QEMU\'s progress)', params: P, body: C.migrateBodySchema, response: C.migrateResultSchema, role: 'operator' },
+  cancelTask: { method: 'POST', path: '/api/tasks/:id/cancel', summary: 'cancel a running task (409 TASK_NOT_CANCELLABLE when its operation cannot stop safely)', params: MH.taskParams, response: MH.taskSummarySchema, role: 'operator' },
   prometheus: { method: 'GET', path: '/metrics', summary: 'the same metrics in Prometheus text format; every defined VM has kvmctl_vm_up (1 = a QEMU process, running or paused; 0 = stopped or crashed) and kvmctl_vm_state{state="running|paused|stopped|crashed|starting|stopping"} (1 for its state, 0 for the others)', text: 'text/plain; version=0.0.4' },
 } as const satisfies Record<string, Route>;
 

@@ -55,7 +55,7 @@ describe('metric history and tasks on a real guest', () => {
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     const list = taskListSchema.parse((await call('GET', '/api/tasks?vm=mt')).body);
     const start = list.find((t) => t.kind === 'startVm')!;
-    expect(start).toMatchObject({ target: 'mt', state: 'ok', owner: 'api' });
+    expect(start).toMatchObject({ target: 'mt', state: 'ok', owner: 'local' }); // no token: the unix-socket identity
     const full = taskSchema.parse((await call('GET', `/api/tasks/${start.id}`)).body);
     expect(full.log[0]!.line).toBe('POST /api/vms/mt/start');
     expect(full.log.at(-1)!.line).toMatch(/^result: \{"name":"mt","pid":\d+/);

@@ -133,7 +133,7 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('graphs and tasks in Chromium agai
     const log = page.getByTestId('task-log');
     await expect.poll(() => log.locator('pre').textContent()).toContain(`POST /api/vms/${VM}/start`);
     expect(await log.locator('pre').textContent()).toMatch(/result: \{"name":"graphs","pid":\d+/);
-    expect(await row.locator('td').nth(3).textContent()).toBe('api');
+    expect(await row.locator('td').nth(3).textContent()).toBe('token'); // the main token's identity (src/api/auth.ts)
     await shot('task-panel-start');
   }, 150_000);
 

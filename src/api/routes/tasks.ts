@@ -4,11 +4,13 @@
  * of each POST/PUT/DELETE route of the contract (but validate and cancel) in
  * `TaskRegistry.run`, so routes added later become tasks without code of their own. The task's
  * kind is the contract's route id, its target the `:name` (or the body's `path` for disks), its
- * owner the API user when an auth layer set `req.kvmUser`, else "api" over TCP and "local" over
- * the unix socket.
+ * owner the API user (`req.identity`, src/api/auth.ts: a named token's user, `token`, `local`).
+ * A VM-scoped token sees only the tasks of its VMs.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { KvmError } from '../../errors.js';
 import { routes as R, type Route } from '../contract.js';
+import { vmInScope } from '../users.js';
 import { bind } from '../route.js';
 import type { ServerCtx } from '../context.js';
 
@@ -18,7 +20,8 @@ const NOT_TASKS = new Set<string>(['validate', 'cancelTask']);
 const ROUTE_IDS = new Map(Object.entries(R as Record<string, Route>).map(([id, r]) => [`${r.method} ${r.path}`, id]));
 
 export function taskOwner(req: FastifyRequest): string {
-  const user = (req as FastifyRequest & { kvmUser?: string }).kvmUser;
+  // The identity src/api/auth.ts set: a named token's user, "token" (the main token), "local" (the unix socket).
+  const user = req.identity?.user;
   if (user) return user;
   return req.socket?.remoteAddress ? 'api' : 'local';
 }
@@ -70,14 +73,24 @@ export function installTaskWrapping(app: FastifyInstance, ctx: ServerCtx): void 
 
 export function taskRoutes(app: FastifyInstance, ctx: ServerCtx): void {
   const reg = () => ctx.tasks!;
-  bind(app, R.listTasks, async ({ query }) => reg().list({ vm: query.vm, state: query.state, limit: query.limit }));
-  bind(app, R.getTask, async ({ params }) => {
-    const t = reg().get(params.id);
+  /** A scoped token reads the tasks of its VMs only (others look absent). */
+  const visible = (req: FastifyRequest, target: string | undefined) => !req.identity?.vms || (target !== undefined && vmInScope(req.identity, target));
+  const getVisible = (req: FastifyRequest, id: string) => {
+    const t = reg().get(id);
+    if (!visible(req, t.target)) throw new KvmError('TASK_NOT_FOUND', `no task "${id}"`, { hint: 'GET /api/tasks lists the ones this token may see', exit: 2 });
+    return t;
+  };
+  bind(app, R.listTasks, async ({ query }, req) => reg().list({ vm: query.vm, state: query.state, limit: req.identity?.vms ? 1000 : query.limit }).filter((t) => visible(req, t.target)).slice(0, query.limit));
+  bind(app, R.getTask, async ({ params }, req) => {
+    const t = getVisible(req, params.id);
     return { ...t, logLines: t.log.length };
   });
-  bind(app, R.taskLog, async ({ params, query }) => {
-    const t = reg().get(params.id);
+  bind(app, R.taskLog, async ({ params, query }, req) => {
+    const t = getVisible(req, params.id);
     return { id: t.id, state: t.state, lines: t.log.slice(query.since), next: t.log.length };
   });
-  bind(app, R.cancelTask, async ({ params }) => reg().cancel(params.id));
+  bind(app, R.cancelTask, async ({ params }, req) => {
+    getVisible(req, params.id);
+    return reg().cancel(params.id);
+  });
 }

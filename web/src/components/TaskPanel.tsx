@@ -23,7 +23,11 @@ function Progress({ t }: { t: TaskSummaryDto }) {
 }
 
 export function TaskPanel() {
-  const [open, setOpen] = useState(() => sessionStorage.getItem('kvmctl.tasks') !== 'closed');
+  // Open by default, but closed on a phone (it would take a third of the screen) unless opened there.
+  const [open, setOpen] = useState(() => {
+    const v = sessionStorage.getItem('kvmctl.tasks');
+    return v ? v === 'open' : window.innerWidth > 700;
+  });
   const [tasks, setTasks] = useState<TaskSummaryDto[]>([]);
   const [sel, setSel] = useState<TaskDto | null>(null);
   const selId = useRef<string | null>(null);

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { meanRows, RingFile, RingPair } from '../../src/metrics/ring.js';
+import { meanRows, RingFile, RingPair } from '../../../src/metrics/ring.js';
 
 let dir: string;
 beforeEach(() => {

@@ -48,9 +48,10 @@ export type ActiveDisk = { id: string; disk: DiskSpec; base: string; baseFormat:
 /** Each disk of a VM with the layer QEMU must open (the top of its recorded chain, or its file). */
 export function activeDisks(paths: Paths, vm: VmSpec, warnings: string[] = []): ActiveDisk[] {
   const rec = readLayers(paths, vm.name);
-  return vm.disks.map((d, i) => {
+  // Volume disks (RBD) have no file layers: their snapshots are RBD snapshots (kvmctl volume snapshot).
+  return vm.disks.flatMap((d, i) => (d.file === undefined ? [] : [{ d, i, file: d.file }])).map(({ d, i, file }) => {
     const id = diskId(d, i);
-    const base = path.resolve(paths.images, d.file);
+    const base = path.resolve(paths.images, file);
     const baseFormat = diskFormat(d);
     let overlays = rec.disks[id]?.overlays ?? [];
     if (overlays.length && rec.disks[id]!.base !== base) {

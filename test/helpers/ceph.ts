@@ -113,7 +113,7 @@ export async function startCeph(o: { pool?: string; user?: string } = {}): Promi
         (p) =>
           new Promise<void>((res) => {
             if (p.exitCode !== null || p.signalCode !== null) return res();
-            const t = setTimeout(() => p.kill("SIGKILL"), 2000);
+            const t = setTimeout(() => p.kill('SIGKILL'), 2000);
             p.once('exit', () => { clearTimeout(t); res(); });
           }),
       ),

@@ -20,6 +20,7 @@ import { register as autostart } from './autostart.js';
 import { register as cluster } from './cluster.js';
 import { register as storage } from './storage.js';
 import { register as backup } from './backup.js';
+import { register as volume } from './volume.js';
 
 export type Register = (program: Command, action: Action) => void;
 
@@ -34,3 +35,4 @@ commands.push(ipCmd);
 commands.push(cluster);
 commands.push(storage);
 commands.push(backup);
+commands.push(volume);

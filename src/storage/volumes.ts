@@ -235,7 +235,7 @@ export async function importVolume(c: Ctx, file: string, ref: string, o: { onPro
   try {
     await withKeyFile(c, t.s, async (obj, id) => {
       const { qemuImgProgressListener } = await import('../disk/progress.js');
-      const argv = [...(c.netns ? ['ip', 'netns', 'exec', c.netns] : []), 'qemu-img', 'convert', '-p', '-n', '--object', obj, '-f', info.format, '-O', 'raw', '--target-image-opts', abs, rbdImageOpts(t.s, r.volume, id)];
+      const argv = [...(c.netns ? ['ip', 'netns', 'exec', c.netns] : []), 'qemu-img', 'convert', '-p', '-n', '--object', obj, '-f', info.format, '--target-image-opts', abs, rbdImageOpts(t.s, r.volume, id)];
       await run(argv, { timeoutMs: 3_600_000, onStdout: o.onProgress ? qemuImgProgressListener(o.onProgress) : undefined, errorCode: 'VOLUME_IMPORT_FAILED' });
     });
   } catch (e) {

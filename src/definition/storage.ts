@@ -44,7 +44,11 @@ export const rbdStorageSchema = z
     /** A ceph.conf to read (mon_host and client options); optional when monitors are given. */
     conf: absPath('conf').optional(),
     /** The cephx user without "client." (its caps: `profile rbd` on the pool is enough). */
-    user: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, { error: 'must be a cephx user name without "client.", such as kvmctl' }).default('admin'),
+    user: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, { error: 'must be a cephx user name without "client.", such as kvmctl' })
+      .refine((u) => !u.startsWith('client.'), { error: 'is given without "client." (user: admin means client.admin)' })
+      .default('admin'),
     /** The keyring file holding the user's key (kvmctl reads it to pass the key to QEMU as a secret object file, never on a command line). */
     keyring: absPath('keyring'),
     /** Default cache mode of this storage's disks (a disk's own cache: wins); writeback turns librbd's cache on, none turns it off. */

@@ -58,10 +58,10 @@ export function canRunCeph(): { ok: boolean; why?: string } {
 
 const live = new Set<{ procs: ChildProcess[]; ns: string; dir: string }>();
 
-function conf(dir: string, fsid: string): string {
+function conf(dir: string, fsid: string, ip: string): string {
   return `[global]
 fsid = ${fsid}
-mon host = [v2:127.0.0.1:3300,v1:127.0.0.1:6789]
+mon host = [v2:${ip}:3300,v1:${ip}:6789]
 mon initial members = a
 ms bind ipv4 = true
 ms bind ipv6 = false
@@ -93,8 +93,13 @@ keyring = ${dir}/admin.keyring
 `;
 }
 
-/** Start the cluster (≈ 10–15 s). Throws with the daemon's log tail when a step fails. */
-export async function startCeph(o: { pool?: string; user?: string } = {}): Promise<Ceph> {
+/**
+ * Start the cluster (≈ 10 s). Throws with the daemon's log tail when a step fails.
+ * `bridge`: also plug the cluster into a bridge of another namespace (a veth, `ip` on the cluster's
+ * side) so that several "hosts" (test/helpers/cluster.ts) reach the mon at `ip`; else it listens on
+ * 127.0.0.1 of its own namespace only.
+ */
+export async function startCeph(o: { pool?: string; user?: string; bridge?: { netns: string; dev: string; ip: string; prefix: number } } = {}): Promise<Ceph> {
   const t0 = performance.now();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kceph-'));
   const ns = await createNetns('kceph');
@@ -104,6 +109,7 @@ export async function startCeph(o: { pool?: string; user?: string } = {}): Promi
   const pool = o.pool ?? 'rbd';
   const user = o.user ?? 'kvmctl';
   const cfg = path.join(dir, 'ceph.conf');
+  const ip = o.bridge?.ip ?? '127.0.0.1';
   let stopping = false;
   const stop = async () => {
     stopping = true;
@@ -142,13 +148,22 @@ export async function startCeph(o: { pool?: string; user?: string } = {}): Promi
   };
   try {
     for (const d of ['run', 'log', 'mon', 'osd', 'mgr']) fs.mkdirSync(path.join(dir, d));
-    fs.writeFileSync(cfg, conf(dir, fsid));
+    if (o.bridge) {
+      const b = o.bridge;
+      const port = `kc${ns.name.slice(-6)}`; // ≤ 15 characters, unique per cluster
+      await run(['ip', '-n', b.netns, 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns.name]);
+      await run(['ip', '-n', b.netns, 'link', 'set', port, 'master', b.dev]);
+      await run(['ip', '-n', b.netns, 'link', 'set', port, 'up']);
+      await ns.ip('link', 'set', 'eth0', 'up');
+      await ns.ip('addr', 'add', `${b.ip}/${b.prefix}`, 'dev', 'eth0');
+    }
+    fs.writeFileSync(cfg, conf(dir, fsid, ip));
     const admin = path.join(dir, 'admin.keyring');
     const monKey = path.join(dir, 'mon.a.keyring');
     await run(['ceph-authtool', '--create-keyring', monKey, '--gen-key', '-n', 'mon.', '--cap', 'mon', 'allow *']);
     await run(['ceph-authtool', '--create-keyring', admin, '--gen-key', '-n', 'client.admin', '--cap', 'mon', 'allow *', '--cap', 'osd', 'allow *', '--cap', 'mgr', 'allow *', '--cap', 'mds', 'allow *']);
     await run(['ceph-authtool', monKey, '--import-keyring', admin]);
-    await run(['monmaptool', '--create', '--addv', 'a', '[v2:127.0.0.1:3300,v1:127.0.0.1:6789]', '--fsid', fsid, path.join(dir, 'monmap')]);
+    await run(['monmaptool', '--create', '--addv', 'a', `[v2:${ip}:3300,v1:${ip}:6789]`, '--fsid', fsid, path.join(dir, 'monmap')]);
     await run(['ceph-mon', '-c', cfg, '--mkfs', '-i', 'a', '--monmap', path.join(dir, 'monmap'), '--keyring', monKey]);
     daemon(['ceph-mon', '-i', 'a']);
     const ceph = async (...args: string[]) => (await inNs(['ceph', '-c', cfg, '--connect-timeout', '30', ...args])).stdout;
@@ -181,7 +196,7 @@ export async function startCeph(o: { pool?: string; user?: string } = {}): Promi
     const key = /key\s*=\s*(\S+)/.exec(fs.readFileSync(keyring, 'utf8'))![1]!;
     const total = performance.now() - t0;
     return {
-      netns: ns, dir, conf: cfg, fsid, monitor: '127.0.0.1:3300', pool, user, keyring, key,
+      netns: ns, dir, conf: cfg, fsid, monitor: `${ip}:3300`, pool, user, keyring, key,
       timings: { mon: Math.round(tMon - t0), osd: Math.round(tOsd - tMon), pool: Math.round(tPool - tOsd), mgr: Math.round(tMgr - tPool), total: Math.round(total) },
       ceph, rbd, stop,
     };

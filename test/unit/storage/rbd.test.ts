@@ -5,18 +5,18 @@
  * storage definitions (host configuration only).
  */
 import { describe, expect, it } from 'vitest';
-import { KvmError } from '../../src/errors.js';
-import { TCG_HOST_FACTS } from '../../src/host/facts.js';
-import { buildArgv, type ArgvContext } from '../../src/qemu/argv.js';
-import { rbdCache, serverOf, type RbdVolumeArg } from '../../src/qemu/argv-rbd.js';
-import { vmSchema, type VmInput } from '../../src/definition/vm.js';
-import { parseDefinitions } from '../../src/definition/load.js';
-import { parseStorage } from '../../src/definition/storage.js';
-import { imageSpec, keyFromKeyring, monHost, toolArgv } from '../../src/storage/rbd.js';
-import { parseRef } from '../../src/storage/volumes.js';
-import { vmPathIssues } from '../../src/vm/path-check.js';
-import { resolvePaths } from '../../src/host/paths.js';
-import { tempHome } from '../helpers/netns.js';
+import { KvmError } from '../../../src/errors.js';
+import { TCG_HOST_FACTS } from '../../../src/host/facts.js';
+import { buildArgv, type ArgvContext } from '../../../src/qemu/argv.js';
+import { rbdCache, serverOf, type RbdVolumeArg } from '../../../src/qemu/argv-rbd.js';
+import { vmSchema, type VmInput } from '../../../src/definition/vm.js';
+import { parseDefinitions } from '../../../src/definition/load.js';
+import { parseStorage } from '../../../src/definition/storage.js';
+import { imageSpec, keyFromKeyring, monHost, toolArgv } from '../../../src/storage/rbd.js';
+import { parseRef } from '../../../src/storage/volumes.js';
+import { vmPathIssues } from '../../../src/vm/path-check.js';
+import { resolvePaths } from '../../../src/host/paths.js';
+import { tempHome } from '../../helpers/netns.js';
 import fs from 'node:fs';
 import path from 'node:path';
 

@@ -11,8 +11,8 @@
  * cluster tests. `stop()` ends the daemons by PID (SIGTERM, SIGKILL after 2 s: memstore keeps nothing worth a clean shutdown), deletes the
  * namespace and the dir; a process 'exit' hook does the same if a test file dies without afterAll.
  *
- * Start time measured here (2 cores, loaded): mon ≈ 0.3 s, OSD ≈ 2.4 s, mgr ≈ 3.7 s until `ceph
- * df` has numbers, pool create + `rbd pool init` ≈ 5 s; ≈ 10–12 s in all (`timings` has this run's).
+ * Start time measured here (2 cores, loaded): mon ≈ 0.4 s, OSD ≈ 3.6–5.3 s, mgr ≈ 0.2–3.9 s until `ceph
+ * df` has numbers, pool create + `rbd pool init` ≈ 4–6 s; ≈ 8–14 s in all (`timings` has this run's).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(qemu-system-x86 qemu-utils iproute2 genisoimage attr chromium etcd-server etcd-client nftables dnsmasq-base ovmf swtpm swtpm-tools mmdebstrap dosfstools mtools fdisk e2fsprogs libvirt-clients)
+PKGS=(qemu-system-x86 qemu-utils iproute2 genisoimage attr chromium etcd-server etcd-client nftables dnsmasq-base ovmf swtpm swtpm-tools mmdebstrap dosfstools mtools fdisk e2fsprogs libvirt-clients ceph-mon ceph-osd ceph-mgr ceph-common qemu-block-extra)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

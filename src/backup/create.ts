@@ -22,7 +22,7 @@ import { withVmLock } from '../vm/lock.js';
 import { nvramPath } from '../vm/runtime-paths.js';
 import { readJson, writeJson } from '../vm/state.js';
 import { vmStatus } from '../vm/status.js';
-import { activeDisks, type ActiveDisk } from '../vm/storage.js';
+import { activeDisks, refuseVolumeDisks, type ActiveDisk } from '../vm/storage.js';
 import { addTarget, bitmapName, diskNodes, dropStaleBitmaps, removeTarget, runBackupJobs, type DiskJob, type DiskNode } from './jobs.js';
 import { backupDir, fileSha256, listBackups, newBackupId, resolveRepo, vmRepoDir, writeManifest, type Manifest, type ManifestDisk } from './repo.js';
 import { contentSha256 } from './sums.js';
@@ -64,6 +64,7 @@ export function fullReason(
 
 export async function createBackup(paths: Paths, name: string, o: CreateOptions = {}): Promise<CreateResult> {
   const vm = readVm(paths, name);
+  refuseVolumeDisks(vm, 'a backup');
   const repo = resolveRepo(paths, o.to);
   return withVmLock(paths, name, async () => {
     const t0 = Date.now();

@@ -18,7 +18,7 @@ import { withVmLock } from '../vm/lock.js';
 import { confinedPath } from '../vm/path-check.js';
 import { nvramPath } from '../vm/runtime-paths.js';
 import { vmStatus } from '../vm/status.js';
-import { activeDisks } from '../vm/storage.js';
+import { activeDisks, refuseVolumeDisks } from '../vm/storage.js';
 import { backupDir, diskChain, findBackup, resolveRepo, type Manifest } from './repo.js';
 import { stringify } from '../definition/yaml-out.js';
 
@@ -72,6 +72,7 @@ export async function restoreBackup(paths: Paths, ref: string, o: RestoreOptions
       spec = validateVm(parse(yamlText), `${dir}/vm.yaml`);
       def = checkLoadedDefinitions(paths, [{ kind: 'vm', spec, text: yamlText, source: `${dir}/vm.yaml` }], `restore of ${m.vm}@${m.id}`);
     }
+    refuseVolumeDisks(spec, 'a restore');
     const active = activeDisks(paths, spec);
     const problems: string[] = [];
     const plans: Plan[] = m.disks.map((d) => {

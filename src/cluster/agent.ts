@@ -481,6 +481,8 @@ export class Agent {
       if (!r.succeeded) return;
       this.orphanSince.delete(n);
       this.log(`HA: restarting ${n} here (host ${d.host} lost its lease ${Date.now() - since} ms ago + margin)`);
+      // RBD volumes: break the dead owner's exclusive locks (and blocklist it) first (src/storage/fence.ts).
+      if (spec.disks.some((x) => x.storage)) for (const l of await (await import('../storage/fence.js')).fenceVolumes(this.o.paths, spec, this.o.netns)) this.log(`HA: ${n}: ${l}`);
       await this.startHere(n, s.defs.get(n)!.text);
     });
   }

@@ -14,9 +14,9 @@ export type PlacementResult = { host: string; freeAfter: number; considered: { h
 
 type ClusterVm = Pick<VmSpec, 'name' | 'memory' | 'nics' | 'disks'> & { hosts?: string[]; antiAffinity?: string };
 
-/** Disks outside the shared storage dirs (relative paths live in each host's own images dir). */
+/** Disks outside the shared storage dirs (relative paths live in each host's own images dir). Volume disks (RBD) are shared by nature. */
 export function localDisks(vm: Pick<VmSpec, 'disks'>, shared: string[]): string[] {
-  return vm.disks.map((d) => d.file).filter((f) => !path.isAbsolute(f) || !shared.some((s) => f === s || f.startsWith(`${s.replace(/\/$/, '')}/`)));
+  return vm.disks.flatMap((d) => (d.file === undefined ? [] : [d.file])).filter((f) => !path.isAbsolute(f) || !shared.some((s) => f === s || f.startsWith(`${s.replace(/\/$/, '')}/`)));
 }
 
 export function place(vm: ClusterVm, hosts: HostInfo[], placed: Placed[], opts: { exclude?: string[]; sharedStorage?: string[] } = {}): PlacementResult {
@@ -35,7 +35,7 @@ export function place(vm: ClusterVm, hosts: HostInfo[], placed: Placed[], opts: 
       const nets = vm.nics.map((n) => n.network).filter((n): n is string => !!n);
       const missing = nets.filter((n) => !h.networks.includes(n));
       if (missing.length) return `lacks network ${missing.join(', ')}`;
-      const shared = vm.disks.map((d) => d.file).filter((f) => path.isAbsolute(f));
+      const shared = vm.disks.flatMap((d) => (d.file === undefined ? [] : [d.file])).filter((f) => path.isAbsolute(f));
       const noStorage = shared.filter((f) => (opts.sharedStorage ?? []).some((s) => f.startsWith(`${s.replace(/\/$/, '')}/`)) && !h.storage.some((s) => f.startsWith(`${s.replace(/\/$/, '')}/`)));
       if (noStorage.length) return `does not mount the shared storage of ${noStorage.join(', ')}`;
       if (free < vm.memory) return `only ${Math.floor(free / 2 ** 20)} MiB uncommitted, needs ${Math.floor(vm.memory / 2 ** 20)} MiB`;

@@ -22,10 +22,11 @@ export function crossDefinitionIssues(vms: VmSpec[], nets: NetworkSpec[], images
   for (const vm of vms) {
     vm.disks.forEach((d, i) => {
       if (d.readOnly) return;
-      const file = path.resolve(imagesDir, d.file);
+      // A volume: the same storage and image name is the same RBD image (exclusive-lock guards it at run time too).
+      const file = d.file === undefined ? `volume ${d.storage}/${d.volume}` : path.resolve(imagesDir, d.file);
       const other = writers.get(file);
       if (other && other !== vm.name) {
-        issues.push({ path: `vm/${vm.name}: disks[${i}].file`, message: `"${file}" is already a writable disk of VM "${other}"; two VMs writing one image corrupt it (use readOnly: true, or kvmctl disk clone)` });
+        issues.push({ path: `vm/${vm.name}: disks[${i}].${d.file === undefined ? 'volume' : 'file'}`, message: `"${file}" is already a writable disk of VM "${other}"; two VMs writing one image corrupt it (use readOnly: true, or kvmctl disk clone)` });
       } else writers.set(file, vm.name);
     });
   }

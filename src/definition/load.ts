@@ -149,7 +149,9 @@ export function parseDefinitions(text: string, source = '<input>'): ParsedDoc[] 
     }
     const kind = (raw as Record<string, unknown>).kind ?? 'vm';
     if (kind !== 'vm' && kind !== 'network') {
-      out.push({ kind: 'vm', raw, label, issues: [{ path: 'kind', message: `${describe(kind)} is not one of "vm", "network"` }] });
+      // Storage definitions name keyrings and monitors: host configuration, never apply or the API (src/definition/storage.ts).
+      const message = kind === 'storage' ? 'storage definitions are host configuration: define them with kvmctl storage define -f FILE (as the host\'s administrator), not apply' : `${describe(kind)} is not one of "vm", "network"`;
+      out.push({ kind: 'vm', raw, label, issues: [{ path: 'kind', message }] });
       return;
     }
     const schema = kind === 'vm' ? vmSchema : networkSchema;

@@ -4,6 +4,8 @@ export const NAME_RULE = 'must be 1–64 characters of letters, digits, "_", "."
 /** Linux interface names: at most 15 bytes, no "/", whitespace or ":" (IFNAMSIZ - 1). */
 export const IFNAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/;
 export const IFNAME_RULE = 'must be an interface name of 1–15 characters (letters, digits, "_", "." or "-")';
+/** An RBD image (volume) or snapshot name: Ceph allows more, kvmctl keeps to names that need no quoting anywhere. */
+export const VOLUME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 export const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 
 /** True when the MAC's first octet has the multicast (group) bit set. */

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { backupSpecSchema } from '../backup/schedule.js';
-import { IFNAME_RE, IFNAME_RULE, MAC_RE, NAME_RE, NAME_RULE, isMulticastMac } from './names.js';
+import { IFNAME_RE, IFNAME_RULE, MAC_RE, NAME_RE, NAME_RULE, VOLUME_RE, isMulticastMac } from './names.js';
 import { parseSize } from './units.js';
 import { seedSchema } from '../disk/cloud-init-schema.js';
 import { cpuPinSchema, diskTuningShape, memoryTuningShape, nicTuningShape, pciSchema, tuningIssues, usbSchema, type MemoryTuning } from './tuning.js';
@@ -71,10 +71,15 @@ export const DISK_INTERFACES = ['virtio', 'scsi', 'ide', 'sata', 'nvme'] as cons
 export const CACHE_MODES = ['none', 'writeback', 'writethrough', 'directsync', 'unsafe'] as const;
 export const PREALLOC = ['off', 'metadata', 'falloc', 'full'] as const;
 
+export const volumeName = z.string({ error: 'must be a volume name (a string)' }).regex(VOLUME_RE, { error: 'must start with a letter or digit and hold only letters, digits, "_", "." and "-" (at most 100)' });
+
 export const diskSchema = z.strictObject({
   id: name.optional(),
-  /** Image path; relative paths are resolved against the images dir. */
-  file: filePath('file'),
+  /** Image path; relative paths are resolved against the images dir. Absent for a volume disk. */
+  file: filePath('file').optional(),
+  /** A volume of a storage definition (`kind: storage`, type rbd; docs/storage-ceph.md): `storage: ceph1, volume: vm-web-disk0`. */
+  storage: name.optional(),
+  volume: volumeName.optional(),
   format: z.enum(DISK_FORMATS).optional(),
   interface: z.enum(DISK_INTERFACES).default('virtio'),
   cache: z.enum(CACHE_MODES).optional(),
@@ -87,7 +92,25 @@ export const diskSchema = z.strictObject({
   /** Create the image on first start when it does not exist (never overwrites). */
   create: z.strictObject({ size: size('size', 512), prealloc: z.enum(PREALLOC).default('off') }).optional(),
   ...diskTuningShape,
+}).superRefine((d, ctx) => {
+  for (const i of diskSourceIssues(d)) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
 });
+
+/** A disk is a file, or a volume of a storage: exactly one of them, and nothing of the other. */
+export function diskSourceIssues(d: { file?: unknown; storage?: unknown; volume?: unknown; format?: unknown; create?: unknown }): { path: string[]; message: string }[] {
+  const out: { path: string[]; message: string }[] = [];
+  const vol = d.storage !== undefined || d.volume !== undefined;
+  if (d.file === undefined && !vol) out.push({ path: ['file'], message: 'is required (a path), unless the disk names a volume with storage: and volume:' });
+  if (d.file !== undefined && vol) out.push({ path: [d.storage !== undefined ? 'storage' : 'volume'], message: 'a disk is either a file or a volume of a storage, not both: drop file: or storage:/volume:' });
+  if (d.file === undefined && vol) {
+    if (d.storage === undefined) out.push({ path: ['storage'], message: 'is required with volume: (the name of a kind: storage definition)' });
+    if (d.volume === undefined) out.push({ path: ['volume'], message: 'is required with storage: (the volume (RBD image) name)' });
+    if (d.create !== undefined) out.push({ path: ['create'], message: 'volumes are made with kvmctl volume create, not on first start' });
+    if (d.format !== undefined && d.format !== 'raw') out.push({ path: ['format'], message: 'a volume is a raw RBD image (format: raw or none)' });
+  }
+  return out;
+}
+
 
 export const cdromSchema = shorthand('file', z.strictObject({ id: name.optional(), file: filePath('file') }));
 
@@ -357,7 +380,7 @@ export function vmCrossIssues(raw: unknown): { path: (string | number)[]; messag
 function vmCrossChecks(vm: {
   cpu: { count: number; sockets?: number; cores?: number; threads?: number };
   nics: { id?: string; mac?: string }[];
-  disks: { id?: string; interface: string; index?: number; file: string; readOnly?: boolean }[];
+  disks: { id?: string; interface: string; index?: number; file?: string; storage?: string; volume?: string; readOnly?: boolean }[];
   shares: { id?: string; tag: string }[];
   boot?: { order: string[]; once?: string };
   cdroms: unknown[];
@@ -389,6 +412,7 @@ function vmCrossChecks(vm: {
   seen(vm.nics.map((n) => n.mac), 'nics', 'MAC', 'mac');
   seen(vm.disks.map((d, i) => d.id ?? `disk${i}`), 'disks', 'disk id', 'id');
   seen(vm.disks.map((d) => d.file), 'disks', 'disk file', 'file');
+  seen(vm.disks.map((d) => (d.storage && d.volume ? `${d.storage}/${d.volume}` : undefined)), 'disks', 'volume', 'volume');
   seen(vm.disks.map((d) => (d.index === undefined ? undefined : `${d.interface}:${d.index}`)), 'disks', 'interface index', 'index');
   seen(vm.shares.map((s) => s.tag), 'shares', 'mount tag', 'tag');
   seen(vm.shares.map((s, i) => s.id ?? `fs${i}`), 'shares', 'share id', 'id');

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { KvmError, badInput } from '../errors.js';
 import type { Paths } from '../host/paths.js';
-import { diskFormat } from '../qemu/argv.js';
+import { diskFile, diskFormat } from '../qemu/argv.js';
 import type { DiskSpec } from '../definition/vm.js';
 import { formatSize, parseSize } from '../definition/units.js';
 import * as qi from './qemu-img.js';
@@ -182,7 +182,7 @@ export async function createImage(o: CreateOptions, opts: OpOptions = {}): Promi
  * are resolved against paths.images.
  */
 export async function ensureDisk(disk: DiskSpec, paths: Paths, opts: OpOptions = {}): Promise<{ path: string; created: boolean }> {
-  const abs = path.resolve(paths.images, disk.file);
+  const abs = path.resolve(paths.images, diskFile(disk));
   if (fs.existsSync(abs) || !disk.create) return { path: abs, created: false };
   try {
     await createImage({ path: abs, size: disk.create.size, format: diskFormat(disk), prealloc: disk.create.prealloc, mkdirs: true }, opts);

@@ -14,6 +14,7 @@ import { deriveMac } from '../net/mac.js';
 import { effectiveAgent, effectiveFirmware, effectiveTpm } from '../definition/vm-effective.js';
 import { pickFirmware } from './firmware.js';
 import { agentArgs, firmwareArgs, tpmArgs, uefiBootIndexes } from './platform.js';
+import { rbdBlockdevArgs, rbdSecretArgs, type RbdVolumeArg } from './argv-rbd.js';
 import { blkDeviceOpts, diskNeedsDevice, iothreadArgs, memoryArgs, nicQueueOpts, passthroughArgs } from './argv-tuning.js';
 
 export type RuntimePaths = {
@@ -46,6 +47,8 @@ export type ArgvContext = {
   incoming?: string;
   /** The VM's own UEFI vars file (src/vm/nvram.ts); needed when the firmware is UEFI. */
   nvram?: string;
+  /** Per volume disk id: the RBD image and the key file (src/storage/attach.ts); required for every disk with storage:. */
+  volumes?: Record<string, RbdVolumeArg>;
 };
 
 export type BuiltArgv = { argv: string[]; warnings: string[]; accel: 'kvm' | 'tcg'; cpuModel: string };
@@ -66,13 +69,26 @@ export function diskId(disk: DiskSpec, i: number): string {
   return disk.id ?? `disk${i}`;
 }
 
+function volumeOf(ctx: ArgvContext, id: string, d: DiskSpec): RbdVolumeArg {
+  const v = ctx.volumes?.[id];
+  if (!v) throw new KvmError('INTERNAL', `buildArgv: disk ${id} names volume ${d.storage}/${d.volume} but the context has no resolved volume for it`);
+  return v;
+}
+
 function resolveIn(dir: string, file: string): string {
   return path.isAbsolute(file) ? file : path.join(dir, file);
+}
+
+/** The file of a file disk (callers that handle files only; a volume disk has none). */
+export function diskFile(d: Pick<DiskSpec, 'file' | 'storage' | 'volume'>): string {
+  if (d.file === undefined) throw new KvmError('INTERNAL', `disk of volume ${d.storage}/${d.volume} has no file`);
+  return d.file;
 }
 
 /** Infer a disk's format from its extension when the definition leaves it out. */
 export function diskFormat(disk: DiskSpec): string {
   if (disk.format) return disk.format;
+  if (disk.file === undefined) return 'raw'; // an RBD volume
   const ext = path.extname(disk.file).slice(1).toLowerCase();
   return ['qcow2', 'vmdk', 'vdi', 'vhdx', 'qed'].includes(ext) ? ext : 'raw';
 }
@@ -129,9 +145,29 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
 
   // Disks.
   let scsi = false;
+  const vols = vm.disks.flatMap((d, i) => (d.file === undefined ? [volumeOf(ctx, diskId(d, i), d)] : []));
+  add(...rbdSecretArgs(vols));
   vm.disks.forEach((d, i) => {
     const id = diskId(d, i);
-    const file = ctx.diskFiles?.[id]?.file ?? resolveIn(ctx.imagesDir, d.file);
+    if (d.file === undefined) {
+      // A volume (RBD): -blockdev nodes and a separate device (argv-rbd.ts).
+      const { args, writeCache } = rbdBlockdevArgs(id, volumeOf(ctx, id, d), d);
+      add(...args);
+      const bootindex = uefiBoot?.disks[i];
+      if (d.interface === 'virtio') add('-device', qemuOpts(dev('virtio-blk-pci'), { drive: id, ...blkDeviceOpts(d, id), 'write-cache': writeCache, bootindex }));
+      else if (d.interface === 'scsi') {
+        if (!scsi) add('-device', `${dev('virtio-scsi-pci')},id=scsi0`);
+        scsi = true;
+        add('-device', qemuOpts('scsi-hd', { drive: id, bus: 'scsi0.0', 'write-cache': writeCache, bootindex }));
+      } else if (d.interface === 'nvme') add('-device', qemuOpts('nvme', { drive: id, serial: id, bootindex }));
+      else {
+        const q35 = /q35/.test(machineType);
+        const bus = d.index === undefined ? {} : q35 ? { bus: `ide.${d.index}` } : { bus: `ide.${d.index >> 1}`, unit: d.index & 1 };
+        add('-device', qemuOpts('ide-hd', { drive: id, ...bus, 'write-cache': writeCache, bootindex }));
+      }
+      return;
+    }
+    const file = ctx.diskFiles?.[id]?.file ?? resolveIn(ctx.imagesDir, d.file!);
     const common = { file, format: ctx.diskFiles?.[id]?.format ?? diskFormat(d), cache: d.cache, aio: d.aio, discard: d.discard, 'detect-zeroes': d.detectZeroes, readonly: d.readOnly };
     const bootindex = uefiBoot?.disks[i];
     if ((uefiBoot && (d.interface === 'virtio' || d.interface === 'ide' || d.interface === 'sata')) || (diskNeedsDevice(d) && !layout.mmio)) {

@@ -8,6 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { listStorageNames } from '../storage/defs.js';
 import { badInput, type ErrorIssue } from '../errors.js';
 import type { Paths } from '../host/paths.js';
 import { isSystemPath, realish, rootOf, rootRefusal, storageRoots, within, type StorageRoots } from '../host/storage-roots.js';
@@ -89,6 +90,11 @@ export function vmPathIssues(vm: VmSpec, paths: Paths, roots: StorageRoots = sto
     if (why) issues.push({ path: field, message: why });
   };
   vm.disks.forEach((d, i) => check(`disks[${i}].file`, d.file, 'image', { base: paths.images }));
+  // A volume disk's storage must be defined on this host (its type and the volume are checked at start).
+  const named = new Set(listStorageNames(paths));
+  vm.disks.forEach((d, i) => {
+    if (d.storage !== undefined && !named.has(d.storage)) issues.push({ path: `disks[${i}].storage`, message: `no storage named "${d.storage}" on this host (kvmctl storage define -f FILE; kvmctl storage list shows them)` });
+  });
   vm.cdroms.forEach((c, i) => check(`cdroms[${i}].file`, c.file, 'image', { base: paths.images }));
   check('kernel.path', vm.kernel?.path, 'kernel');
   check('kernel.initrd', vm.kernel?.initrd, 'kernel');

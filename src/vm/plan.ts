@@ -23,7 +23,9 @@ export async function planCommandLine(paths: Paths, target: string, facts: HostF
   const { plannedAttachments } = await import('../net/attach.js');
   const kernel = await resolveKernel(vm, paths, { build: false });
   const storage = (await import('./storage.js')).plannedStorage(paths, vm, runtimePaths(paths, vm.name).dir); // snapshot-chain tops, cloud-init seed, virtiofs sockets
-  const r = buildArgv(vm, facts, { runtime: runtimePaths(paths, vm.name), imagesDir: paths.images, attachments: plannedAttachments(vm, nets, facts), kernel, diskFiles: storage.diskFiles, seed: storage.seed, virtiofs: storage.virtiofs, nvram: nvramPath(paths, vm) });
+  // Volume disks: the key file's path only (start writes it; the key is never on the command line).
+  const volumes = vm.disks.some((d) => d.storage !== undefined) ? (await (await import('../storage/attach.js')).resolveVolumes(paths, vm, runtimePaths(paths, vm.name).dir)).volumes : undefined;
+  const r = buildArgv(vm, facts, { runtime: runtimePaths(paths, vm.name), imagesDir: paths.images, attachments: plannedAttachments(vm, nets, facts), kernel, diskFiles: storage.diskFiles, seed: storage.seed, virtiofs: storage.virtiofs, nvram: nvramPath(paths, vm), volumes });
   r.warnings.push(...storage.warnings);
   if (kernel?.notBuilt) r.warnings.push('the test guest is not built yet: kvmctl start (or kvmctl image test-guest) builds it');
   return r;

@@ -53,6 +53,7 @@ export function preflight(vm: VmSpec, rt: RuntimePaths, imagesDir: string, kerne
     }
   }
   vm.disks.forEach((d, i) => {
+    if (d.file === undefined) return; // a volume: src/storage/volumes.ts checks it exists before QEMU starts
     const file = path.resolve(imagesDir, d.file);
     if (!d.create && !fs.existsSync(file)) issues.push({ path: `disks[${i}].file`, message: `${file} does not exist (add create: {size: …} to make it on first start, or kvmctl disk create)` });
   });

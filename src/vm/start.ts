@@ -101,6 +101,7 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
     let exited: Promise<unknown> | undefined;
     let vfs: { stop: () => Promise<void>; sockets: Record<string, string> } | undefined; // virtiofsd per virtiofs share
     let tpm: { stop: () => Promise<void>; warnings: string[] } | undefined; // swtpm, up before QEMU connects
+    let keyFiles: string[] = []; // cephx keys for QEMU's secret objects: removed once QEMU has read them
     try {
       // Disks open the top of their snapshot chain; a cloud-init seed is built fresh (src/vm/storage.ts).
       mark('runtime dir ready');
@@ -112,7 +113,14 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
       const tpmSpec = effectiveTpm(vm);
       tpm = tpmSpec ? await (await import('./swtpm.js')).startSwtpm(paths, name, tpmSpec, rt) : undefined;
       mark('disk layers + seed');
-      const built = buildArgv(vm, facts, { runtime: rt, imagesDir: paths.images, attachments: nics.attachments, kernel, bootOnce: opts.bootOnce || !!opts.install, diskFiles: layers.files, seed, virtiofs: vfs?.sockets, incoming: opts.incoming, nvram: nvram?.file });
+      // Volume disks (RBD, src/storage/attach.ts): every image exists, the keys are files for -object secret.
+      const vols = vm.disks.some((d) => d.storage !== undefined) ? await import('../storage/attach.js') : undefined;
+      const volumes = vols ? await vols.resolveVolumes(paths, vm, rt.dir) : undefined;
+      if (vols && volumes) {
+        await vols.checkVolumes(volumes, opts.netns);
+        keyFiles = await vols.writeKeys(volumes, rt.dir, runAs ? { uid: runAs.uid, gid: runAs.gid } : undefined);
+      }
+      const built = buildArgv(vm, facts, { runtime: rt, imagesDir: paths.images, attachments: nics.attachments, kernel, bootOnce: opts.bootOnce || !!opts.install, diskFiles: layers.files, seed, virtiofs: vfs?.sockets, incoming: opts.incoming, nvram: nvram?.file, volumes: volumes?.volumes });
       built.warnings.push(...layers.warnings, ...(nvram?.warnings ?? []), ...(tpm?.warnings ?? []));
       built.warnings.push(...nics.warnings);
       const argv = opts.netns ? ['ip', 'netns', 'exec', opts.netns, ...built.argv] : built.argv;
@@ -133,6 +141,7 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
       mark('QMP answered query-status');
       taskLog(`QEMU ${pid} up (${built.accel.toUpperCase()}), QMP answered after ${qmpReadyMs} ms`);
       for (const w of built.warnings) taskLog(`warning: ${w}`);
+      for (const f of keyFiles) fs.rmSync(f, { force: true }); // QEMU read its secret objects before QMP answered
       const run: RunState = {
         name,
         pid: pid!,
@@ -172,6 +181,7 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
       await nics.release().catch(() => undefined);
       await vfs?.stop().catch(() => undefined);
       await tpm?.stop().catch(() => undefined);
+      for (const f of keyFiles) fs.rmSync(f, { force: true });
       for (const p of [rt.qmp, rt.serial, rt.vnc, rt.pidfile, files.state]) fs.rmSync(p, { force: true });
       writeJson(`${rt.dir}/last-exit.json`, { at: new Date().toISOString(), how: 'start-failed', reason: e instanceof Error ? e.message : String(e) });
       throw e;

@@ -43,14 +43,27 @@ function writeLayers(paths: Paths, name: string, l: LayersFile): void {
   writeJson(layersPath(paths, name), l);
 }
 
+/**
+ * File-disk operations (qcow2 snapshots, reverts, backups, restores) on a VM with RBD volume disks
+ * are refused rather than done for the file disks only: a "snapshot of the VM" that silently left
+ * out its RBD disk would restore to a mix of times. Volumes have their own (kvmctl volume …).
+ */
+export function refuseVolumeDisks(vm: Pick<VmSpec, 'name' | 'disks'>, what: string): void {
+  const i = vm.disks.findIndex((d) => d.storage !== undefined);
+  if (i < 0) return;
+  const d = vm.disks[i]!;
+  throw badInput('VOLUME_DISK_UNSUPPORTED', `${what} of VM "${vm.name}": disk ${diskId(d, i)} is the RBD volume ${d.storage}/${d.volume}, and ${what} handles image files only (it would leave that disk out)`, `use kvmctl volume snapshot create ${d.storage}/${d.volume}@NAME (and volume export for a copy); see docs/storage-ceph.md`);
+}
+
 export type ActiveDisk = { id: string; disk: DiskSpec; base: string; baseFormat: string; top: string; topFormat: string; overlays: Overlay[] };
 
 /** Each disk of a VM with the layer QEMU must open (the top of its recorded chain, or its file). */
 export function activeDisks(paths: Paths, vm: VmSpec, warnings: string[] = []): ActiveDisk[] {
   const rec = readLayers(paths, vm.name);
-  return vm.disks.map((d, i) => {
+  // Volume disks (RBD) have no file layers: their snapshots are RBD snapshots (kvmctl volume snapshot).
+  return vm.disks.flatMap((d, i) => (d.file === undefined ? [] : [{ d, i, file: d.file }])).map(({ d, i, file }) => {
     const id = diskId(d, i);
-    const base = path.resolve(paths.images, d.file);
+    const base = path.resolve(paths.images, file);
     const baseFormat = diskFormat(d);
     let overlays = rec.disks[id]?.overlays ?? [];
     if (overlays.length && rec.disks[id]!.base !== base) {
@@ -141,6 +154,7 @@ export async function snapshotVm(paths: Paths, name: string, snap: string, opts:
   const { checkSnapshotName, snapshotCreate } = await import('../disk/images.js');
   checkSnapshotName(snap);
   const vm = readVm(paths, name);
+  refuseVolumeDisks(vm, 'a snapshot');
   return withVmLock(paths, name, async () => {
     const st = await vmStatus(paths, name, { lockHeld: true });
     const chosen = pickDisks(vm, activeDisks(paths, vm), opts.disks);
@@ -224,6 +238,7 @@ export async function listVmSnapshots(paths: Paths, name: string): Promise<Snaps
 export async function revertVm(paths: Paths, name: string, snap: string): Promise<{ vm: string; name: string; mode: 'external' | 'internal'; disks: string[]; removed: string[] }> {
   const img = await import('../disk/images.js');
   const vm = readVm(paths, name);
+  refuseVolumeDisks(vm, 'a revert');
   return withVmLock(paths, name, async () => {
     const st = await vmStatus(paths, name, { lockHeld: true });
     if (isUp(st.state)) throw badInput('VM_RUNNING', `cannot revert VM "${name}" while it is ${st.state}`, `kvmctl stop ${name} first`);

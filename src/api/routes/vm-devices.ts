@@ -90,7 +90,7 @@ export function vmDeviceRoutes(app: FastifyInstance, ctx: ServerCtx): void {
     const vm = readVm(paths, params.name);
     const abs = imagePath(paths, body.file);
     if (!fs.existsSync(abs)) throw badInput('DISK_NOT_FOUND', `${abs} does not exist`, 'create it first (POST /api/disks, the Disks page)', [{ path: 'file', message: 'no such image' }]);
-    const taken = vm.disks.findIndex((d) => path.resolve(paths.images, d.file) === abs);
+    const taken = vm.disks.findIndex((d) => d.file !== undefined && path.resolve(paths.images, d.file) === abs);
     if (taken >= 0) throw new KvmError('DISK_IN_USE', `VM "${params.name}" already has ${abs} as disk ${diskId(vm.disks[taken]!, taken)}`);
     const rel = path.relative(path.resolve(paths.images), abs);
     const file = rel.startsWith('..') ? abs : rel;

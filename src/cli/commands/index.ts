@@ -21,6 +21,7 @@ import { register as cluster } from './cluster.js';
 import { register as storage } from './storage.js';
 import { register as backup } from './backup.js';
 import { register as tasks } from './tasks.js';
+import { register as volume } from './volume.js';
 
 export type Register = (program: Command, action: Action) => void;
 
@@ -36,3 +37,4 @@ commands.push(cluster);
 commands.push(storage);
 commands.push(backup);
 commands.push(tasks);
+commands.push(volume);

@@ -104,7 +104,15 @@ describe.skipIf(!/^0-[1-9]/.test(cpus))('tuning on real QEMU', () => {
   }, 60_000);
 
   it.skipIf(!net.ok)('the multiqueue tap has two queues, and so does the guest NIC', async () => {
-    const fds = fs.readdirSync(`/proc/${pid}/fdinfo`).map((fd) => fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8')).map((t) => /^iff:\s*(\S+)/m.exec(t)?.[1]).filter(Boolean);
+    // An fd may close between the listing and the read (QEMU's QMP connections come and go).
+    const fdinfo = (fd: string) => {
+      try {
+        return fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+      } catch {
+        return '';
+      }
+    };
+    const fds = fs.readdirSync(`/proc/${pid}/fdinfo`).map(fdinfo).map((t) => /^iff:\s*(\S+)/m.exec(t)?.[1]).filter(Boolean);
     expect(fds).toHaveLength(2);
     expect(new Set(fds).size).toBe(1);
     const info = json(await ns!.ip('-d', '-json', 'link', 'show', 'dev', fds[0]!));

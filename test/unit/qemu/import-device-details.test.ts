@@ -41,6 +41,12 @@ describe('generated-line devices', () => {
     expect(warnings(r)).toMatch(/MAC of an earlier NIC/);
   });
 
+  it('the same image twice is imported once, with a warning (QEMU would refuse the second open)', () => {
+    const r = importCommandLine('qemu-system-x86_64 -name a -m 256 -drive file=/var/lib/vm/a.img,format=raw -drive file=/var/lib/vm/a.img,format=raw', { source: 't.args' });
+    expect(r.spec.disks.map((d) => d.file)).toEqual(['/var/lib/vm/a.img']);
+    expect(warnings(r)).toMatch(/already an earlier disk/);
+  });
+
   it('adds pc-dimm memory to the boot memory and consumes its backend', () => {
     const r = importCommandLine(line('-object memory-backend-ram,id=d0,size=536870912', '-device pc-dimm,memdev=d0,id=dimm0,slot=0'), { source: 't.args' });
     expect(r.spec.memory).toBe(1024 ** 3);

@@ -1,1 +1,0 @@
-qemu-system-x86_64 -name a -drive file=a.img -drive file=a.img

@@ -51,7 +51,7 @@ load() {
 LATER=
 for w in ${plan}; do
   m="\${w%%:*}"; d="\${w#*:}"
-  if [ "$d" = "$w" ] || grep -qx "$d" /sys/bus/virtio/devices/*/device 2>/dev/null; then load "$m"; else LATER="$LATER $m"; fi
+  if [ "$d" = "$w" ] || grep -qx "$d" /sys/bus/virtio/devices/*/device 2>/dev/null || { [ "$d" = 0x0009 ] && grep -q 'kvt[.]9p=' /proc/cmdline; }; then load "$m"; else LATER="$LATER $m"; fi
 done
 # Keep kernel chatter off the serial shell a test reads from.
 echo 1 >/proc/sys/kernel/printk

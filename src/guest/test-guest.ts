@@ -74,8 +74,8 @@ export const GUEST_MODULES = [
  * of the modules that need it when they agree.
  */
 export const MODULE_DEVICE: Record<string, string> = {
-  failover: '0x0001', net_failover: '0x0001', virtio_net: '0x0001',
-  virtio_blk: '0x0002', virtio_console: '0x0003', virtio_rng: '0x0004',
+  // NIC, block, console and rng drivers always load (cheap, and a device that registers late
+  // must still get its driver before /init configures it).
   virtio_scsi: '0x0008', // sr_mod and isofs always load: CD-ROMs are IDE/AHCI devices too
   '9pnet': '0x0009', '9pnet_virtio': '0x0009', netfs: '0x0009', fscache: '0x0009', '9p': '0x0009',
   fuse: '0x001a', virtiofs: '0x001a',
@@ -92,7 +92,7 @@ type Log = (msg: string) => void;
 
 const ACPID_CONF = 'PWRF PWRF/00000080\nPWRB PWRF/00000080\n';
 /** Bump when build() changes what it produces in a way the hashed texts below do not show. */
-const BUILD_REVISION = 2; // 2: drivers load only for devices present (MODULE_DEVICE)
+const BUILD_REVISION = 3; // 2: drivers load only for devices present (MODULE_DEVICE); 3: NIC/block always, 9p when kvt.9p= asks
 
 let recipeHash: string | undefined;
 /** Identifies the recipe: cached builds made from another recipe are rebuilt, never booted. */

@@ -79,7 +79,7 @@ describe('paths outside the storage roots', () => {
       const add = await h.cli(['storage', 'add', outside]);
       expect(add.code, add.stderr).toBe(0);
       const list = await h.cli(['storage', 'list']);
-      expect(list.stdout).toContain(`dir\tadded\t${outside}`);
+      expect(list.stdout).toContain(`dir\tadded\t-\t${outside}`);
     } finally {
       fs.rmSync(outside, { recursive: true, force: true });
     }

@@ -73,6 +73,9 @@ export const PREALLOC = ['off', 'metadata', 'falloc', 'full'] as const;
 
 export const volumeName = z.string({ error: 'must be a volume name (a string)' }).regex(VOLUME_RE, { error: 'must start with a letter or digit and hold only letters, digits, "_", "." and "-" (at most 100)' });
 
+/** A disk serial the guest sees: 1–20 characters (virtio-blk's and IDE's limit), none that QEMU's option syntax or a by-id name would mangle. */
+export const DISK_SERIAL_RE = /^[A-Za-z0-9._+:-]{1,20}$/;
+
 export const diskSchema = z.strictObject({
   id: name.optional(),
   /** Image path; relative paths are resolved against the images dir. Absent for a volume disk. */
@@ -88,7 +91,7 @@ export const diskSchema = z.strictObject({
   readOnly: z.boolean().default(false),
   index: z.number().int().min(0).max(63).optional(),
   /** The serial number the guest sees (/dev/disk/by-id/…-SERIAL); up to 20 characters, the virtio-blk and IDE limit. */
-  serial: z.string().regex(/^[A-Za-z0-9._+:-]{1,20}$/, { error: 'a disk serial is 1–20 letters, digits, ".", "_", "+", ":" or "-"' }).optional(),
+  serial: z.string().regex(DISK_SERIAL_RE, { error: 'a disk serial is 1–20 letters, digits, ".", "_", "+", ":" or "-"' }).optional(),
   /** Create the image on first start when it does not exist (never overwrites). */
   create: z.strictObject({ size: size('size', 512), prealloc: z.enum(PREALLOC).default('off') }).optional(),
   ...diskTuningShape,

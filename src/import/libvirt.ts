@@ -6,6 +6,7 @@
  * The format: https://libvirt.org/formatdomain.html
  */
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { DISK_SERIAL_RE } from '../definition/vm.js';
 import { importError, finish, Notes, safeName, sizeText, toBytes, baseMachine, type Imported } from './model.js';
 
 type X = Record<string, unknown>;
@@ -175,7 +176,7 @@ export function importLibvirt(xml: string, opts: LibvirtOptions = {}): Imported 
     if (discard === 'unmap' || discard === 'ignore') disk.discard = discard;
     if (dk.readonly !== undefined) disk.readOnly = true;
     const serial = text(one(dk.serial));
-    if (serial !== undefined && /^[A-Za-z0-9._+:-]{1,20}$/.test(serial)) disk.serial = serial;
+    if (serial !== undefined && DISK_SERIAL_RE.test(serial)) disk.serial = serial;
     else if (serial !== undefined) n.lost(`${what} serial`, `"${serial}" not kept: a definition's disk serial is 1–20 letters, digits, ".", "_", "+", ":" or "-"`);
     if (dk.shareable !== undefined) n.lost(`${what} shareable`, 'not kept: kvmctl takes the image lock');
     if (dk.iotune) n.lost(`${what} iotune`, 'I/O throttling is not kept');

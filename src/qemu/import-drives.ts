@@ -4,7 +4,7 @@
  * virtio-scsi-pci controller, and 9p shares (-fsdev with -device virtio-9p-*, or -virtfs).
  */
 import { NAME_RE } from '../definition/names.js';
-import { CACHE_MODES, DISK_FORMATS, SECURITY_MODELS } from '../definition/vm.js';
+import { CACHE_MODES, DISK_FORMATS, DISK_SERIAL_RE, SECURITY_MODELS } from '../definition/vm.js';
 import { DEVICE_PLACEMENT, deviceExtras, type Disk, type ImportState, type Opt } from './import-state.js';
 import { parseBool, type QemuOpts } from './parse-opts.js';
 
@@ -79,7 +79,7 @@ export function mapDiskDevice(s: ImportState, o: Opt, p: QemuOpts, drv: string, 
     const disk = r.disk!;
     const serial = p.get('serial');
     if (serial !== undefined && drv !== 'nvme') {
-      if (/^[A-Za-z0-9._+:-]{1,20}$/.test(serial)) disk.serial = serial;
+      if (DISK_SERIAL_RE.test(serial)) disk.serial = serial;
       else warn(o, `serial=${serial} not kept: a definition's disk serial is 1–20 letters, digits, ".", "_", "+", ":" or "-"`);
     }
     if (iface === 'virtio' && p.has('num-queues')) {

@@ -184,3 +184,19 @@ export async function makeCluster(n = 3, opts: { ttl?: number; margin?: number; 
     throw e;
   }
 }
+
+/** Poll fn until it gives a truthy value; errors count as not yet (the last one is in the timeout message). */
+export async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs: number, everyMs = 100): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e; // e.g. a CLI call during an etcd election: try again
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

@@ -15,29 +15,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureTestGuest } from '../../src/guest/test-guest.js';
 import { serialExec } from '../../src/vm/serial-exec.js';
 import { canRunCeph, startCeph, type Ceph } from '../helpers/ceph.js';
-import { etcdAvailable, makeCluster, type TestCluster, type TestHost } from '../helpers/cluster.js';
+import { etcdAvailable, makeCluster, type TestCluster, type TestHost, until } from '../helpers/cluster.js';
 
 const ceph = canRunCeph();
 const why = !ceph.ok ? ceph.why : !etcdAvailable() ? 'etcd-server is not installed (scripts/setup.sh installs it)' : undefined;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let c: TestCluster | undefined;
 let k: Ceph | undefined;
 const h = (name: string) => c!.hosts.find((x) => x.name === name)!;
 
-async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs: number, everyMs = 200): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await sleep(everyMs);
-  }
-}
 async function ok(x: TestHost, args: string[], timeoutMs?: number): Promise<string> {
   const r = await x.cli(args, timeoutMs);
   expect(r.code, `${x.name}: ${args.join(' ')}: ${r.stderr}`).toBe(0);

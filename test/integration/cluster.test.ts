@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureTestGuest } from '../../src/guest/test-guest.js';
 import { serialExec } from '../../src/vm/serial-exec.js';
-import { busyboxPing, etcdAvailable, killPid, makeCluster, pidsMentioning, type TestCluster, type TestHost } from '../helpers/cluster.js';
+import { busyboxPing, etcdAvailable, killPid, makeCluster, pidsMentioning, type TestCluster, type TestHost, until } from '../helpers/cluster.js';
 import { ROOT } from '../helpers/kvmctl.js';
 import { canUseNetns } from '../helpers/netns.js';
 
@@ -47,20 +47,6 @@ async function status(from: TestHost = c.hosts[0]!): Promise<any> {
   const r = await from.cli(['cluster', 'status', '--json']);
   expect(r.code, r.stderr).toBe(0);
   return json(r.stdout);
-}
-async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs: number, everyMs = 100): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e; // e.g. a CLI call during an etcd election: try again
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await sleep(everyMs);
-  }
 }
 async function guestExec(host: TestHost, vm: string, cmd: string): Promise<string> {
   const r = await serialExec(host.paths, vm, cmd, 30_000);

@@ -16,30 +16,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureTestGuest } from '../../src/guest/test-guest.js';
 import { serialExec } from '../../src/vm/serial-exec.js';
 import { hasChromium, openBrowser, type TestBrowser } from '../helpers/browser.js';
-import { etcdAvailable, makeCluster, type TestCluster } from '../helpers/cluster.js';
+import { etcdAvailable, makeCluster, type TestCluster, until } from '../helpers/cluster.js';
 import { BIN, ROOT } from '../helpers/kvmctl.js';
 import { canUseNetns } from '../helpers/netns.js';
 
 const SHOTS = path.join(ROOT, 'test-output/web-ui-cluster');
 const can = canUseNetns();
 const why = !can.ok ? can.why : !etcdAvailable() ? 'etcd-server is not installed' : !hasChromium() ? 'no Chromium' : !fs.existsSync(path.join(ROOT, 'dist/web/index.html')) ? 'the web UI is not built' : undefined;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs: number, everyMs = 200): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await sleep(everyMs);
-  }
-}
-
 describe.skipIf(!!why)(`cluster view in Chromium${why ? ` (skipped: ${why})` : ''}`, () => {
   let c: TestCluster;
   let serve: ChildProcess | undefined;

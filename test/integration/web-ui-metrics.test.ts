@@ -12,39 +12,26 @@
  *   listed after a page reload.
  * Screenshots: test-output/web-ui-metrics/.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HistoryDto } from '../../src/api/contract-metrics.js';
 import { hasChromium, openBrowser, type TestBrowser } from '../helpers/browser.js';
-import { BIN, ROOT, makeHome, type Home } from '../helpers/kvmctl.js';
+import { ROOT, makeHome, type Home } from '../helpers/kvmctl.js';
+import { startServe, type Served } from '../helpers/web-serve.js';
 
 const SHOTS = path.join(ROOT, 'test-output/web-ui-metrics');
 const WEB_BUILT = fs.existsSync(path.join(ROOT, 'dist/web/index.html'));
 const VM = 'graphs';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
 type ChartDump = { id: string; fields: string[]; data: (number | null)[][]; ink: number };
 
 describe.skipIf(!hasChromium() || !WEB_BUILT)('graphs and tasks in Chromium against kvmctl serve and real QEMU', () => {
   let home: Home;
-  let server: ChildProcess;
+  let server: Served;
   let b: TestBrowser;
   let base = '';
-  let serverLog = '';
   const token = randomBytes(16).toString('hex');
   const pageErrors: string[] = [];
   const api = async <T>(method: string, url: string, body?: unknown): Promise<T> => {
@@ -89,18 +76,8 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('graphs and tasks in Chromium agai
     fs.rmSync(SHOTS, { recursive: true, force: true });
     home = makeHome();
     await home.apply(`name: ${VM}\nmemory: 128M\nkernel: { builtin: test-guest }\ndisks: [{ id: data, file: ${VM}.qcow2, create: { size: 16M } }]\nstopTimeout: 5\n`);
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    server = spawn(process.execPath, [BIN, 'serve', '--listen', `127.0.0.1:${port}`], { env: { ...home.env, KVMCTL_TOKEN: token, KVMCTL_METRICS_INTERVAL_MS: '1000' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    server.stdout!.on('data', (d) => (serverLog += d));
-    server.stderr!.on('data', (d) => (serverLog += d));
-    const t0 = Date.now();
-    for (;;) {
-      if (server.exitCode !== null) throw new Error(`kvmctl serve exited: ${serverLog}`);
-      if (await fetch(`${base}/api/health`).then((r) => r.ok, () => false)) break;
-      if (Date.now() - t0 > 30_000) throw new Error(`kvmctl serve not healthy: ${serverLog}`);
-      await new Promise((r) => setTimeout(r, 150));
-    }
+    server = await startServe(home, token, 30_000, { KVMCTL_METRICS_INTERVAL_MS: '1000' });
+    base = server.base;
     b = await openBrowser({ shotsDir: SHOTS, width: 1366, height: 900 });
     b.page.on('pageerror', (e) => pageErrors.push(`${e.message} ${e.stack}`));
     b.page.setDefaultTimeout(30_000);
@@ -108,13 +85,7 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('graphs and tasks in Chromium agai
 
   afterAll(async () => {
     await b?.close();
-    if (server?.pid && server.exitCode === null) {
-      server.kill('SIGTERM');
-      await new Promise((r) => {
-        const t = setTimeout(() => (server.kill('SIGKILL'), r(null)), 5000);
-        server.once('exit', () => (clearTimeout(t), r(null)));
-      });
-    }
+    await server?.stop();
     await home?.cleanup();
   });
 

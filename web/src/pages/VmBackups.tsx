@@ -1,5 +1,5 @@
 /** A VM's backups (the host's default repository): back up now (incremental when safe, or full), verify, restore as a new VM. */
-import { useState } from 'react';
+import { useAction } from '../useAction.js';
 import { call, fmtBytes } from '../api.js';
 import { ErrorBox } from '../components/ErrorBox.js';
 import { go, href } from '../router.js';
@@ -7,22 +7,9 @@ import { useLoad } from '../useLoad.js';
 
 export function VmBackups({ name }: { name: string }) {
   const { data, error, reload } = useLoad(() => call('listBackups', { params: { name } }), [name]);
-  const [busy, setBusy] = useState('');
-  const [failure, setFailure] = useState<unknown>(null);
-  const [notice, setNotice] = useState('');
-  const run = async (what: string, f: () => Promise<string>) => {
-    setBusy(what);
-    setFailure(null);
-    setNotice('');
-    try {
-      setNotice(await f());
-    } catch (e) {
-      setFailure(e);
-    } finally {
-      setBusy('');
-      reload();
-    }
-  };
+  const { busy, failure, notice, run } = useAction(() => {
+    reload();
+  });
   const create = (mode: 'auto' | 'full') =>
     run(mode, async () => {
       const r = await call('createBackup', { params: { name }, body: { mode } });

@@ -3,6 +3,7 @@
  * and delete the image, attach another image) and NICs (attachment, model, MAC; add, remove).
  * Adding and removing change the stored definition: a running VM gets them at its next start.
  */
+import { useAction } from '../useAction.js';
 import { useState, type FormEvent } from 'react';
 import { call, fmtBytes } from '../api.js';
 import { ErrorBox } from '../components/ErrorBox.js';
@@ -15,27 +16,14 @@ export function VmDevices({ name, running, onChanged }: { name: string; running:
   const dev = useLoad(() => call('vmDevices', { params: { name } }), [name]);
   const images = useLoad(() => (admin ? call('listDisks') : Promise.resolve([])), [admin]);
   const nets = useLoad(() => call('listNetworks'), []);
-  const [busy, setBusy] = useState('');
-  const [failure, setFailure] = useState<unknown>(null);
-  const [notice, setNotice] = useState('');
   const [pick, setPick] = useState('');
   const [net, setNet] = useState('');
 
-  const run = async (what: string, f: () => Promise<string>) => {
-    setBusy(what);
-    setFailure(null);
-    setNotice('');
-    try {
-      setNotice(await f());
-    } catch (e) {
-      setFailure(e);
-    } finally {
-      setBusy('');
-      dev.reload();
-      images.reload();
-      onChanged();
-    }
-  };
+  const { busy, failure, notice, run } = useAction(() => {
+    dev.reload();
+    images.reload();
+    onChanged();
+  });
   const later = (r: { pendingRestart: boolean }) => (r.pendingRestart ? ' The running VM gets it at its next start.' : '');
   const resize = (id: string) => {
     const to = window.prompt(`New size of ${name}'s disk ${id} (e.g. 20G, or +1G to grow by 1 GiB)${running ? ' — resized live' : ''}:`, '+1G');

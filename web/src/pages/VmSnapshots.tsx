@@ -2,6 +2,7 @@
  * A VM's snapshots: take one now (external overlays while it runs, internal qcow2 snapshots when
  * stopped), revert (stopped; what was written since is lost: asks first), delete an internal one.
  */
+import { useAction } from '../useAction.js';
 import { useState, type FormEvent } from 'react';
 import { call } from '../api.js';
 import { ErrorBox } from '../components/ErrorBox.js';
@@ -14,24 +15,11 @@ export function VmSnapshots({ name, running }: { name: string; running: boolean 
   const me = useMe();
   const { data, error, reload } = useLoad(() => call('listSnapshots', { params: { name } }), [name]);
   const [snap, setSnap] = useState('');
-  const [busy, setBusy] = useState('');
-  const [failure, setFailure] = useState<unknown>(null);
-  const [notice, setNotice] = useState('');
   const may = can(me, 'operator');
 
-  const run = async (what: string, f: () => Promise<string>) => {
-    setBusy(what);
-    setFailure(null);
-    setNotice('');
-    try {
-      setNotice(await f());
-    } catch (e) {
-      setFailure(e);
-    } finally {
-      setBusy('');
-      reload();
-    }
-  };
+  const { busy, failure, notice, run } = useAction(() => {
+    reload();
+  });
   const create = (e: FormEvent) => {
     e.preventDefault();
     void run('create', async () => {

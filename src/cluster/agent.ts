@@ -18,6 +18,7 @@ import type { VmSpec } from '../definition/vm.js';
 import { connect, getJson, keys, withTimeout, type ClusterConfig, type Desired, type HostInfo, type Keys, type Migration, type Observed } from './etcd.js';
 import { localDisks, place, type Placed } from './placement.js';
 import { writeFeed, fenceNow, type Feed } from './watchdog.js';
+import type { MigrationCtx } from './agent-migrate.js';
 
 export type AgentOptions = {
   paths: Paths;
@@ -347,25 +348,39 @@ export class Agent {
       const st = local.get(n);
       const runningHere = !!st && st.state !== 'stopped' && st.state !== 'crashed';
 
-      // Live migration, destination side.
-      if (m && m.to === me && def) {
-        if (m.state === 'requested' && !runningHere) {
-          this.task(n, () => this.incoming(n, def.text, m));
+      // Live migration (src/cluster/agent-migrate.ts), destination side.
+      const mig = await import('./agent-migrate.js');
+      const inc = mig.readIncoming(this.o.paths, n);
+      if (inc && !(m && m.id === inc.id && m.to === me && m.state !== 'failed' && m.state !== 'done')) {
+        // What an incoming migration made here is either the VM's now or undone.
+        if (owner === me) fs.rmSync(path.join(this.o.paths.data, 'vms', n, 'incoming.json'), { force: true });
+        else {
+          this.task(n, () => mig.cleanupIncoming(this.mctx(), n, m?.id === inc.id ? `migration ${m.state}` : 'the migration is gone'));
+          continue;
+        }
+      }
+      if (m && m.to === me && def && spec) {
+        if (m.state === 'requested' && !runningHere && m.disks !== undefined) {
+          this.task(n, () => mig.incoming(this.mctx(), n, def.text, spec, m));
           continue;
         }
         if ((m.state === 'listening' || m.state === 'migrating') && runningHere) {
-          this.task(n, () => this.takeOverAfterMigration(n, m));
+          this.task(n, () => mig.takeOver(this.mctx(), n, spec, m));
           continue;
         }
         if (m.state === 'listening' || m.state === 'migrating' || m.state === 'requested') continue;
       }
-      // Live migration, source side.
+      // Source side.
+      if (m && m.from === me && owner === me && m.state === 'requested' && m.disks === undefined && runningHere && spec) {
+        this.task(n, () => mig.describeDisks(this.mctx(), n, spec, m));
+        continue;
+      }
       if (m && m.from === me && owner === me && m.state === 'listening' && runningHere) {
-        this.task(n, () => this.migrateOut(n, m));
+        this.task(n, () => mig.migrateOut(this.mctx(), n, m));
         continue;
       }
       if (m && m.from === me && m.state === 'switched') {
-        this.task(n, () => this.finishMigrationSource(n, m, runningHere));
+        this.task(n, () => mig.finishSource(this.mctx(), n, spec, m, runningHere));
         continue;
       }
 
@@ -487,83 +502,22 @@ export class Agent {
     });
   }
 
-  private async putMigration(n: string, m: Migration): Promise<void> {
-    await withTimeout(this.c.put(this.k.migrate(n)).value(JSON.stringify({ ...m, at: new Date().toISOString() })).exec(), 2000, 'migration update');
-  }
-
-  private async incoming(n: string, text: string, m: Migration): Promise<void> {
-    try {
-      if (!this.o.addr) throw new KvmError('NO_ADDR', `host ${this.o.host} has no address for incoming migrations`, { hint: 'start the agent with --addr IP' });
-      this.syncDef(n, text);
-      const port = 49152 + Math.floor(Math.random() * 10000);
-      const uri = `tcp:${this.o.addr}:${port}`;
-      const { startVm } = await import('../vm/start.js');
-      const r = await startVm(this.o.paths, n, { incoming: uri, netns: this.o.netns, log: () => undefined });
-      const spec = parseDefinitions(text)[0]?.spec as VmSpec | undefined;
-      if (spec?.ha) this.haPids.push({ vm: n, pid: r.pid, starttime: (await import('../vm/proc.js')).procStat(r.pid)?.starttime });
-      this.log(`${n}: waiting for the migration on ${uri} (pid ${r.pid})`);
-      await this.putMigration(n, { ...m, state: 'listening', uri });
-    } catch (e) {
-      await this.putMigration(n, { ...m, state: 'failed', error: `destination ${this.o.host}: ${(e as Error).message}` });
-    }
-  }
-
-  private async migrateOut(n: string, m: Migration): Promise<void> {
-    const { migrateOut } = await import('./migrate.js');
-    await this.putMigration(n, { ...m, state: 'migrating' });
-    let progress = m.progress;
-    let lastPut = 0;
-    const putProgress = (p: Pick<Migration, 'progress' | 'stats'>) => withTimeout(this.c.put(this.k.progress(n)).value(JSON.stringify({ id: m.id, ...p })).exec(), 2000, 'migration progress');
-    try {
-      const stats = await migrateOut(this.o.paths, n, m.uri!, (p) => {
-        progress = p;
-        if (Date.now() - lastPut > 300) {
-          lastPut = Date.now();
-          void putProgress({ progress: p }).catch(() => undefined);
-        }
-      });
-      this.log(`${n}: migrated to ${m.to} in ${stats.totalTimeMs} ms (downtime ${stats.downtimeMs} ms)`);
-      await putProgress({ progress, stats });
-    } catch (e) {
-      this.log(`${n}: migration failed: ${(e as Error).message}`);
-      await this.putMigration(n, { ...m, state: 'failed', progress, error: (e as Error).message });
-    }
-  }
-
-  /** Destination: once QEMU runs the guest, ownership moves in one transaction. */
-  private async takeOverAfterMigration(n: string, m: Migration): Promise<void> {
-    const { qemuRunState } = await import('./migrate.js');
-    const status = await qemuRunState(this.o.paths, n);
-    if (status !== 'running' || !this.safeToAct()) {
-      await new Promise((r) => setTimeout(r, 100));
-      return;
-    }
-    const cur = await getJson<Migration>(this.c, this.k.migrate(n));
-    const nd: Desired = { state: 'running', host: this.o.host, placedBy: `migrated from ${m.from}`, at: new Date().toISOString() };
-    const r = await withTimeout(
-      this.c
-        .if(this.k.owner(n), 'Value', '==', m.from)
-        .then(
-          this.c.put(this.k.owner(n)).value(this.o.host).lease(this.leaseId!),
-          this.c.put(this.k.desired(n)).value(JSON.stringify(nd)),
-          this.c.put(this.k.migrate(n)).value(JSON.stringify({ ...(cur ?? m), state: 'switched', at: new Date().toISOString() })),
-        )
-        .commit(),
-      2000,
-      'ownership switch',
-    );
-    if (r.succeeded) this.log(`${n}: owns it now (migrated from ${m.from})`);
-  }
-
-  /** Source: the guest runs on the destination; quit the paused copy here. */
-  private async finishMigrationSource(n: string, m: Migration, runningHere: boolean): Promise<void> {
-    if (runningHere) {
-      const { killVm } = await import('../vm/stop.js');
-      await killVm(this.o.paths, n);
-    }
-    const cur = (await getJson<Migration>(this.c, this.k.migrate(n))) ?? m;
-    await this.putMigration(n, { ...cur, state: 'done' });
-    this.log(`${n}: source copy cleaned up`);
+  /** What the migration steps (src/cluster/agent-migrate.ts) may use of this agent. */
+  private mctx(): MigrationCtx {
+    return {
+      c: this.c,
+      k: this.k,
+      paths: this.o.paths,
+      host: this.o.host,
+      addr: this.o.addr,
+      netns: this.o.netns,
+      cfg: this.cfg,
+      leaseId: () => this.leaseId,
+      safeToAct: () => this.safeToAct(),
+      log: this.log,
+      syncDef: (n, t) => this.syncDef(n, t),
+      trackHa: async (vm, pid) => void this.haPids.push({ vm, pid, starttime: (await import('../vm/proc.js')).procStat(pid)?.starttime }),
+    };
   }
 
   /**

@@ -21,14 +21,25 @@ export type Member = { name: string; addr?: string; joinedAt: string };
 export type HostInfo = { name: string; addr?: string; memTotal: number; cpus: number; networks: string[]; storage: string[]; agentPid: number; leaseId: string; at: string };
 export type Desired = { state: 'running' | 'stopped'; host?: string; placedBy?: string; at: string };
 export type Observed = { host: string; state: string; pid?: number; at: string };
+/** A local disk copied by a live migration (src/cluster/migrate-disks.ts); `file` as the definition names it (each host resolves it in its own images dir). */
+export type MigDisk = { id: string; file: string; format: string; size: number; clusterSize?: number };
+
 export type Migration = {
   id: string;
   from: string;
   to: string;
   state: 'requested' | 'listening' | 'migrating' | 'switched' | 'done' | 'failed';
   uri?: string;
-  progress?: { status: string; transferred?: number; remaining?: number; total?: number };
-  stats?: { totalTimeMs?: number; downtimeMs?: number; setupTimeMs?: number; transferredBytes?: number };
+  /** Local disks to copy, filled in by the source agent before the destination prepares (undefined: not described yet). */
+  disks?: MigDisk[];
+  /** The destination's NBD server for the disk copies. */
+  nbd?: { host: string; port: number };
+  /** Bytes/s cap for the memory stream and each disk copy (kvmctl migrate --bwlimit). */
+  bwlimit?: number;
+  /** The source's files kept after the switch-over (renamed, never deleted): its now-stale disks, NVRAM and TPM state. */
+  leftBehind?: string[];
+  progress?: { status: string; transferred?: number; remaining?: number; total?: number; disks?: { id: string; offset: number; len: number; ready: boolean }[] };
+  stats?: { totalTimeMs?: number; downtimeMs?: number; setupTimeMs?: number; transferredBytes?: number; mirrorMs?: number; diskBytes?: number };
   error?: string;
   at: string;
 };

@@ -2,15 +2,17 @@
  * Live migration, the QEMU side. The destination agent starts QEMU with the same definition and
  * `-incoming tcp:ADDR:PORT` (QMP says `inmigrate`); the source agent runs QMP `migrate` and polls
  * `query-migrate` for progress; the destination takes ownership in one etcd transaction once its
- * QEMU runs; the source then quits its paused copy (src/cluster/agent.ts drives the steps).
+ * QEMU runs; the source then quits its paused copy (src/cluster/agent-migrate.ts drives the steps).
+ * Local disks are copied alongside over NBD (src/cluster/migrate-disks.ts); the UEFI vars (pflash)
+ * and the TPM state (tpm-emulator) travel inside the migration stream itself.
  */
 import { KvmError } from '../errors.js';
 import { vmRuntimeFiles, type Paths } from '../host/paths.js';
 import { QmpClient } from '../qmp/client.js';
-import { effectiveFirmware, effectiveTpm } from '../definition/vm-effective.js';
+import { effectiveTpm } from '../definition/vm-effective.js';
 import type { VmSpec } from '../definition/vm.js';
-import type { Migration } from './etcd.js';
-import { localDisks } from './placement.js';
+import type { MigDisk, Migration } from './etcd.js';
+import { abortMirrors, completeMirrors, mirrorDisks } from './migrate-disks.js';
 
 type QueryMigrate = {
   status?: string;
@@ -28,25 +30,54 @@ export function migrationBlockers(vm: VmSpec, sharedStorage: string[]): string[]
   if (p9.length) out.push(`it has a 9p share (${p9.map((s) => `${s.tag} → ${s.path}`).join(', ')}): QEMU refuses with "Migration is disabled when VirtFS export path … is mounted"; remove the share or stop the VM and start it on the other host`);
   const vfs = vm.shares.filter((s) => s.driver === 'virtiofs');
   if (vfs.length) out.push(`it has a virtiofs share (${vfs.map((s) => s.tag).join(', ')}): QEMU 7.2 cannot migrate vhost-user-fs devices`);
-  const local = localDisks(vm, sharedStorage);
-  if (local.length) out.push(`disk ${local.join(', ')} is not on shared storage (${sharedStorage.join(', ') || 'none declared: kvmctl cluster init --shared-storage DIR'}); copying disks (drive-mirror) is not supported`);
   if (vm.cdroms.length) out.push(`it has CD-ROM ${vm.cdroms.map((c) => c.file).join(', ')}: eject it first (the destination may not have the ISO)`);
-  // Per-VM state files live in <data>/vms/NAME on each host: the destination would run on its own
-  // fresh copies, and the VM's boot entries, enrolled keys or sealed TPM keys would be lost at its
-  // next cold start there. Until kvmctl moves them with the VM, refuse rather than lose them.
-  if (effectiveTpm(vm)) out.push('it has a TPM: moving the TPM state with a live migration is not supported yet (its sealed keys would stay on this host)');
-  const fw = effectiveFirmware(vm);
-  const vars = vm.firmware?.vars;
-  if (fw !== 'bios' && !(vars && localDisks({ disks: [{ file: vars }] } as Pick<VmSpec, 'disks'>, sharedStorage).length === 0))
-    out.push(`it boots UEFI with its NVRAM in this host's state dir: put it on shared storage (firmware.vars: a path under ${sharedStorage.join(', ') || 'the shared storage'}) to migrate it`);
+  // The UEFI vars travel in the stream (pflash) and land in a fresh vars file on the destination; the
+  // TPM state likewise (swtpm's state blobs through QEMU's tpm-emulator). A TPM kept in one file of
+  // the user's (tpm.state) has no fresh copy to receive it.
+  const tpm = effectiveTpm(vm);
+  if (tpm && typeof tpm === 'object' && 'state' in tpm && tpm.state) out.push(`its TPM state is the file ${String(tpm.state)}: a live migration moves TPM state only from kvmctl's own state dir; stop it and start it on the other host with that file there`);
   return out;
 }
 
-/** Source side: migrate to `uri`, report progress about every 100 ms, resolve with the numbers when QEMU says completed. */
-export async function migrateOut(paths: Paths, name: string, uri: string, onProgress: (p: NonNullable<Migration['progress']>) => void, timeoutMs = 120_000): Promise<NonNullable<Migration['stats']>> {
+export type MigrateOutOptions = {
+  timeoutMs?: number;
+  /** Local disks to mirror into the destination's NBD exports first. */
+  disks?: MigDisk[];
+  nbd?: { host: string; port: number };
+  /** Bytes/s for the memory stream and for each disk copy; unlimited when absent (QEMU's own default is 32 MiB/s). */
+  bwlimit?: number;
+};
+
+const UNLIMITED = 1e12; // bytes/s: what "no limit" means to QEMU's max-bandwidth (as libvirt does)
+
+/**
+ * Source side: mirror local disks (when any), migrate to `uri`, report progress about every 200 ms,
+ * resolve with the numbers when QEMU says completed. With disks, the migration pauses before the
+ * switch-over so the mirrors end in sync while the guest cannot write; any failure cancels the
+ * migration and the mirrors, and the VM keeps running here on its own disks.
+ */
+export async function migrateOut(paths: Paths, name: string, uri: string, onProgress: (p: NonNullable<Migration['progress']>) => void, o: MigrateOutOptions = {}): Promise<NonNullable<Migration['stats']>> {
+  const timeoutMs = o.timeoutMs ?? 600_000;
+  const disks = o.disks ?? [];
   const c = await QmpClient.connect(vmRuntimeFiles(paths, name).qmp, { timeoutMs: 5000 });
+  let started = false;
+  let atSwitchover = false; // QEMU paused the guest for the mirrors to end
   try {
+    let mirrorMs: number | undefined;
+    if (disks.length) {
+      if (!o.nbd) throw new KvmError('MIGRATION_FAILED', `VM "${name}": the destination named no NBD server for the disk copies`);
+      const t0 = Date.now();
+      await mirrorDisks(c, disks, o.nbd, {
+        speed: o.bwlimit,
+        timeoutMs,
+        onProgress: (p) => onProgress({ status: 'mirroring', transferred: p.disks.reduce((a, d) => a + d.offset, 0), total: p.disks.reduce((a, d) => a + d.len, 0), disks: p.disks }),
+      });
+      mirrorMs = Date.now() - t0;
+    }
+    await c.execute('migrate-set-capabilities', { capabilities: [{ capability: 'pause-before-switchover', state: disks.length > 0 }] });
+    await c.execute('migrate-set-parameters', { 'max-bandwidth': o.bwlimit ?? UNLIMITED });
     await c.execute('migrate', { uri }, { timeoutMs: 5000 });
+    started = true;
     const end = Date.now() + timeoutMs;
     let last = 0;
     for (;;) {
@@ -56,18 +87,33 @@ export async function migrateOut(paths: Paths, name: string, uri: string, onProg
         onProgress({ status, transferred: q.ram?.transferred, remaining: q.ram?.remaining, total: q.ram?.total });
         last = Date.now();
       }
+      if (status === 'pre-switchover') {
+        atSwitchover = true;
+        await completeMirrors(c, disks);
+        await c.execute('migrate-continue', { state: 'pre-switchover' });
+        continue;
+      }
       if (status === 'completed') {
-        return { totalTimeMs: q['total-time'], downtimeMs: q.downtime, setupTimeMs: q['setup-time'], transferredBytes: q.ram?.transferred };
+        return { totalTimeMs: q['total-time'], downtimeMs: q.downtime, setupTimeMs: q['setup-time'], transferredBytes: q.ram?.transferred, ...(disks.length ? { mirrorMs, diskBytes: disks.reduce((a, d) => a + d.size, 0) } : {}) };
       }
       if (status === 'failed' || status === 'cancelled') {
         throw new KvmError('MIGRATION_FAILED', `VM "${name}": migration to ${uri} ${status}${q['error-desc'] ? `: ${q['error-desc']}` : ''}`, { hint: 'the VM keeps running here; check that the destination agent is up and reachable' });
       }
       if (Date.now() > end) {
-        await c.execute('migrate_cancel').catch(() => undefined);
         throw new KvmError('MIGRATION_TIMEOUT', `VM "${name}": migration to ${uri} did not finish within ${timeoutMs / 1000} s (status ${status})`, { hint: 'a guest that dirties memory faster than the link copies it never converges; the VM keeps running here' });
       }
-      await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, status === 'device' ? 10 : 100));
     }
+  } catch (e) {
+    if (started) await c.execute('migrate_cancel').catch(() => undefined);
+    if (disks.length) await abortMirrors(c, disks);
+    // Cancelled while QEMU held the guest at the switch-over: it runs on here (QEMU resumes a failed
+    // migration itself; a guest a user paused stays paused).
+    if (atSwitchover) {
+      const st = await c.execute<{ status: string }>('query-status').catch(() => undefined);
+      if (st && (st.status === 'paused' || st.status === 'finish-migrate')) await c.execute('cont').catch(() => undefined);
+    }
+    throw e;
   } finally {
     await c.close();
   }

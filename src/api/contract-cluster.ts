@@ -31,5 +31,5 @@ export const clusterStatusSchema = z.object({
   hosts: z.array(clusterHostSchema),
   vms: z.array(clusterVmSchema),
 });
-export const migrateBodySchema = z.strictObject({ to: name, timeoutSec: z.number().positive().max(3600).optional() });
-export const migrateResultSchema = z.looseObject({ name: z.string(), from: z.string(), to: z.string(), totalMs: z.number(), state: z.string(), stats: z.record(z.string(), z.unknown()).optional() });
+export const migrateBodySchema = z.strictObject({ to: name, timeoutSec: z.number().positive().max(3600).optional(), bwlimit: z.number().int().min(1024 * 1024).optional().describe('bytes/s cap for the memory stream and each disk copy') });
+export const migrateResultSchema = z.looseObject({ name: z.string(), from: z.string(), to: z.string(), totalMs: z.number(), state: z.string(), stats: z.record(z.string(), z.unknown()).optional(), disks: z.array(z.string()).optional(), leftBehind: z.array(z.string()).optional() });

@@ -205,10 +205,10 @@ async function waitFor(s: Session, name: string, ok: (o: Observed | undefined) =
   }
 }
 
-export type MigrateResult = { name: string; from: string; to: string; totalMs: number; stats?: Migration['stats']; state: Migration['state'] };
+export type MigrateResult = { name: string; from: string; to: string; totalMs: number; stats?: Migration['stats']; state: Migration['state']; disks?: string[]; leftBehind?: string[] };
 
 /** Ask for a live migration and follow it until done or failed. */
-export async function clusterMigrate(s: Session, name: string, to: string, opts: { onProgress?: (m: Migration) => void; timeoutMs?: number } = {}): Promise<MigrateResult> {
+export async function clusterMigrate(s: Session, name: string, to: string, opts: { onProgress?: (m: Migration) => void; timeoutMs?: number; bwlimit?: number } = {}): Promise<MigrateResult> {
   const [spec, owner, hosts, cfg, existing] = await Promise.all([
     withTimeout(s.c.get(s.k.def('vm', name)).string(), 3000, 'definition').then((t) => (t === null ? undefined : (parseDefinitions(t)[0]?.spec as VmSpec | undefined))),
     withTimeout(s.c.get(s.k.owner(name)).string(), 3000, 'owner'),
@@ -227,12 +227,13 @@ export async function clusterMigrate(s: Session, name: string, to: string, opts:
   if (!dest.addr) throw badInput('NO_ADDR', `host "${to}" has no address for incoming migrations`, 'restart its agent with --addr IP');
   if (spec.hosts?.length && !spec.hosts.includes(to)) throw badInput('NOT_ALLOWED', `VM "${name}" may run only on ${spec.hosts.join(', ')}`);
   if (existing && !['done', 'failed'].includes(existing.state) && Date.now() - Date.parse(existing.at) < 120_000) throw badInput('MIGRATION_BUSY', `VM "${name}" is already being migrated (${existing.from} → ${existing.to}, ${existing.state})`);
-  const m: Migration = { id: randomBytes(4).toString('hex'), from: owner, to, state: 'requested', at: new Date().toISOString() };
+  if (opts.bwlimit !== undefined && !(opts.bwlimit >= 1024 * 1024)) throw badInput('BAD_BWLIMIT', `--bwlimit ${opts.bwlimit} is below 1 MiB/s`, 'give a rate in bytes per second with a unit, e.g. --bwlimit 100M');
+  const m: Migration = { id: randomBytes(4).toString('hex'), from: owner, to, state: 'requested', at: new Date().toISOString(), ...(opts.bwlimit ? { bwlimit: opts.bwlimit } : {}) };
   const key = s.k.migrate(name);
   const r = await withTimeout(s.c.if(s.k.owner(name), 'Value', '==', owner).then(s.c.put(key).value(JSON.stringify(m))).commit(), 3000, 'migration request');
   if (!r.succeeded) throw new KvmError('CONFLICT', `VM "${name}" changed hosts while asking to migrate it`, { hint: 'run the command again' });
   const t0 = Date.now();
-  const end = t0 + (opts.timeoutMs ?? 120_000);
+  const end = t0 + (opts.timeoutMs ?? 600_000); // local disks are copied first: minutes for big ones
   let last: Migration = m;
   try {
     for (;;) {
@@ -251,5 +252,5 @@ export async function clusterMigrate(s: Session, name: string, to: string, opts:
   } finally {
     await withTimeout(s.c.if(key, 'Mod', '<', Number.MAX_SAFE_INTEGER).then(s.c.delete().key(key), s.c.delete().key(s.k.progress(name))).commit(), 3000, 'migration cleanup').catch(() => undefined);
   }
-  return { name, from: owner, to, totalMs: Date.now() - t0, stats: last.stats, state: last.state };
+  return { name, from: owner, to, totalMs: Date.now() - t0, stats: last.stats, state: last.state, ...(last.disks?.length ? { disks: last.disks.map((d) => d.id) } : {}), ...(last.leftBehind?.length ? { leftBehind: last.leftBehind } : {}) };
 }

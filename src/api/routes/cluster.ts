@@ -30,6 +30,7 @@ export function clusterRoutes(app: FastifyInstance, ctx: ServerCtx): void {
       let state = '';
       return await (await import('../../cluster/service.js')).clusterMigrate(s, params.name, body.to, {
         timeoutMs: body.timeoutSec !== undefined ? body.timeoutSec * 1000 : undefined,
+        bwlimit: body.bwlimit,
         onProgress: (m) => {
           if (m.state !== state) taskLog(`${m.from} → ${m.to}: ${(state = m.state)}`);
           const p = m.progress;

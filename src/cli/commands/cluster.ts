@@ -232,25 +232,38 @@ export function register(program: Command, action: Action): void {
     .argument('<name>')
     .requiredOption('--to <host>', 'destination host')
     .option('--timeout <seconds>', 'give up after this long', num)
+    .option('--bwlimit <rate>', 'cap the memory stream and each disk copy at this many bytes/s (e.g. 100M); default: no cap')
     .option('--etcd <urls>', 'etcd client URLs (default: this host\'s cluster)')
+    .addHelpText('after', '\nLocal disks (not under the cluster\'s shared storage) are copied live over NBD; the source keeps its\nnow-stale copies renamed FILE.migrated-to-HOST-ID. UEFI vars and TPM state travel with the VM.')
     .action(
-      action(async (ctx, name: string, o: { to: string; timeout?: number; etcd?: string }) => {
+      action(async (ctx, name: string, o: { to: string; timeout?: number; bwlimit?: string; etcd?: string }) => {
+        const { parseSize } = await import('../../definition/units.js');
+        const bwlimit = o.bwlimit !== undefined ? parseSize(o.bwlimit) : undefined;
+        if (o.bwlimit !== undefined && bwlimit === undefined) throw new (await import('../../errors.js')).KvmError('BAD_BWLIMIT', `--bwlimit "${o.bwlimit}" is not a rate`, { exit: 2, hint: 'bytes per second with a unit, e.g. --bwlimit 100M' });
         const { s } = await session(ctx, o.etcd);
         try {
           const { clusterMigrate } = await import('../../cluster/service.js');
           const tty = !ctx.json && process.stderr.isTTY;
           const r = await clusterMigrate(s, name, o.to, {
+            bwlimit,
             timeoutMs: o.timeout !== undefined ? o.timeout * 1000 : undefined,
             onProgress: (m) => {
               if (ctx.json) return;
               const p = m.progress;
               const pct = p?.total ? Math.min(100, Math.round((100 * (p.transferred ?? 0)) / p.total)) : 0;
-              const bar = `[${'#'.repeat(Math.round(pct / 5)).padEnd(20, '.')}] ${String(pct).padStart(3)}% ${mib(p?.transferred)}/${mib(p?.total)} ${m.state}${p ? ` (${p.status})` : ''}`;
+              const what = p?.status === 'mirroring' ? 'disks' : 'memory';
+              const bar = `[${'#'.repeat(Math.round(pct / 5)).padEnd(20, '.')}] ${String(pct).padStart(3)}% ${what} ${mib(p?.transferred)}/${mib(p?.total)} ${m.state}${p ? ` (${p.status})` : ''}`;
               process.stderr.write(tty ? `\r${bar}` : '');
             },
           });
           if (tty) process.stderr.write('\n');
-          ctx.out(r, () => `migrated ${name} ${r.from} → ${r.to} in ${r.totalMs} ms (QEMU: ${r.stats?.totalTimeMs ?? '?'} ms, downtime ${r.stats?.downtimeMs ?? '?'} ms, ${mib(r.stats?.transferredBytes)} sent)`);
+          ctx.out(r, () =>
+            [
+              `migrated ${name} ${r.from} → ${r.to} in ${r.totalMs} ms (QEMU: ${r.stats?.totalTimeMs ?? '?'} ms, downtime ${r.stats?.downtimeMs ?? '?'} ms, ${mib(r.stats?.transferredBytes)} sent)`,
+              ...(r.disks ? [`disks ${r.disks.join(', ')} copied (${mib(r.stats?.diskBytes)}) in ${r.stats?.mirrorMs ?? '?'} ms`] : []),
+              ...(r.leftBehind ? [`${r.from} keeps its stale copies: ${r.leftBehind.join(', ')} (delete them when no longer needed)`] : []),
+            ].join('\n'),
+          );
         } finally {
           s.close();
         }

@@ -82,6 +82,12 @@ export const pciSchema = z.strictObject({
   /** false: no option ROM (rombar=0); {file}: this ROM image instead of the device's. */
   rom: z.union([z.boolean(), z.strictObject({ file: z.string().min(1) })]).optional(),
   multifunction: z.boolean().optional(),
+  /**
+   * Default true (libvirt's managed='yes'): start binds every device of the IOMMU group to vfio-pci
+   * and gives each back to its driver on stop (src/host/vfio-bind.ts), refusing while the host uses
+   * one. false: the operator binds the group; start only checks it.
+   */
+  managed: z.boolean().optional(),
 });
 
 export const usbSchema = z.union(

@@ -4,12 +4,13 @@
  * the start is refused (exit 2) before anything is changed.
  */
 import { badInput, type ErrorIssue } from '../errors.js';
-import type { TuningFacts } from '../host/tuning-facts.js';
+import { VFIO_KEEP_DRIVERS, type TuningFacts } from '../host/tuning-facts.js';
 import { formatCpuList, HUGEPAGE_BYTES } from '../definition/cpu-list.js';
 import type { VmSpec } from '../definition/vm.js';
 
 /** Drivers that may hold a group member other than the passed-through device itself: vfio-pci, and PCIe ports/bridges (vfio allows them). */
 const GROUP_OK = new Set(['vfio-pci', 'pcieport', 'pci-stub']);
+
 
 export function tuningHostIssues(vm: VmSpec, f: TuningFacts): ErrorIssue[] {
   const out: ErrorIssue[] = [];
@@ -64,11 +65,22 @@ export function tuningHostIssues(vm: VmSpec, f: TuningFacts): ErrorIssue[] {
     if (f.iommuGroups.length === 0 || dev.iommuGroup === undefined)
       return void out.push({ path: at, message: `${p.host} is in no IOMMU group: the IOMMU is off (boot the host with intel_iommu=on or amd_iommu=on, and VT-d/AMD-Vi on in the firmware)` });
     const group = f.iommuGroups.find((g) => g.group === dev.iommuGroup);
-    const held = (group?.devices ?? []).filter((d) => (d.address === p.host ? d.driver !== 'vfio-pci' : d.driver !== undefined && !GROUP_OK.has(d.driver)));
+    const members = group?.devices ?? [];
+    if (p.managed !== false) {
+      // Managed: kvmctl rebinds what the host holds, unless the host is using it right now.
+      const busy = members.filter((d) => !VFIO_KEEP_DRIVERS.has(d.driver ?? '') && d.inUse?.length);
+      if (busy.length)
+        out.push({
+          path: at,
+          message: `IOMMU group ${dev.iommuGroup} is in use by the host: ${busy.map((d) => `${d.address} (${d.driver}): ${d.inUse!.join(', ')}`).join('; ')}; kvmctl takes a group member from a host driver only when the host is not using it (take the interface down, unmount the disk)`,
+        });
+      return;
+    }
+    const held = members.filter((d) => (d.address === p.host ? d.driver !== 'vfio-pci' : d.driver !== undefined && !GROUP_OK.has(d.driver)));
     if (held.length)
       out.push({
         path: at,
-        message: `IOMMU group ${dev.iommuGroup} is in use by the host: ${held.map((d) => `${d.address} is held by ${d.driver ?? 'no driver'}`).join(', ')}; every device of the group must be bound to vfio-pci (or have no driver) before the VM may take ${p.host}`,
+        message: `IOMMU group ${dev.iommuGroup} is in use by the host: ${held.map((d) => `${d.address} is held by ${d.driver ?? 'no driver'}`).join(', ')}; every device of the group must be bound to vfio-pci (or have no driver) before the VM may take ${p.host} (pci[${i}].managed is false: kvmctl does not rebind it)`,
       });
   });
   return out;
@@ -83,7 +95,7 @@ export function assertTuningFits(vm: VmSpec, f: TuningFacts): void {
     'HOST_CANNOT_TUNE',
     `VM "${vm.name}": this host cannot give what the definition asks for: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
     pci
-      ? 'bind each device of the group to vfio-pci: echo vfio-pci > /sys/bus/pci/devices/ADDR/driver_override; echo ADDR > /sys/bus/pci/devices/ADDR/driver/unbind; echo ADDR > /sys/bus/pci/drivers_probe (kvmctl does not rebind host devices itself)'
+      ? 'stop the host using the group (ip link set IF down, umount), or with managed: false bind each device of the group to vfio-pci yourself: echo vfio-pci > /sys/bus/pci/devices/ADDR/driver_override; echo ADDR > /sys/bus/pci/devices/ADDR/driver/unbind; echo ADDR > /sys/bus/pci/drivers_probe'
       : 'see docs/tuning.md',
     issues,
   );

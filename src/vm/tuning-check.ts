@@ -44,16 +44,22 @@ export function tuningHostIssues(vm: VmSpec, f: TuningFacts): ErrorIssue[] {
       const need = Math.ceil(vm.memory / bytes);
       if (need > whole.free)
         out.push({ path: 'memory.hugepages', message: `needs ${need} free ${t.hugepages} hugepages (${vm.memory / 1024 / 1024} MiB), the host has ${whole.free} free of ${whole.total}; reserve ${need - whole.free} more: ${fix(whole.total + need - whole.free)} (or sysctl vm.nr_hugepages for 2M)` });
-      // Bound to host nodes: each node's memory must come from the pages of those nodes.
-      const perNode = new Map<number, number>();
+      // Bound to host nodes (policy bind): each guest node's pages must come from the pools of its host nodes.
+      const perSet = new Map<string, { nodes: number[]; want: number }>();
       t.numa?.forEach((n) => {
-        if (!n.hostNodes || n.hostNodes.length !== 1 || (n.policy ?? 'bind') !== 'bind') return;
-        perNode.set(n.hostNodes[0]!, (perNode.get(n.hostNodes[0]!) ?? 0) + Math.ceil(n.memory / bytes));
+        if (!n.hostNodes?.length || (n.policy ?? 'bind') !== 'bind') return;
+        const key = formatCpuList(n.hostNodes);
+        const e = perSet.get(key) ?? { nodes: n.hostNodes, want: 0 };
+        e.want += Math.ceil(n.memory / bytes);
+        perSet.set(key, e);
       });
-      for (const [node, want] of perNode) {
-        const have = avail(f.nodes.find((n) => n.node === node)?.hugepages ?? []);
-        if (knownNodes.has(node) && (have?.free ?? 0) < want)
-          out.push({ path: 'memory.numa', message: `host node ${node} needs ${want} free ${t.hugepages} hugepages for the guest nodes bound to it, it has ${have?.free ?? 0} free of ${have?.total ?? 0}; reserve more: echo N > /sys/devices/system/node/node${node}/hugepages/hugepages-${sizeKb}kB/nr_hugepages` });
+      for (const [key, { nodes, want }] of perSet) {
+        if (!nodes.every((x) => knownNodes.has(x))) continue; // reported above
+        const have = nodes.map((x) => avail(f.nodes.find((n) => n.node === x)?.hugepages ?? []) ?? { free: 0, total: 0 });
+        const free = have.reduce((a, h) => a + h.free, 0);
+        const total = have.reduce((a, h) => a + h.total, 0);
+        if (free < want)
+          out.push({ path: 'memory.numa', message: `host node${nodes.length === 1 ? '' : 's'} ${key} need${nodes.length === 1 ? 's' : ''} ${want} free ${t.hugepages} hugepages for the guest nodes bound to ${nodes.length === 1 ? 'it' : 'them'}, ${nodes.length === 1 ? 'it has' : 'they have'} ${free} free of ${total}; reserve ${want - free} more: echo N > /sys/devices/system/node/node${nodes[0]}/hugepages/hugepages-${sizeKb}kB/nr_hugepages` });
       }
     }
   }

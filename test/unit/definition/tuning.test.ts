@@ -204,7 +204,13 @@ describe('host facts from a sysfs tree (fixture)', () => {
   it('per host node: the node a guest node is bound to must have the pages', () => {
     const vm = spec({ cpu: 2, memory: { size: '128M', hugepages: '2M', numa: [{ cpus: 0, memory: '64M', hostNodes: 0 }, { cpus: 1, memory: '64M', hostNodes: 1 }] } });
     const issues = tuningHostIssues(vm, f);
-    expect(issues.map((i) => i.message)).toEqual([expect.stringMatching(/host node 1 needs 32 free 2M hugepages .* it has 16 free of 28/)]);
+    expect(issues.map((i) => i.message)).toEqual([expect.stringMatching(/host node 1 needs 32 free 2M hugepages .* it has 16 free of 28; reserve 16 more/)]);
+    // A guest node bound to both host nodes may take from either pool: 116 free together.
+    expect(tuningHostIssues(spec({ cpu: 1, memory: { size: '200M', hugepages: '2M', numa: [{ cpus: 0, memory: '200M', hostNodes: '0-1' }] } }), f)).toEqual([]);
+    const both = tuningHostIssues(spec({ cpu: 2, memory: { size: '256M', hugepages: '2M', numa: [{ cpus: 0, memory: '128M', hostNodes: '0-1' }, { cpus: 1, memory: '128M', hostNodes: '0-1' }] } }), f);
+    expect(both.map((i) => i.message)).toEqual([expect.stringMatching(/needs 128 free 2M.*has 116 free/), expect.stringMatching(/^host nodes 0-1 need 128 free 2M hugepages for the guest nodes bound to them, they have 116 free of 128/)]);
+    // preferred is not bind: the kernel may fall back to another node.
+    expect(tuningHostIssues(spec({ cpu: 1, memory: { size: '128M', hugepages: '2M', numa: [{ cpus: 0, memory: '128M', hostNodes: 1, policy: 'preferred' }] } }), f)).toEqual([]);
     expect(tuningHostIssues(spec({ cpu: 2, memory: { size: '128M', numa: [{ cpus: '0-1', memory: '128M', hostNodes: 4 }] } }), f)[0]!.message).toMatch(/host node 4 does not exist \(host nodes: 0-1\)/);
   });
 

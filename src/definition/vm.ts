@@ -53,6 +53,8 @@ export const cpuSchema = shorthand(
     /** `host` passes the host CPU through (needs KVM); under TCG it falls back to `max`. */
     model: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.,=+-]*$/, { error: 'must be a QEMU CPU model such as host, max or Skylake-Server' }).default('host'),
     count: z.number().int().min(1).max(1024).default(1),
+    /** QEMU enforce: refuse to start when the accelerator cannot give every feature of the model (instead of dropping them). */
+    enforce: z.boolean().optional(),
     sockets: z.number().int().min(1).optional(),
     cores: z.number().int().min(1).optional(),
     threads: z.number().int().min(1).optional(),

@@ -15,7 +15,7 @@ import { effectiveAgent, effectiveFirmware, effectiveTpm } from '../definition/v
 import { pickFirmware } from './firmware.js';
 import { agentArgs, firmwareArgs, tpmArgs, uefiBootIndexes } from './platform.js';
 import { rbdBlockdevArgs, rbdSecretArgs, type RbdVolumeArg } from './argv-rbd.js';
-import { blkDeviceOpts, diskNeedsDevice, iothreadArgs, memoryArgs, nicQueueOpts, passthroughArgs } from './argv-tuning.js';
+import { blkDeviceOpts, cpuArg, diskNeedsDevice, iothreadArgs, memoryArgs, nicQueueOpts, passthroughArgs } from './argv-tuning.js';
 
 export type RuntimePaths = {
   dir: string; qmp: string; serial: string; serialLog: string; pidfile: string; vnc: string;
@@ -119,11 +119,7 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
       hint: `pick one of: ${facts.machines.filter((m) => !/\d/.test(m)).join(', ')} (qemu-system-x86_64 -machine help)`,
     });
   }
-  let cpuModel = vm.cpu.model;
-  if (accel === 'tcg' && cpuModel === 'host') {
-    cpuModel = 'max';
-    warnings.push('CPU model "host" needs KVM: using "max" (every feature TCG can emulate)');
-  }
+  const cpuModel = cpuArg(vm, facts, accel, warnings); // checked against -cpu help (argv-tuning.ts)
 
   add('-name', qemuEscape(vm.name));
   add('-machine', qemuOpts(undefined, { type: machineType, accel, 'mem-merge': vm.machine.memMerge ? undefined : 'off', smm: fw?.smm ? 'on' : undefined, ...layout.machineOpts }));

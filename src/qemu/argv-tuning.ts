@@ -91,7 +91,7 @@ export function passthroughArgs(vm: VmSpec): string[] {
     out.push('-device', qemuOpts('vfio-pci', { host: p.host, id: `hostpci${i}`, ...rom, multifunction: p.multifunction === undefined ? undefined : p.multifunction ? 'on' : 'off' }));
   });
   const usb = vm.usb ?? [];
-  if (usb.length) out.push('-device', 'qemu-xhci,id=usb0');
+  if (usb.length || vm.usbController) out.push('-device', 'qemu-xhci,id=usb0'); // usbController: for `kvmctl usb attach`
   usb.forEach((u, i) => {
     const sel = 'vendor' in u ? { vendorid: `0x${u.vendor}`, productid: `0x${u.product}` } : { hostbus: u.bus, hostport: u.port };
     out.push('-device', qemuOpts('usb-host', { bus: 'usb0.0', id: `hostusb${i}`, ...sel }));
@@ -140,4 +140,11 @@ export function cpuArg(vm: VmSpec, facts: Pick<HostFacts, 'cpuModels' | 'cpuFlag
   if (problems.length)
     throw new KvmError('CPU_MODEL_UNKNOWN', `VM "${vm.name}": cpu.model: ${problems.join('; ')}`, { exit: 2, hint: `${facts.qemuBinary} -cpu help lists the models and flags` });
   return [model, ...props, ...(vm.cpu.enforce ? ['enforce=on'] : [])].join(',');
+}
+
+/** `memory.balloon`: virtio-balloon (virtio-mmio on microvm), id balloon0 (QMP `balloon` / `query-balloon`). */
+export function balloonArgs(vm: VmSpec, dev: (pci: string) => string): string[] {
+  const b = vm.balloon;
+  if (!b) return [];
+  return ['-device', qemuOpts(dev('virtio-balloon-pci'), { id: 'balloon0', 'free-page-reporting': b.freePageReporting ? 'on' : undefined, 'deflate-on-oom': b.deflateOnOom ? 'on' : undefined })];
 }

@@ -6,12 +6,13 @@
  * (unit-tested as golden commands); nothing here is remembered across a restart: the definition is
  * what the next start uses.
  */
+import fs from 'node:fs';
 import { badInput, KvmError } from '../errors.js';
 import { readVm } from '../definition/store.js';
 import { formatSize, parseSize } from '../definition/units.js';
 import type { UsbSpec } from '../definition/tuning.js';
 import type { VmSpec } from '../definition/vm.js';
-import type { Paths } from '../host/paths.js';
+import { vmRuntimeFiles, type Paths } from '../host/paths.js';
 import { requireRunning } from './control.js';
 import { qmpOnce } from './qmp-once.js';
 import { observe } from './state.js';
@@ -76,9 +77,9 @@ export function cpuAddCommands(slots: HotpluggableCpu[], present: number, want: 
   return out;
 }
 
-export type CpuSetResult = { name: string; before: number; after: number; added: string[]; pinned?: { tid: number; cpus: string; what: string }[] };
+export type CpuSetResult = { name: string; before: number; after: number; added: string[]; removed?: string[]; pinned?: { tid: number; cpus: string; what: string }[] };
 
-/** `kvmctl cpu set VM N`: hotplug vCPUs up to N (≤ cpu.maxCount) and pin them as cpu.pin says. */
+/** `kvmctl cpu set VM N`: hotplug vCPUs up to N (≤ cpu.maxCount) and pin them as cpu.pin says, or unplug hotplugged ones down to N. */
 export async function setCpus(paths: Paths, name: string, want: number): Promise<CpuSetResult> {
   const vm = readVm(paths, name);
   const max = vm.cpu.maxCount ?? vm.cpu.count;
@@ -87,16 +88,49 @@ export async function setCpus(paths: Paths, name: string, want: number): Promise
     throw badInput('BAD_CPU_COUNT', `VM "${name}" can have at most ${max} vCPU${max === 1 ? '' : 's'} (cpu.maxCount${vm.cpu.maxCount === undefined ? ' is not set' : ` is ${max}`})`, `set cpu.maxCount in its definition and restart it: vCPU slots are made at start`);
   const qmp = await requireRunning(paths, name);
   const present = ((await qmpOnce(qmp, 'query-cpus-fast')) as unknown[]).length;
-  if (want < present)
-    throw badInput('CPU_UNPLUG', `VM "${name}" has ${present} vCPUs; removing vCPUs from a running guest is not supported`, `restart it with cpu.count: ${want}`);
+  const o = observe(paths, name);
+  // QEMU 7.2 under TCG crashed (both times it was tried here) when a vCPU was plugged after one had been
+  // unplugged: after an unplug, a TCG guest gets no more vCPUs until it is restarted.
+  const unplugged = `${vmRuntimeFiles(paths, name).dir}/vcpu-unplugged`;
+  if (want < present) return unplugCpus(vm, qmp, present, want, o.run?.accel === 'tcg' ? unplugged : undefined);
+  if (want > present && o.run?.accel === 'tcg' && fs.existsSync(unplugged))
+    throw badInput('CPU_REPLUG_TCG', `VM "${name}" runs under TCG and had a vCPU unplugged: QEMU under TCG crashes when a vCPU is plugged again after that`, `restart it (kvmctl restart ${name}) to get ${want} vCPUs, or set cpu.count`);
   const cmds = cpuAddCommands((await qmpOnce(qmp, 'query-hotpluggable-cpus')) as HotpluggableCpu[], present, want);
   for (const c of cmds) await qmpOnce(qmp, 'device_add', c, 10_000);
   const after = ((await qmpOnce(qmp, 'query-cpus-fast')) as unknown[]).length;
   if (after < want) throw new KvmError('CPU_HOTPLUG_FAILED', `VM "${name}" has ${after} vCPUs after the hotplug, not ${want}`, { hint: 'see kvmctl qmp VM \'{"execute":"query-hotpluggable-cpus"}\'' });
   // cpu.pin names every vCPU up to maxCount: the new threads get theirs now (emulator threads again too).
-  const pid = observe(paths, name).pid;
+  const pid = o.pid;
   const pinned = vm.cpu.pin && pid ? await (await import('./pin.js')).applyPinning(vm, pid, qmp) : undefined;
   return { name, before: present, after, added: cmds.map((c) => String(c.id)), ...(pinned ? { pinned } : {}) };
+}
+
+/**
+ * Fewer vCPUs: `device_del` of hotplugged vCPUs (the ones with a device id; the cpu.count vCPUs
+ * made at start have none and stay), the newest first. The guest must eject each (ACPI): this
+ * waits until QEMU reports the lower count, or says that the guest did not.
+ */
+async function unplugCpus(vm: VmSpec, qmp: string, present: number, want: number, marker: string | undefined, timeoutMs = 30_000): Promise<CpuSetResult> {
+  if (want < vm.cpu.count)
+    throw badInput('CPU_UNPLUG', `VM "${vm.name}" cannot go below its ${vm.cpu.count} boot vCPU${vm.cpu.count === 1 ? '' : 's'} (cpu.count); only hotplugged vCPUs can be removed`, `restart it with cpu.count: ${want}`);
+  const cpus = (await qmpOnce(qmp, 'query-cpus-fast')) as { 'cpu-index': number; 'qom-path': string }[];
+  const ids = cpus
+    .map((c) => /^\/machine\/peripheral\/([^/]+)$/.exec(c['qom-path'])?.[1])
+    .filter((x): x is string => !!x)
+    .sort((a, b) => Number(b.replace(/\D/g, '')) - Number(a.replace(/\D/g, '')))
+    .slice(0, present - want);
+  if (marker && ids.length) fs.writeFileSync(marker, `${new Date().toISOString()} ${ids.join(' ')}\n`);
+  for (const id of ids) await qmpOnce(qmp, 'device_del', { id }, 10_000);
+  const end = Date.now() + timeoutMs;
+  let after = present;
+  while (Date.now() < end) {
+    after = ((await qmpOnce(qmp, 'query-cpus-fast')) as unknown[]).length;
+    if (after <= want) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  if (after > want)
+    throw new KvmError('CPU_UNPLUG_TIMEOUT', `VM "${vm.name}": the guest did not eject ${after - want} of the vCPUs asked to go in ${timeoutMs / 1000} s (it has ${after})`, { hint: 'the guest needs ACPI CPU hotplug (CONFIG_ACPI_HOTPLUG_CPU) and must not have the vCPU busy; it may still eject it later' });
+  return { name: vm.name, before: present, after, added: [], removed: ids };
 }
 
 // ---- USB hotplug ----

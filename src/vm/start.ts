@@ -87,7 +87,7 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
       for (const d of vm.disks) if (d.create) await ensureDisk(d, paths);
     }
     fs.mkdirSync(rt.dir, { recursive: true, mode: 0o750 });
-    for (const p of [rt.qmp, rt.serial, rt.vnc, rt.pidfile, files.state]) fs.rmSync(p, { force: true });
+    for (const p of [rt.qmp, rt.serial, rt.vnc, rt.pidfile, files.state, `${rt.dir}/vcpu-unplugged`]) fs.rmSync(p, { force: true });
     // QEMU running as another user must be able to remove its pidfile and sockets when it exits
     // cleanly: that is how a guest power-off is told apart from a crash.
     if (runAs) fs.chownSync(rt.dir, runAs.uid, lookupGroup('kvm') ?? runAs.gid);

@@ -3,7 +3,9 @@
  * through the CLI (src/vm/hotplug.ts):
  *  - vCPU hotplug: a 1-vCPU guest with cpu.maxCount 2 and cpu.pin gets its second vCPU with
  *    `kvmctl cpu set`; the new vCPU thread has the Cpus_allowed_list its pin list asks for
- *    (/proc/PID/task/TID/status) and the guest kernel sees cpu1 (ACPI CPU hotplug);
+ *    (/proc/PID/task/TID/status) and the guest kernel sees cpu1 (ACPI CPU hotplug); `cpu set 1`
+ *    unplugs it again (the guest ejects it, its thread ends); plugging one again under TCG is refused
+ *    (QEMU 7.2's TCG crashed on it both times it was tried here);
  *  - the balloon: virtio-balloon-pci with free-page-reporting and deflate-on-oom as QEMU reports
  *    them (qom-get), `memory show|set` through QMP query-balloon/balloon. The test guest's kernel
  *    has virtio_balloon as a module its initramfs does not carry (GUEST_MODULES in
@@ -70,9 +72,23 @@ describe.skipIf(!/^0-[1-9]/.test(cpus))('running-VM changes on real QEMU', () =>
     for (let i = 0; i < 30 && !/cpu1/.test(seen); i++) seen = (await serialExec(resolvePaths(h.env), 'hot', 'ls /sys/devices/system/cpu')).output;
     expect(seen).toMatch(/\bcpu1\b/);
     expect((await h.cli(['cpu', 'set', 'hot', '2', '--json'])).stdout).toMatch(/"added": \[\]/);
-    const down = await h.cli(['cpu', 'set', 'hot', '1']);
-    expect(down.code).toBe(2);
-    expect(down.stderr).toMatch(/CPU_UNPLUG/);
+    // Unplug: the guest ejects the hotplugged vCPU (ACPI) and its thread ends; the boot vCPU stays.
+    const t1 = Date.now();
+    const down = await h.cli(['cpu', 'set', 'hot', '1', '--json'], { timeoutMs: 60_000 });
+    expect(down.code, down.stderr).toBe(0);
+    console.log(`cpu set 2 → 1 took ${Date.now() - t1} ms (the guest ejects)`);
+    expect(json(down.stdout)).toMatchObject({ before: 2, after: 1, removed: ['vcpu1'] });
+    const left = (await qmpOnce(qmp, 'query-cpus-fast')) as typeof v;
+    expect(left.map((c) => c['cpu-index'])).toEqual([0]);
+    const gone = v.find((c) => c['cpu-index'] === 1)!['thread-id'];
+    expect(fs.existsSync(`/proc/${pid}/task/${gone}`)).toBe(false);
+    const below = await h.cli(['cpu', 'set', 'hot', '0']);
+    expect(below.code).toBe(2);
+    // QEMU 7.2 under TCG crashed on a plug after an unplug (twice, while writing this test): refused, the VM keeps running.
+    const again = await h.cli(['cpu', 'set', 'hot', '2']);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/CPU_REPLUG_TCG/);
+    expect(((await qmpOnce(qmp, 'query-cpus-fast')) as unknown[]).length).toBe(1);
   }, 300_000);
 
   it('the balloon: free page reporting and deflate-on-oom on the device; memory set/show over QMP', async () => {

@@ -53,6 +53,16 @@ export const numaNodeSchema = z.strictObject({
   policy: z.enum(NUMA_POLICIES).optional(),
 });
 
+/**
+ * `memory.balloon`: a virtio-balloon device (libvirt's <memballoon>, Proxmox's balloon). true =
+ * {freePageReporting: true}: the guest hands pages it freed back to the host (Linux ≥ 5.7).
+ * deflateOnOom (libvirt's autodeflate): the guest takes ballooned memory back before its OOM killer runs.
+ */
+export const balloonSchema = z
+  .union([z.boolean(), z.strictObject({ freePageReporting: z.boolean().default(true), deflateOnOom: z.boolean().default(false) })], { error: 'must be true, false or {freePageReporting, deflateOnOom}' })
+  .transform((b) => (b === true ? { freePageReporting: true, deflateOnOom: false } : b === false ? undefined : b));
+export type BalloonSpec = { freePageReporting: boolean; deflateOnOom: boolean };
+
 /** The tuning keys of `memory:` when it is an object (`memory: {size: 4G, hugepages: 2M}`). */
 export const memoryTuningShape = {
   hugepages: z.enum(HUGEPAGE_SIZES, { error: 'must be "2M" or "1G"' }).optional(),
@@ -63,6 +73,7 @@ export const memoryTuningShape = {
   /** mlock all guest memory (-overcommit mem-lock=on): no swapping, for real-time guests. */
   lock: z.boolean().default(false),
   numa: z.array(numaNodeSchema).min(1).optional(),
+  balloon: balloonSchema.optional(),
 };
 
 export type MemoryTuning = {
@@ -82,6 +93,12 @@ export const pciSchema = z.strictObject({
   /** false: no option ROM (rombar=0); {file}: this ROM image instead of the device's. */
   rom: z.union([z.boolean(), z.strictObject({ file: z.string().min(1) })]).optional(),
   multifunction: z.boolean().optional(),
+  /**
+   * Default true (libvirt's managed='yes'): start binds every device of the IOMMU group to vfio-pci
+   * and gives each back to its driver on stop (src/host/vfio-bind.ts), refusing while the host uses
+   * one. false: the operator binds the group; start only checks it.
+   */
+  managed: z.boolean().optional(),
 });
 
 export const usbSchema = z.union(
@@ -119,9 +136,12 @@ export function tuningIssues(vm: any): TuningIssue[] {
   const out: TuningIssue[] = [];
   const add = (path: (string | number)[], message: string) => out.push({ path, message });
   const count: number = typeof vm?.cpu?.count === 'number' ? vm.cpu.count : 1;
+  // vCPU slots: hotplugged vCPUs (cpu.maxCount) need their pin lists and NUMA nodes from the start.
+  const slots: number = typeof vm?.cpu?.maxCount === 'number' && vm.cpu.maxCount > count ? vm.cpu.maxCount : count;
+  const slotWord = slots === count ? 'cpu.count' : 'cpu.maxCount';
   const pin = vm?.cpu?.pin;
-  if (pin && typeof pin === 'object' && Array.isArray(pin.vcpus) && pin.vcpus.length !== count)
-    add(['cpu', 'pin', 'vcpus'], `lists ${pin.vcpus.length} vCPU${pin.vcpus.length === 1 ? '' : 's'} but cpu.count is ${count}: give one CPU list per vCPU`);
+  if (pin && typeof pin === 'object' && Array.isArray(pin.vcpus) && pin.vcpus.length !== slots)
+    add(['cpu', 'pin', 'vcpus'], `lists ${pin.vcpus.length} vCPU${pin.vcpus.length === 1 ? '' : 's'} but ${slotWord} is ${slots}: give one CPU list per vCPU${slots === count ? '' : ' slot'}`);
   const disks: any[] = Array.isArray(vm?.disks) ? vm.disks : [];
   const machine: string = typeof vm?.machine === 'string' ? vm.machine : (vm?.machine?.type ?? 'q35');
   const anyIothread = disks.some((d) => d && typeof d.iothread === 'string');
@@ -155,7 +175,7 @@ export function tuningIssues(vm: any): TuningIssue[] {
         if (!node || typeof node !== 'object') return;
         const cpus = parseCpuList(node.cpus);
         for (const c of cpus ?? []) {
-          if (c >= count) add(['memory', 'numa', i, 'cpus'], `vCPU ${c} does not exist (cpu.count is ${count}: vCPUs 0–${count - 1})`);
+          if (c >= slots) add(['memory', 'numa', i, 'cpus'], `vCPU ${c} does not exist (${slotWord} is ${slots}: vCPUs 0–${slots - 1})`);
           else if (owner.has(c)) add(['memory', 'numa', i, 'cpus'], `vCPU ${c} is already on node ${owner.get(c)}`);
           else owner.set(c, i);
         }
@@ -168,7 +188,7 @@ export function tuningIssues(vm: any): TuningIssue[] {
         if (node.policy !== undefined && node.policy !== 'default' && node.hostNodes === undefined)
           add(['memory', 'numa', i, 'policy'], `policy ${node.policy} needs hostNodes (the host nodes to bind to)`);
       });
-      const missing = Array.from({ length: count }, (_, c) => c).filter((c) => !owner.has(c));
+      const missing = Array.from({ length: slots }, (_, c) => c).filter((c) => !owner.has(c));
       if (missing.length) add(['memory', 'numa'], `vCPU${missing.length === 1 ? '' : 's'} ${formatCpuList(missing)} ${missing.length === 1 ? 'is' : 'are'} on no node: every vCPU must be on exactly one`);
       if (sized && total !== undefined && sum !== total) add(['memory', 'numa'], `the nodes' memory adds up to ${sum} bytes but memory.size is ${total} bytes`);
     }
@@ -177,6 +197,8 @@ export function tuningIssues(vm: any): TuningIssue[] {
   const pci: any[] = Array.isArray(vm?.pci) ? vm.pci : [];
   const usb: any[] = Array.isArray(vm?.usb) ? vm.usb : [];
   if (machine === 'microvm') {
+    if (slots > count) add(['cpu', 'maxCount'], 'vCPU hotplug needs machine q35 or pc (microvm has no ACPI CPU hotplug)');
+    if (vm?.usbController === true) add(['usbController'], 'a USB controller needs machine q35 or pc (microvm has no PCI bus)');
     if (pci.length) add(['pci'], 'PCI passthrough needs machine q35 or pc (microvm has no PCI bus)');
     if (usb.length) add(['usb'], 'USB passthrough needs machine q35 or pc (microvm has no USB controller)');
   }

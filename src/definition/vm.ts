@@ -7,7 +7,7 @@ import { backupSpecSchema } from '../backup/schedule.js';
 import { IFNAME_RE, IFNAME_RULE, MAC_RE, NAME_RE, NAME_RULE, VOLUME_RE, isMulticastMac } from './names.js';
 import { parseSize } from './units.js';
 import { seedSchema } from '../disk/cloud-init-schema.js';
-import { cpuPinSchema, diskTuningShape, memoryTuningShape, nicTuningShape, pciSchema, tuningIssues, usbSchema, type MemoryTuning } from './tuning.js';
+import { cpuPinSchema, diskTuningShape, memoryTuningShape, nicTuningShape, pciSchema, tuningIssues, usbSchema, type BalloonSpec, type MemoryTuning } from './tuning.js';
 
 export const name = z.string({ error: 'must be a name (a string)' }).regex(NAME_RE, { error: NAME_RULE });
 
@@ -53,6 +53,10 @@ export const cpuSchema = shorthand(
     /** `host` passes the host CPU through (needs KVM); under TCG it falls back to `max`. */
     model: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.,=+-]*$/, { error: 'must be a QEMU CPU model such as host, max or Skylake-Server' }).default('host'),
     count: z.number().int().min(1).max(1024).default(1),
+    /** vCPU slots for hotplug (-smp count,maxcpus=maxCount; `kvmctl cpu set VM N`); the topology describes maxCount. */
+    maxCount: z.number().int().min(1).max(1024).optional(),
+    /** QEMU enforce: refuse to start when the accelerator cannot give every feature of the model (instead of dropping them). */
+    enforce: z.boolean().optional(),
     sockets: z.number().int().min(1).optional(),
     cores: z.number().int().min(1).optional(),
     threads: z.number().int().min(1).optional(),
@@ -294,6 +298,8 @@ export const vmSchema = z
     pci: z.array(pciSchema).default([]),
     /** Host USB devices passed through with usb-host, by id or by bus and port. */
     usb: z.array(usbSchema).default([]),
+    /** An xHCI controller even without usb: entries, so `kvmctl usb attach` can plug devices into the running VM. */
+    usbController: z.boolean().optional(),
     /** cloud-init NoCloud seed (user-data, meta-data, network-config): built at each start and attached as a read-only virtio disk labelled cidata. */
     cloudInit: seedSchema.optional(),
     /** NTP sources for `kvmctl guest time-sync` when the guest has no KVM PTP clock (default: the host's address on the VM's network). */
@@ -335,11 +341,12 @@ export const vmSchema = z
   })
   // `memory` stays a byte count for every consumer; its tuning keys move to `memoryTuning`.
   .transform(({ memory, ...rest }) => {
-    const { size: bytes, ...t } = memory;
+    const { size: bytes, balloon, ...t } = memory;
     const tuning: MemoryTuning | undefined = t.hugepages || t.numa || t.lock || t.prealloc !== undefined || t.share !== undefined ? t : undefined;
     // No key at all when there is no tuning: cached specs must round-trip through JSON unchanged.
-    const out: typeof rest & { memory: number; memoryTuning?: MemoryTuning } = { ...rest, memory: bytes };
+    const out: typeof rest & { memory: number; memoryTuning?: MemoryTuning; balloon?: BalloonSpec } = { ...rest, memory: bytes };
     if (tuning) out.memoryTuning = tuning;
+    if (balloon) out.balloon = balloon; // a virtio-balloon device (argv-tuning.ts), `kvmctl memory set`
     return out;
   });
 
@@ -381,7 +388,7 @@ export function vmCrossIssues(raw: unknown): { path: (string | number)[]; messag
 }
 
 function vmCrossChecks(vm: {
-  cpu: { count: number; sockets?: number; cores?: number; threads?: number };
+  cpu: { count: number; maxCount?: number; sockets?: number; cores?: number; threads?: number };
   nics: { id?: string; mac?: string }[];
   disks: { id?: string; interface: string; index?: number; file?: string; storage?: string; volume?: string; readOnly?: boolean }[];
   shares: { id?: string; tag: string }[];
@@ -393,10 +400,13 @@ function vmCrossChecks(vm: {
   firmware?: { type?: unknown };
   tpm?: unknown;
 }, ctx: z.RefinementCtx): void {
-  const { sockets, cores, threads, count } = vm.cpu;
+  const { sockets, cores, threads, count, maxCount } = vm.cpu;
+  if (typeof maxCount === 'number' && maxCount < count) ctx.addIssue({ code: 'custom', path: ['cpu', 'maxCount'], message: `maxCount ${maxCount} is less than count ${count}` });
   if (sockets || cores || threads) {
     const prod = (sockets ?? 1) * (cores ?? 1) * (threads ?? 1);
-    if (prod !== count) ctx.addIssue({ code: 'custom', path: ['cpu', 'count'], message: `sockets × cores × threads = ${prod} but count is ${count}` });
+    if (typeof maxCount === 'number') {
+      if (prod !== maxCount) ctx.addIssue({ code: 'custom', path: ['cpu', 'maxCount'], message: `sockets × cores × threads = ${prod} but maxCount is ${maxCount} (the topology describes every vCPU slot)` });
+    } else if (prod !== count) ctx.addIssue({ code: 'custom', path: ['cpu', 'count'], message: `sockets × cores × threads = ${prod} but count is ${count}` });
   }
   vm.nics.forEach((n, i) => {
     // In a validated spec the NIC schema already ran these checks; on raw input run them here.

@@ -4,6 +4,7 @@
  * as absent and judged as such.
  */
 import { probeFirmware } from './firmware-probe.js';
+import { readTuningFacts, sysfsRoot } from './tuning-facts.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -147,6 +148,7 @@ export async function gatherHostInputs(opts: { kernelConfigFile?: string } = {})
     devices: Object.fromEntries(DEVICES.map((d) => [d, deviceState(d)])) as HostInputs['devices'],
     files,
     iommuGroups: iommuGroups(),
+    tuning: readTuningFacts(sysfsRoot()),
     dmesg,
     groupFile: readText('/etc/group') ?? '',
     tools: { qemu, qemuImg, ip, swtpm },

@@ -12,6 +12,8 @@ import type { FirmwareImage } from './facts.js';
 import { kvmUsable } from './probe.js';
 import { HOST_OPTIONS, PACKAGES, type HostOption } from './check-options.js';
 import { parseKernelConfig, type KernelConfig } from './kernel-config.js';
+import { tuningItems } from './check-tuning.js';
+import type { TuningFacts } from './tuning-facts.js';
 
 
 
@@ -49,6 +51,8 @@ export type HostInputs = {
   /** Contents of FILES (undefined when absent); directories are recorded as "" when present. */
   files: Partial<Record<FileKey, string>>;
   iommuGroups: number;
+  /** Hugepage pools per size and node, IOMMU groups with their drivers (src/host/tuning-facts.ts); undefined = not looked at. */
+  tuning?: TuningFacts;
   /** Kernel log, when readable (kvm-pvm, DMAR, AMD-Vi). */
   dmesg?: string;
   /** /etc/group text. */
@@ -438,6 +442,7 @@ export function checkHost(inp: HostInputs): CheckItem[] {
     groupItem(inp),
     iommuItem(inp, vendor, cfg),
     ...memoryItems(inp),
+    ...tuningItems(inp.tuning),
     clockItem(inp),
   ];
 }

@@ -22,6 +22,10 @@ export type HostFacts = {
   sandbox: boolean;
   /** Host TSC rate in kHz (constant TSC only): a TCG guest's TSC ticks at this rate (see machineLayout in argv.ts). */
   tscKhz?: number;
+  /** CPU models QEMU knows (`-cpu help`: named models, versions and aliases, host, max); undefined = not probed. */
+  cpuModels?: string[];
+  /** CPUID feature flags QEMU recognises (`-cpu help`, "Recognized CPUID flags"). */
+  cpuFlags?: string[];
   /** Firmware images described by the host's QEMU firmware descriptors (/usr/share/qemu/firmware/*.json), in priority order. */
   firmware?: FirmwareImage[];
 };

@@ -53,7 +53,7 @@ function cacheKey(qemu: string): string {
       return '-';
     }
   };
-  return [qemu, st(qemu), st('/dev/kvm'), st('/dev/vhost-net'), process.getuid?.(), 'tsc', `fw:${firmwareKey()}`].join('|');
+  return [qemu, st(qemu), st('/dev/kvm'), st('/dev/vhost-net'), process.getuid?.(), 'tsc', 'cpu-help', `fw:${firmwareKey()}`].join('|');
 }
 
 export async function probeHost(paths: Paths, opts: { fresh?: boolean } = {}): Promise<HostFacts> {
@@ -82,12 +82,14 @@ export async function probeHost(paths: Paths, opts: { fresh?: boolean } = {}): P
     tscKhz: tscKhz(cpuinfo),
     firmware: probeFirmware(),
   };
-  const [ver, machines, accels, help] = await Promise.all([
+  const [ver, machines, accels, help, cpuHelp] = await Promise.all([
     run([qemu, '--version'], { allowFailure: true, timeoutMs: 10_000 }).catch(() => undefined),
     run([qemu, '-machine', 'help'], { allowFailure: true, timeoutMs: 10_000 }).catch(() => undefined),
     run([qemu, '-accel', 'help'], { allowFailure: true, timeoutMs: 10_000 }).catch(() => undefined),
     run([qemu, '-help'], { allowFailure: true, timeoutMs: 10_000 }).catch(() => undefined),
+    run([qemu, '-cpu', 'help'], { allowFailure: true, timeoutMs: 10_000 }).catch(() => undefined),
   ]);
+  if (cpuHelp?.exitCode === 0) Object.assign(facts, parseCpuHelp(cpuHelp.stdout));
   facts.qemuVersion = /version (\d+\.\d+(?:\.\d+)?)/.exec(ver?.stdout ?? '')?.[1];
   facts.machines = parseMachineHelp(machines?.stdout ?? '');
   facts.accels = (accels?.stdout ?? '').split('\n').slice(1).map((l) => l.trim()).filter(Boolean);
@@ -120,4 +122,15 @@ export function parseMachineHelp(text: string): string[] {
     if (alias) out.add(alias[1]!);
   }
   return [...out];
+}
+
+/** `-cpu help` → model names (versions and aliases included) and the CPUID flags QEMU recognises. Pure. */
+export function parseCpuHelp(text: string): { cpuModels: string[]; cpuFlags: string[] } {
+  const [models = '', flags = ''] = text.split(/^Recognized CPUID flags:$/m);
+  const cpuModels = new Set<string>();
+  for (const line of models.split('\n')) {
+    const m = /^\S+\s+(\S+)/.exec(line);
+    if (m && line !== 'Available CPUs:') cpuModels.add(m[1]!);
+  }
+  return { cpuModels: [...cpuModels], cpuFlags: flags.split(/\s+/).filter(Boolean) };
 }

@@ -7,6 +7,8 @@ import { KvmError } from '../errors.js';
 import type { DiskSpec, NicSpec, VmSpec } from '../definition/vm.js';
 import { formatCpuList, HUGEPAGE_BYTES } from '../definition/cpu-list.js';
 import { qemuOpts } from './escape.js';
+import type { HostFacts } from '../host/facts.js';
+import { editDistance } from '../definition/names.js';
 
 const MiB = 1024 * 1024;
 /** QEMU sizes in whole MiB where possible (memory-backend sizes must match -m exactly). */
@@ -89,10 +91,60 @@ export function passthroughArgs(vm: VmSpec): string[] {
     out.push('-device', qemuOpts('vfio-pci', { host: p.host, id: `hostpci${i}`, ...rom, multifunction: p.multifunction === undefined ? undefined : p.multifunction ? 'on' : 'off' }));
   });
   const usb = vm.usb ?? [];
-  if (usb.length) out.push('-device', 'qemu-xhci,id=usb0');
+  if (usb.length || vm.usbController) out.push('-device', 'qemu-xhci,id=usb0'); // usbController: for `kvmctl usb attach`
   usb.forEach((u, i) => {
     const sel = 'vendor' in u ? { vendorid: `0x${u.vendor}`, productid: `0x${u.product}` } : { hostbus: u.bus, hostport: u.port };
     out.push('-device', qemuOpts('usb-host', { bus: 'usb0.0', id: `hostusb${i}`, ...sel }));
   });
   return out;
+}
+
+/** Up to five names nearest to `word` (case-insensitive edit distance, or a shared 4-letter prefix). */
+function nearest(word: string, names: string[]): string[] {
+  const w = word.toLowerCase();
+  return names
+    .map((n) => ({ n, d: editDistance(w, n.toLowerCase()) }))
+    .filter(({ n, d }) => d <= Math.max(2, Math.floor(w.length / 3)) || (w.length >= 4 && n.toLowerCase().startsWith(w.slice(0, 4))))
+    .sort((a, b) => a.d - b.d || a.n.localeCompare(b.n))
+    .slice(0, 5)
+    .map(({ n }) => n);
+}
+
+/**
+ * The `-cpu` value: `cpu.model` (host → max under TCG) checked against the host QEMU's
+ * `-cpu help` (host facts): an unknown model or `+flag`/`-flag` is refused with the nearest names;
+ * `cpu.enforce` adds `enforce=on` (QEMU then refuses to start when the accelerator cannot give
+ * every feature of the model, instead of dropping them with a warning).
+ */
+export function cpuArg(vm: VmSpec, facts: Pick<HostFacts, 'cpuModels' | 'cpuFlags' | 'qemuBinary'>, accel: 'kvm' | 'tcg', warnings: string[]): string {
+  const [base = '', ...props] = vm.cpu.model.split(',');
+  let model = base;
+  if (accel === 'tcg' && model === 'host') {
+    model = 'max';
+    warnings.push('CPU model "host" needs KVM: using "max" (every feature TCG can emulate)');
+  }
+  const problems: string[] = [];
+  const models = facts.cpuModels ?? [];
+  if (models.length && !models.includes(base)) {
+    const near = nearest(base, models);
+    problems.push(`CPU model "${base}" is not known to ${facts.qemuBinary}${near.length ? ` (close: ${near.join(', ')})` : ''}`);
+  }
+  const flags = facts.cpuFlags ?? [];
+  if (flags.length)
+    for (const p of props) {
+      const m = /^[+-](.+)$/.exec(p);
+      if (!m || flags.includes(m[1]!)) continue;
+      const near = nearest(m[1]!, flags);
+      problems.push(`CPU feature "${m[1]}" is not a CPUID flag ${facts.qemuBinary} knows${near.length ? ` (close: ${near.join(', ')})` : ''}`);
+    }
+  if (problems.length)
+    throw new KvmError('CPU_MODEL_UNKNOWN', `VM "${vm.name}": cpu.model: ${problems.join('; ')}`, { exit: 2, hint: `${facts.qemuBinary} -cpu help lists the models and flags` });
+  return [model, ...props, ...(vm.cpu.enforce ? ['enforce=on'] : [])].join(',');
+}
+
+/** `memory.balloon`: virtio-balloon (virtio-mmio on microvm), id balloon0 (QMP `balloon` / `query-balloon`). */
+export function balloonArgs(vm: VmSpec, dev: (pci: string) => string): string[] {
+  const b = vm.balloon;
+  if (!b) return [];
+  return ['-device', qemuOpts(dev('virtio-balloon-pci'), { id: 'balloon0', 'free-page-reporting': b.freePageReporting ? 'on' : undefined, 'deflate-on-oom': b.deflateOnOom ? 'on' : undefined })];
 }

@@ -15,7 +15,7 @@ import { effectiveAgent, effectiveFirmware, effectiveTpm } from '../definition/v
 import { pickFirmware } from './firmware.js';
 import { agentArgs, firmwareArgs, tpmArgs, uefiBootIndexes } from './platform.js';
 import { rbdBlockdevArgs, rbdSecretArgs, type RbdVolumeArg } from './argv-rbd.js';
-import { blkDeviceOpts, diskNeedsDevice, iothreadArgs, memoryArgs, nicQueueOpts, passthroughArgs } from './argv-tuning.js';
+import { balloonArgs, blkDeviceOpts, cpuArg, diskNeedsDevice, iothreadArgs, memoryArgs, nicQueueOpts, passthroughArgs } from './argv-tuning.js';
 
 export type RuntimePaths = {
   dir: string; qmp: string; serial: string; serialLog: string; pidfile: string; vnc: string;
@@ -119,11 +119,7 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
       hint: `pick one of: ${facts.machines.filter((m) => !/\d/.test(m)).join(', ')} (qemu-system-x86_64 -machine help)`,
     });
   }
-  let cpuModel = vm.cpu.model;
-  if (accel === 'tcg' && cpuModel === 'host') {
-    cpuModel = 'max';
-    warnings.push('CPU model "host" needs KVM: using "max" (every feature TCG can emulate)');
-  }
+  const cpuModel = cpuArg(vm, facts, accel, warnings); // checked against -cpu help (argv-tuning.ts)
 
   add('-name', qemuEscape(vm.name));
   add('-machine', qemuOpts(undefined, { type: machineType, accel, 'mem-merge': vm.machine.memMerge ? undefined : 'off', smm: fw?.smm ? 'on' : undefined, ...layout.machineOpts }));
@@ -136,8 +132,9 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
     add('-object', qemuOpts('rng-random', { id: 'rng0', filename: source }), '-device', `${dev('virtio-rng-pci')},rng=rng0`);
   }
   add('-cpu', cpuModel);
-  const { count, sockets, cores, threads } = vm.cpu;
-  add('-smp', sockets || cores || threads ? qemuOpts(String(count), { sockets, cores, threads }) : String(count));
+  const { count, sockets, cores, threads, maxCount } = vm.cpu;
+  const maxcpus = maxCount !== undefined && maxCount > count ? maxCount : undefined; // vCPU hotplug slots
+  add('-smp', sockets || cores || threads || maxcpus ? qemuOpts(String(count), { sockets, cores, threads, maxcpus }) : String(count));
   add('-m', formatSize(vm.memory));
   const memArgs = memoryArgs(vm, vm.shares.some((s) => s.driver === 'virtiofs')); // hugepages, NUMA, mem-lock (argv-tuning.ts)
   if (memArgs) add(...memArgs);
@@ -288,6 +285,7 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
   });
 
   add(...passthroughArgs(vm)); // vfio-pci, usb-host
+  add(...balloonArgs(vm, dev)); // memory.balloon
 
   // Process: pidfile, privilege drop, sandbox.
   add('-pidfile', ctx.runtime.pidfile);
@@ -336,7 +334,8 @@ export function microvmBlockers(vm: VmSpec, hasKernel: boolean): string[] {
   });
   if (vm.display.type !== 'none') why.push(`display ${vm.display.type} needs a VGA card (PCI)`);
   if (vm.pci?.length) why.push('it passes PCI devices through (vfio-pci needs a PCI bus)');
-  if (vm.usb?.length) why.push('it passes USB devices through (microvm has no USB controller)');
+  if (vm.usb?.length || vm.usbController) why.push('it passes USB devices through (microvm has no USB controller)');
+  if (vm.cpu.maxCount !== undefined && vm.cpu.maxCount > vm.cpu.count) why.push('it has vCPU hotplug slots (cpu.maxCount; microvm has no ACPI CPU hotplug)');
   return why;
 }
 

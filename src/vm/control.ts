@@ -5,7 +5,8 @@ import { readVm } from '../definition/store.js';
 import { qmpOnce } from './qmp-once.js';
 import { vmStatus } from './status.js';
 
-async function requireRunning(paths: Paths, name: string): Promise<string> {
+/** The QMP socket of a running (or paused) VM; VM_NOT_RUNNING (exit 2) otherwise. */
+export async function requireRunning(paths: Paths, name: string): Promise<string> {
   readVm(paths, name);
   const s = await vmStatus(paths, name);
   if (s.state !== 'running' && s.state !== 'paused') {

@@ -3,8 +3,9 @@
  * from `query-iothreads`, and every other thread of the QEMU process is the emulator's. Node has
  * no sched_setaffinity, so each thread gets `taskset -p -c LIST TID` (util-linux) through the one
  * spawn site. `pinPlan` is pure; `applyPinning` runs after start (src/vm/start.ts).
- * kvmctl has no vCPU hotplug; a vCPU added by hand (QMP device_add) is pinned by running
- * `applyPinning` again.
+ * `kvmctl cpu set` (src/vm/hotplug.ts) runs `applyPinning` again after a vCPU hotplug; a live
+ * migration's target pins at its start like any start (src/cluster/migrate.ts may call
+ * `applyPinning` again once the migration completed).
  */
 import fs from 'node:fs';
 import { KvmError } from '../errors.js';

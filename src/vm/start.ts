@@ -58,12 +58,18 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
       throw badInput('VM_RUNNING', `VM "${name}" is already ${now.state}${now.pid ? ` (pid ${now.pid})` : ''}`, `kvmctl stop ${name} first, or kvmctl restart ${name}`);
     }
     checkStartCapacity(paths, vm);
+    // A start killed after binding PCI devices left its record: give those back before looking at the host.
+    if (fs.existsSync(`${vmRuntimeFiles(paths, name).dir}/vfio.json`)) (await import('../host/vfio-bind.js')).releaseVfioRecord(vmRuntimeFiles(paths, name).dir);
+    let tuningFacts: import('../host/tuning-facts.js').TuningFacts | undefined;
+    let sysRoot = '/sys';
     if (vm.cpu.pin || vm.memoryTuning || vm.pci?.length) {
       // Hugepages free, host CPUs and nodes, IOMMU groups: read now (they change), judged purely.
       const { assertTuningFits, needsTuningCheck } = await import('./tuning-check.js');
       if (needsTuningCheck(vm)) {
         const { readTuningFacts, sysfsRoot } = await import('../host/tuning-facts.js');
-        assertTuningFits(vm, readTuningFacts(sysfsRoot()));
+        sysRoot = sysfsRoot();
+        tuningFacts = readTuningFacts(sysRoot);
+        assertTuningFits(vm, tuningFacts);
       }
     }
     mark('start: locked, checks done');
@@ -81,7 +87,7 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
       for (const d of vm.disks) if (d.create) await ensureDisk(d, paths);
     }
     fs.mkdirSync(rt.dir, { recursive: true, mode: 0o750 });
-    for (const p of [rt.qmp, rt.serial, rt.vnc, rt.pidfile, files.state]) fs.rmSync(p, { force: true });
+    for (const p of [rt.qmp, rt.serial, rt.vnc, rt.pidfile, files.state, `${rt.dir}/vcpu-unplugged`]) fs.rmSync(p, { force: true });
     // QEMU running as another user must be able to remove its pidfile and sockets when it exits
     // cleanly: that is how a guest power-off is told apart from a crash.
     if (runAs) fs.chownSync(rt.dir, runAs.uid, lookupGroup('kvm') ?? runAs.gid);
@@ -102,7 +108,18 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
     let vfs: { stop: () => Promise<void>; sockets: Record<string, string> } | undefined; // virtiofsd per virtiofs share
     let tpm: { stop: () => Promise<void>; warnings: string[] } | undefined; // swtpm, up before QEMU connects
     let keyFiles: string[] = []; // cephx keys for QEMU's secret objects: removed once QEMU has read them
+    let vfioTaken = false; // managed pci: devices moved to vfio-pci, recorded in <run>/vfio.json
     try {
+      const managed = (vm.pci ?? []).filter((p) => p.managed !== false).map((p) => p.host);
+      if (managed.length && tuningFacts) {
+        const vfio = await import('../host/vfio-bind.js');
+        const plan = vfio.vfioPlan(managed, tuningFacts);
+        if (plan.length) {
+          vfioTaken = true;
+          const taken = vfio.bindVfio(sysRoot, plan, (t) => vfio.writeVfioRecord(rt.dir, { sysfs: sysRoot, taken: t }));
+          taskLog(`bound to vfio-pci: ${taken.map((t) => `${t.address} (from ${t.driver ?? 'no driver'})`).join(', ')}`);
+        }
+      }
       // Disks open the top of their snapshot chain; a cloud-init seed is built fresh (src/vm/storage.ts).
       mark('runtime dir ready');
       const storage = await import('./storage.js');
@@ -181,6 +198,7 @@ export async function startVm(paths: Paths, name: string, opts: StartOptions = {
       await nics.release().catch(() => undefined);
       await vfs?.stop().catch(() => undefined);
       await tpm?.stop().catch(() => undefined);
+      if (vfioTaken) (await import('../host/vfio-bind.js')).releaseVfioRecord(rt.dir);
       for (const f of keyFiles) fs.rmSync(f, { force: true });
       for (const p of [rt.qmp, rt.serial, rt.vnc, rt.pidfile, files.state]) fs.rmSync(p, { force: true });
       writeJson(`${rt.dir}/last-exit.json`, { at: new Date().toISOString(), how: 'start-failed', reason: e instanceof Error ? e.message : String(e) });

@@ -40,6 +40,11 @@ export async function cleanupDead(paths: Paths, name: string, exit: LastExit | u
   }
   // swtpm ends by itself when QEMU closes the connection (--terminate); after a kill -9 it may not have yet.
   if (fs.existsSync(`${f.dir}/swtpm.pid`)) await (await import('./swtpm.js')).killSwtpm(f.dir).catch(() => undefined);
+  // Managed PCI passthrough: the devices go back to their host drivers once QEMU is gone (src/host/vfio-bind.ts).
+  if (fs.existsSync(`${f.dir}/vfio.json`)) {
+    const warnings = (await import('../host/vfio-bind.js')).releaseVfioRecord(f.dir);
+    for (const w of warnings) fs.appendFileSync(f.qemuLog, `kvmctl: PCI give-back: ${w}\n`);
+  }
   for (const p of [f.pidfile, f.qmp, f.serial, f.vnc, `${f.dir}/monitor.sock`, `${f.dir}/qmp-events.sock`, `${f.dir}/swtpm.sock`, `${f.dir}/qga.sock`, f.state]) fs.rmSync(p, { force: true });
   // Also without state.json (a start killed between spawning QEMU and writing it): a QEMU that
   // died is still remembered as crashed.
@@ -86,7 +91,7 @@ export async function vmStatus(paths: Paths, name: string, opts: { cleanup?: boo
   }
   if (await locked()) return { name, state: 'starting', lastExit: o.lastExit };
   // A start killed after making NICs but before spawning QEMU: nobody will use them, release them now.
-  if (opts.cleanup !== false && !opts.lockHeld && fs.existsSync(`${f.dir}/nics.json`)) await cleanupDead(paths, name, undefined);
+  if (opts.cleanup !== false && !opts.lockHeld && (fs.existsSync(`${f.dir}/nics.json`) || fs.existsSync(`${f.dir}/vfio.json`))) await cleanupDead(paths, name, undefined);
   if (o.lastExit?.how === 'crashed') return { name, state: 'crashed', lastExit: o.lastExit, reason: o.lastExit.reason };
   return { name, state: 'stopped', lastExit: o.lastExit };
 }

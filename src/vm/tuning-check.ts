@@ -4,12 +4,13 @@
  * the start is refused (exit 2) before anything is changed.
  */
 import { badInput, type ErrorIssue } from '../errors.js';
-import type { TuningFacts } from '../host/tuning-facts.js';
+import { VFIO_KEEP_DRIVERS, type TuningFacts } from '../host/tuning-facts.js';
 import { formatCpuList, HUGEPAGE_BYTES } from '../definition/cpu-list.js';
 import type { VmSpec } from '../definition/vm.js';
 
 /** Drivers that may hold a group member other than the passed-through device itself: vfio-pci, and PCIe ports/bridges (vfio allows them). */
 const GROUP_OK = new Set(['vfio-pci', 'pcieport', 'pci-stub']);
+
 
 export function tuningHostIssues(vm: VmSpec, f: TuningFacts): ErrorIssue[] {
   const out: ErrorIssue[] = [];
@@ -43,16 +44,22 @@ export function tuningHostIssues(vm: VmSpec, f: TuningFacts): ErrorIssue[] {
       const need = Math.ceil(vm.memory / bytes);
       if (need > whole.free)
         out.push({ path: 'memory.hugepages', message: `needs ${need} free ${t.hugepages} hugepages (${vm.memory / 1024 / 1024} MiB), the host has ${whole.free} free of ${whole.total}; reserve ${need - whole.free} more: ${fix(whole.total + need - whole.free)} (or sysctl vm.nr_hugepages for 2M)` });
-      // Bound to host nodes: each node's memory must come from the pages of those nodes.
-      const perNode = new Map<number, number>();
+      // Bound to host nodes (policy bind): each guest node's pages must come from the pools of its host nodes.
+      const perSet = new Map<string, { nodes: number[]; want: number }>();
       t.numa?.forEach((n) => {
-        if (!n.hostNodes || n.hostNodes.length !== 1 || (n.policy ?? 'bind') !== 'bind') return;
-        perNode.set(n.hostNodes[0]!, (perNode.get(n.hostNodes[0]!) ?? 0) + Math.ceil(n.memory / bytes));
+        if (!n.hostNodes?.length || (n.policy ?? 'bind') !== 'bind') return;
+        const key = formatCpuList(n.hostNodes);
+        const e = perSet.get(key) ?? { nodes: n.hostNodes, want: 0 };
+        e.want += Math.ceil(n.memory / bytes);
+        perSet.set(key, e);
       });
-      for (const [node, want] of perNode) {
-        const have = avail(f.nodes.find((n) => n.node === node)?.hugepages ?? []);
-        if (knownNodes.has(node) && (have?.free ?? 0) < want)
-          out.push({ path: 'memory.numa', message: `host node ${node} needs ${want} free ${t.hugepages} hugepages for the guest nodes bound to it, it has ${have?.free ?? 0} free of ${have?.total ?? 0}; reserve more: echo N > /sys/devices/system/node/node${node}/hugepages/hugepages-${sizeKb}kB/nr_hugepages` });
+      for (const [key, { nodes, want }] of perSet) {
+        if (!nodes.every((x) => knownNodes.has(x))) continue; // reported above
+        const have = nodes.map((x) => avail(f.nodes.find((n) => n.node === x)?.hugepages ?? []) ?? { free: 0, total: 0 });
+        const free = have.reduce((a, h) => a + h.free, 0);
+        const total = have.reduce((a, h) => a + h.total, 0);
+        if (free < want)
+          out.push({ path: 'memory.numa', message: `host node${nodes.length === 1 ? '' : 's'} ${key} need${nodes.length === 1 ? 's' : ''} ${want} free ${t.hugepages} hugepages for the guest nodes bound to ${nodes.length === 1 ? 'it' : 'them'}, ${nodes.length === 1 ? 'it has' : 'they have'} ${free} free of ${total}; reserve ${want - free} more: echo N > /sys/devices/system/node/node${nodes[0]}/hugepages/hugepages-${sizeKb}kB/nr_hugepages` });
       }
     }
   }
@@ -64,11 +71,22 @@ export function tuningHostIssues(vm: VmSpec, f: TuningFacts): ErrorIssue[] {
     if (f.iommuGroups.length === 0 || dev.iommuGroup === undefined)
       return void out.push({ path: at, message: `${p.host} is in no IOMMU group: the IOMMU is off (boot the host with intel_iommu=on or amd_iommu=on, and VT-d/AMD-Vi on in the firmware)` });
     const group = f.iommuGroups.find((g) => g.group === dev.iommuGroup);
-    const held = (group?.devices ?? []).filter((d) => (d.address === p.host ? d.driver !== 'vfio-pci' : d.driver !== undefined && !GROUP_OK.has(d.driver)));
+    const members = group?.devices ?? [];
+    if (p.managed !== false) {
+      // Managed: kvmctl rebinds what the host holds, unless the host is using it right now.
+      const busy = members.filter((d) => !VFIO_KEEP_DRIVERS.has(d.driver ?? '') && d.inUse?.length);
+      if (busy.length)
+        out.push({
+          path: at,
+          message: `IOMMU group ${dev.iommuGroup} is in use by the host: ${busy.map((d) => `${d.address} (${d.driver}): ${d.inUse!.join(', ')}`).join('; ')}; kvmctl takes a group member from a host driver only when the host is not using it (take the interface down, unmount the disk)`,
+        });
+      return;
+    }
+    const held = members.filter((d) => (d.address === p.host ? d.driver !== 'vfio-pci' : d.driver !== undefined && !GROUP_OK.has(d.driver)));
     if (held.length)
       out.push({
         path: at,
-        message: `IOMMU group ${dev.iommuGroup} is in use by the host: ${held.map((d) => `${d.address} is held by ${d.driver ?? 'no driver'}`).join(', ')}; every device of the group must be bound to vfio-pci (or have no driver) before the VM may take ${p.host}`,
+        message: `IOMMU group ${dev.iommuGroup} is in use by the host: ${held.map((d) => `${d.address} is held by ${d.driver ?? 'no driver'}`).join(', ')}; every device of the group must be bound to vfio-pci (or have no driver) before the VM may take ${p.host} (pci[${i}].managed is false: kvmctl does not rebind it)`,
       });
   });
   return out;
@@ -83,7 +101,7 @@ export function assertTuningFits(vm: VmSpec, f: TuningFacts): void {
     'HOST_CANNOT_TUNE',
     `VM "${vm.name}": this host cannot give what the definition asks for: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
     pci
-      ? 'bind each device of the group to vfio-pci: echo vfio-pci > /sys/bus/pci/devices/ADDR/driver_override; echo ADDR > /sys/bus/pci/devices/ADDR/driver/unbind; echo ADDR > /sys/bus/pci/drivers_probe (kvmctl does not rebind host devices itself)'
+      ? 'stop the host using the group (ip link set IF down, umount), or with managed: false bind each device of the group to vfio-pci yourself: echo vfio-pci > /sys/bus/pci/devices/ADDR/driver_override; echo ADDR > /sys/bus/pci/devices/ADDR/driver/unbind; echo ADDR > /sys/bus/pci/drivers_probe'
       : 'see docs/tuning.md',
     issues,
   );

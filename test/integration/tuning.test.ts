@@ -8,8 +8,9 @@
  *  - hugepages: the test reserves 2M pages with vm.nr_hugepages (the old value restored in
  *    afterAll, even on failure), the hugepage-backed guest boots and takes them, and a start that
  *    needs more than are free is refused with the numbers (exit 2, nothing started).
- * Not here: vCPU hotplug (kvmctl has none), PCI/USB passthrough (no devices on this machine;
- * fixture tests in test/unit/definition/tuning.test.ts), per-host-node binding (this host has one node).
+ * Not here: vCPU hotplug and its re-pin (test/integration/hotplug.test.ts), PCI/USB passthrough (no
+ * devices on this machine; fixture tests in test/unit/definition/tuning.test.ts and
+ * test/unit/host/vfio-bind.test.ts), per-host-node binding (this host has one node).
  */
 import fs from 'node:fs';
 import path from 'node:path';

@@ -22,6 +22,7 @@ import { register as storage } from './storage.js';
 import { register as backup } from './backup.js';
 import { register as tasks } from './tasks.js';
 import { register as volume } from './volume.js';
+import { register as hotplug } from './hotplug.js';
 
 export type Register = (program: Command, action: Action) => void;
 
@@ -38,3 +39,4 @@ commands.push(storage);
 commands.push(backup);
 commands.push(tasks);
 commands.push(volume);
+commands.push(hotplug);

@@ -184,6 +184,9 @@ describe('host facts from a sysfs tree (fixture)', () => {
       [1, ['0000:00:01.0=pcieport', '0000:01:00.0=vfio-pci', '0000:01:00.1=vfio-pci']],
       [2, ['0000:02:00.0=nvidia', '0000:02:00.1=snd_hda_intel']],
       [3, ['0000:03:00.0=-', '0000:03:00.1=xhci_hcd']],
+      [4, ['0000:04:00.0=igb', '0000:04:00.1=igb']],
+      [5, ['0000:05:00.0=nvme']],
+      [6, ['0000:06:00.0=i915']],
     ]);
     expect(f.iommuGroups[1]!.devices[0]).toMatchObject({ vendor: '10de', device: '2204' });
   });
@@ -201,7 +204,13 @@ describe('host facts from a sysfs tree (fixture)', () => {
   it('per host node: the node a guest node is bound to must have the pages', () => {
     const vm = spec({ cpu: 2, memory: { size: '128M', hugepages: '2M', numa: [{ cpus: 0, memory: '64M', hostNodes: 0 }, { cpus: 1, memory: '64M', hostNodes: 1 }] } });
     const issues = tuningHostIssues(vm, f);
-    expect(issues.map((i) => i.message)).toEqual([expect.stringMatching(/host node 1 needs 32 free 2M hugepages .* it has 16 free of 28/)]);
+    expect(issues.map((i) => i.message)).toEqual([expect.stringMatching(/host node 1 needs 32 free 2M hugepages .* it has 16 free of 28; reserve 16 more/)]);
+    // A guest node bound to both host nodes may take from either pool: 116 free together.
+    expect(tuningHostIssues(spec({ cpu: 1, memory: { size: '200M', hugepages: '2M', numa: [{ cpus: 0, memory: '200M', hostNodes: '0-1' }] } }), f)).toEqual([]);
+    const both = tuningHostIssues(spec({ cpu: 2, memory: { size: '256M', hugepages: '2M', numa: [{ cpus: 0, memory: '128M', hostNodes: '0-1' }, { cpus: 1, memory: '128M', hostNodes: '0-1' }] } }), f);
+    expect(both.map((i) => i.message)).toEqual([expect.stringMatching(/needs 128 free 2M.*has 116 free/), expect.stringMatching(/^host nodes 0-1 need 128 free 2M hugepages for the guest nodes bound to them, they have 116 free of 128/)]);
+    // preferred is not bind: the kernel may fall back to another node.
+    expect(tuningHostIssues(spec({ cpu: 1, memory: { size: '128M', hugepages: '2M', numa: [{ cpus: 0, memory: '128M', hostNodes: 1, policy: 'preferred' }] } }), f)).toEqual([]);
     expect(tuningHostIssues(spec({ cpu: 2, memory: { size: '128M', numa: [{ cpus: '0-1', memory: '128M', hostNodes: 4 }] } }), f)[0]!.message).toMatch(/host node 4 does not exist \(host nodes: 0-1\)/);
   });
 
@@ -210,14 +219,17 @@ describe('host facts from a sysfs tree (fixture)', () => {
     expect(issues).toEqual([{ path: 'cpu.pin.vcpus[0]', message: 'host CPU 6 is not online (online: 0-3)' }]);
   });
 
-  it('PCI: a group on vfio-pci (and a root port) may go; a group member held by a host driver is refused', () => {
-    expect(tuningHostIssues(spec({ pci: [{ host: '01:00.0' }, { host: '01:00.1' }] }), f)).toEqual([]);
-    const gpu = tuningHostIssues(spec({ pci: [{ host: '0000:02:00.0' }] }), f);
+  it('PCI, managed: false: a group on vfio-pci (and a root port) may go; a group member held by a host driver is refused', () => {
+    expect(tuningHostIssues(spec({ pci: [{ host: '01:00.0', managed: false }, { host: '01:00.1', managed: false }] }), f)).toEqual([]);
+    const gpu = tuningHostIssues(spec({ pci: [{ host: '0000:02:00.0', managed: false }] }), f);
     expect(gpu[0]!.message).toMatch(/IOMMU group 2 is in use by the host: 0000:02:00.0 is held by nvidia, 0000:02:00.1 is held by snd_hda_intel/);
-    const usb = tuningHostIssues(spec({ pci: [{ host: '0000:03:00.0' }] }), f);
+    const usb = tuningHostIssues(spec({ pci: [{ host: '0000:03:00.0', managed: false }] }), f);
     expect(usb[0]!.message).toMatch(/0000:03:00.0 is held by no driver, 0000:03:00.1 is held by xhci_hcd/);
     expect(tuningHostIssues(spec({ pci: [{ host: '0000:09:00.0' }] }), f)[0]!.message).toMatch(/no PCI device 0000:09:00.0/);
-    expect(() => assertTuningFits(spec({ pci: [{ host: '0000:02:00.0' }] }), f)).toThrow(/driver_override|in use by the host/);
+    expect(() => assertTuningFits(spec({ pci: [{ host: '0000:02:00.0', managed: false }] }), f)).toThrow(/driver_override|in use by the host/);
+    // Managed (the default): idle host drivers are taken at start (test/unit/host/vfio-bind.test.ts), an up NIC is not.
+    expect(tuningHostIssues(spec({ pci: [{ host: '0000:02:00.0' }, { host: '03:00.0' }] }), f)).toEqual([]);
+    expect(tuningHostIssues(spec({ pci: [{ host: '04:00.1' }] }), f)[0]!.message).toMatch(/eth1 is up/);
   });
 
   it('no IOMMU: every PCI device is refused', () => {

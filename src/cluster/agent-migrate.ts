@@ -221,6 +221,7 @@ export async function finishSource(x: MigrationCtx, n: string, spec: VmSpec | un
     await killVm(x.paths, n);
   }
   const cur = (await getJson<Migration>(x.c, x.k.migrate(n))) ?? m;
+  if (cur.id !== m.id || cur.state === 'done') return; // done already (a reconcile from an older snapshot)
   const leftBehind: string[] = [];
   const files = [...(m.disks ?? []).map((d) => path.resolve(x.paths.images, d.file)), ...(spec ? await stateFiles(x, spec) : [])];
   for (const f of files) {

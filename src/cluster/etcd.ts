@@ -22,7 +22,7 @@ export type HostInfo = { name: string; addr?: string; memTotal: number; cpus: nu
 export type Desired = { state: 'running' | 'stopped'; host?: string; placedBy?: string; at: string };
 export type Observed = { host: string; state: string; pid?: number; at: string };
 /** A local disk copied by a live migration (src/cluster/migrate-disks.ts); `file` as the definition names it (each host resolves it in its own images dir). */
-export type MigDisk = { id: string; file: string; format: string; size: number; clusterSize?: number };
+export type MigDisk = { id: string; file: string; format: string; size: number; allocated?: number; clusterSize?: number };
 
 export type Migration = {
   id: string;

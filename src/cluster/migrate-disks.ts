@@ -33,7 +33,7 @@ type QueryBlock = {
     file: string;
     'node-name'?: string;
     drv: string;
-    image?: { 'virtual-size': number; format: string; 'backing-filename'?: string; snapshots?: unknown[]; 'format-specific'?: { data?: { 'cluster-size'?: number } }; 'cluster-size'?: number };
+    image?: { 'virtual-size': number; 'actual-size'?: number; format: string; 'backing-filename'?: string; snapshots?: unknown[]; 'format-specific'?: { data?: { 'cluster-size'?: number } }; 'cluster-size'?: number };
   };
 }[];
 type BlockJob = { device: string; type: string; len: number; offset: number; ready: boolean; status: string; 'io-status'?: string };
@@ -75,7 +75,7 @@ export async function describeLocalDisks(paths: Paths, vm: VmSpec, shared: strin
       });
     if (img.format !== 'qcow2' && img.format !== 'raw') throw new KvmError('MIGRATION_REFUSED', `disk ${id} is a ${img.format} image; a live copy makes raw or qcow2 images only`, { exit: 2, hint: 'convert it (kvmctl disk convert) with the VM stopped' });
     const cluster = img['format-specific']?.data?.['cluster-size'] ?? img['cluster-size'];
-    return { id, file: d.file!, format: img.format, size: img['virtual-size'], ...(img.format === 'qcow2' && cluster ? { clusterSize: cluster } : {}) };
+    return { id, file: d.file!, format: img.format, size: img['virtual-size'], ...(img['actual-size'] !== undefined ? { allocated: img['actual-size'] } : {}), ...(img.format === 'qcow2' && cluster ? { clusterSize: cluster } : {}) };
   });
 }
 
@@ -86,6 +86,19 @@ export async function describeLocalDisks(paths: Paths, vm: VmSpec, shared: strin
  */
 export async function createTargetImages(disks: MigDisk[], paths: Paths): Promise<string[]> {
   const { createImage } = await import('../disk/images.js');
+  const { freeBytes, fmtBytes } = await import('../disk/safety.js');
+  // The copy writes what the source has allocated: refuse up front rather than fill the disk half-way.
+  const byDir = new Map<string, number>();
+  for (const d of disks) {
+    const dir = path.dirname(path.resolve(paths.images, d.file));
+    byDir.set(dir, (byDir.get(dir) ?? 0) + (d.allocated ?? d.size));
+  }
+  for (const [dir, need] of byDir) {
+    let probe = dir;
+    while (!fs.existsSync(probe)) probe = path.dirname(probe);
+    const free = freeBytes(probe);
+    if (need > free) throw new KvmError('DISK_FULL', `the disk copies need ${fmtBytes(need)} in ${dir} but this host has ${fmtBytes(free)} free there`, { exit: 2, hint: 'free space on the destination, or pick another host' });
+  }
   const made: string[] = [];
   try {
     for (const d of disks) {

@@ -31,7 +31,7 @@ import { currentTask, taskLog, taskProgress } from '../tasks/current.js';
 export type BackupState = { format: 1; repo: string; last?: string; generation?: string; inProgress?: string };
 const stateFile = (paths: Paths, vm: string) => path.join(vmStateDir(paths, vm), 'backup.json');
 export const readBackupState = (paths: Paths, vm: string) => readJson<BackupState>(stateFile(paths, vm));
-function writeBackupState(paths: Paths, vm: string, s: BackupState): void {
+export function writeBackupState(paths: Paths, vm: string, s: BackupState): void {
   fs.mkdirSync(vmStateDir(paths, vm), { recursive: true });
   writeJson(stateFile(paths, vm), s);
 }

@@ -73,6 +73,7 @@ async function stateFiles(x: MigrationCtx, spec: VmSpec): Promise<string[]> {
     if (!onShared(x, f)) out.push(f, `${f}.json`);
   }
   if (effectiveTpm(spec)) out.push((await import('../vm/swtpm.js')).tpmStateDir(x.paths, spec.name));
+  out.push(path.join(vmStateDir(x.paths, spec.name), 'backup.json')); // which backup the (migrated) dirty bitmaps count from
   return out;
 }
 
@@ -81,7 +82,12 @@ export async function describeDisks(x: MigrationCtx, n: string, spec: VmSpec, m:
   try {
     const { describeLocalDisks } = await import('./migrate-disks.js');
     const disks = await describeLocalDisks(x.paths, spec, x.cfg.sharedStorage);
-    await putMigration(x, n, { ...m, disks });
+    // Copied disks take their dirty bitmaps along (QMP dirty-bitmaps capability), and with them
+    // the record of the backup they count from — unless a backup was cut short (then the next is full anyway).
+    const { readBackupState } = await import('../backup/create.js');
+    const b = disks.length ? readBackupState(x.paths, n) : undefined;
+    const backupState = b && !b.inProgress && b.generation ? { format: 1 as const, repo: b.repo, last: b.last, generation: b.generation } : undefined;
+    await putMigration(x, n, { ...m, disks, ...(backupState ? { backupState } : {}) });
   } catch (e) {
     await putMigration(x, n, { ...m, state: 'failed', error: (e as Error).message });
   }
@@ -120,6 +126,7 @@ export async function incoming(x: MigrationCtx, n: string, text: string, spec: V
     if (disks.length) {
       nbd = { host: x.addr, port: port + 1 };
       await (await import('./migrate-disks.js')).exportDisks(x.paths, n, disks, nbd.host, nbd.port);
+      await (await import('./migrate.js')).acceptBitmaps(x.paths, n);
     }
     x.log(`${n}: waiting for the migration on ${uri}${nbd ? `, disks ${disks.map((d) => d.id).join(', ')} on nbd ${nbd.host}:${nbd.port}` : ''} (pid ${r.pid})`);
     await putMigration(x, n, { ...m, state: 'listening', uri, nbd });
@@ -199,6 +206,7 @@ export async function takeOver(x: MigrationCtx, n: string, spec: VmSpec | undefi
   );
   if (!r.succeeded) return;
   fs.rmSync(recordFile(x.paths, n), { force: true }); // the files are the VM's now
+  if (cur?.backupState ?? m.backupState) (await import('../backup/create.js')).writeBackupState(x.paths, n, (cur?.backupState ?? m.backupState)!);
   x.log(`${n}: owns it now (migrated from ${m.from})`);
   // The guest's clock stood still while it was paused for the switch-over (virsh domtime --sync).
   if (spec && effectiveAgent(spec)) {

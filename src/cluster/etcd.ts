@@ -34,6 +34,8 @@ export type Migration = {
   disks?: MigDisk[];
   /** The destination's NBD server for the disk copies. */
   nbd?: { host: string; port: number };
+  /** The source's record of which backup its disks' dirty bitmaps count from (src/backup/create.ts); the bitmaps migrate with the disks, so the next backup on the destination can be incremental. */
+  backupState?: { format: 1; repo: string; last?: string; generation?: string };
   /** Bytes/s cap for the memory stream and each disk copy (kvmctl migrate --bwlimit). */
   bwlimit?: number;
   /** The source's files kept after the switch-over (renamed, never deleted): its now-stale disks, NVRAM and TPM state. */

@@ -74,7 +74,13 @@ export async function migrateOut(paths: Paths, name: string, uri: string, onProg
       });
       mirrorMs = Date.now() - t0;
     }
-    await c.execute('migrate-set-capabilities', { capabilities: [{ capability: 'pause-before-switchover', state: disks.length > 0 }] });
+    await c.execute('migrate-set-capabilities', {
+      capabilities: [
+        { capability: 'pause-before-switchover', state: disks.length > 0 },
+        // Copied disks take their dirty bitmaps along (the destination enabled it too: acceptBitmaps).
+        { capability: 'dirty-bitmaps', state: disks.length > 0 },
+      ],
+    });
     await c.execute('migrate-set-parameters', { 'max-bandwidth': o.bwlimit ?? UNLIMITED });
     await c.execute('migrate', { uri }, { timeoutMs: 5000 });
     started = true;
@@ -114,6 +120,16 @@ export async function migrateOut(paths: Paths, name: string, uri: string, onProg
       if (st && (st.status === 'paused' || st.status === 'finish-migrate')) await c.execute('cont').catch(() => undefined);
     }
     throw e;
+  } finally {
+    await c.close();
+  }
+}
+
+/** Destination with copied disks: take the source's dirty bitmaps from the stream (both sides must enable it). */
+export async function acceptBitmaps(paths: Paths, name: string): Promise<void> {
+  const c = await QmpClient.connect(vmRuntimeFiles(paths, name).qmp, { timeoutMs: 5000 });
+  try {
+    await c.execute('migrate-set-capabilities', { capabilities: [{ capability: 'dirty-bitmaps', state: true }] });
   } finally {
     await c.close();
   }

@@ -9,7 +9,9 @@
  *     byte-equal to the source's copy at the switch-over, the guest keeps running (same boot), and
  *     the source keeps its stale copy renamed;
  *   - a UEFI + TPM guest: the destination's vars equal the source's at the switch-over (not the
- *     template), the guest reads the same PCR 0 through the destination's swtpm, and it migrates back.
+ *     template), the guest reads the same PCR 0 through the destination's swtpm, and it migrates back;
+ *   - a qcow2 disk's dirty bitmap moves with it: a backup on the destination after the migration is
+ *     incremental on the full one made on the source, and has everything written on both hosts.
  */
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
@@ -69,6 +71,7 @@ describe.skipIf(!!why)(`live migration with local disks${why ? ` (skipped: ${why
     execFileSync('qemu-io', ['-f', 'raw', '-c', `write -P 0x5a 0 ${FILLED}`, img], { stdio: 'ignore' });
     const f = path.join(c.dir, 'vms.yaml');
     const docs = ['name: local\nmemory: 128M\nkernel: { builtin: test-guest }\nstopTimeout: 10\ndisks: [{ id: data, file: data.raw }]\n'];
+    docs.push('name: bk\nmemory: 128M\nkernel: { builtin: test-guest }\nstopTimeout: 10\ndisks: [{ id: data, file: bk.qcow2, create: { size: 64M } }]\n');
     if (haveFw) docs.push('name: fw\nmemory: 256M\nmachine: q35\nfirmware: uefi\ntpm: { version: "2.0" }\nkernel: { builtin: test-guest }\nstopTimeout: 10\n');
     fs.writeFileSync(f, docs.join('---\n'));
     const a = await c.hosts[0]!.cli(['cluster', 'apply', '-f', f]);
@@ -158,5 +161,35 @@ describe.skipIf(!!why)(`live migration with local disks${why ? ` (skipped: ${why
     expect(back.code, back.stderr).toBe(0);
     expect(await pcr(h('h1'))).toBe(pcr0);
     await until('fw only on h1', () => qemuOf(h('h2'), 'fw').length === 0 && qemuOf(h('h1'), 'fw').length === 1, 20_000);
+  }, 240_000);
+
+  it('a qcow2 disk takes its dirty bitmap along: the first backup on the destination is incremental and complete', async () => {
+    const repo = path.join(c.dir, 'repo'); // one repository both hosts reach (a shared mount in real life)
+    fs.mkdirSync(repo);
+    for (const x of c.hosts) {
+      const a = await x.cli(['storage', 'add', repo]);
+      expect(a.code, a.stderr).toBe(0);
+    }
+    const s = await c.hosts[0]!.cli(['start', 'bk', '--on', 'h1', '--json']);
+    expect(s.code, s.stderr).toBe(0);
+    await ready(h('h1'), 'bk');
+    const write = (x: TestHost, mib: number, byte: string) => sh(x, 'bk', `dd if=/dev/zero bs=1048576 count=1 2>/dev/null | tr '\\0' '${byte}' | dd of=/dev/vda bs=1048576 seek=${mib} conv=notrunc,fsync 2>/dev/null; sync`);
+    await write(h('h1'), 0, 'A');
+    const full = await h('h1').cli(['backup', 'create', 'bk', '--to', repo, '--json', '-q'], 120_000);
+    expect(full.code, full.stderr).toBe(0);
+    expect(json(full.stdout).manifest.kind).toBe('full');
+    await write(h('h1'), 8, 'B'); // before the migration: only the migrated bitmap knows it
+    const r = await h('h1').cli(['migrate', 'bk', '--to', 'h2', '--json'], 120_000);
+    expect(r.code, r.stderr).toBe(0);
+    await write(h('h2'), 16, 'C');
+    const inc = await h('h2').cli(['backup', 'create', 'bk', '--to', repo, '--json', '-q'], 120_000);
+    expect(inc.code, inc.stderr).toBe(0);
+    const ij = json(inc.stdout);
+    expect(ij.reason).toBeUndefined();
+    expect(ij.manifest).toMatchObject({ kind: 'incremental', parent: json(full.stdout).manifest.id });
+    expect(ij.bytes).toBeLessThan(8 * MiB); // two written MiB (and metadata), not the disk
+    // The incremental (on its full) holds exactly what the disk holds now, B and C included.
+    const file = path.join(ij.dir, ij.manifest.disks[0].file);
+    execFileSync('qemu-img', ['compare', '-U', file, path.join(h('h2').paths.images, 'bk.qcow2')]);
   }, 240_000);
 });

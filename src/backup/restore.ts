@@ -93,7 +93,7 @@ export async function restoreBackup(paths: Paths, ref: string, o: RestoreOptions
       const v = vols.find((x) => x.id === d.id);
       if (!v) continue;
       const p = { id: d.id, chainTop: diskChain(repo, m, d.id)[0]!.path, storage: v.storage, volume: v.volume, size: d.virtualSize };
-      const r = await volumeRestoreProblems(paths, o.netns, p, !!o.force);
+      const r = await volumeRestoreProblems(paths, o.netns, name, p, !!o.force);
       problems.push(...r.problems);
       volPlans.push({ ...p, replaced: r.replaced });
     }

@@ -48,11 +48,13 @@ export async function daemonVolumes(paths: Paths, vm: VmSpec, vols: VolumeDisk[]
 export type VolumePlan = { id: string; chainTop: string; storage: string; volume: string; size: number; replaced: boolean };
 
 /** Why a restore may not write this volume (empty: it may). */
-export async function volumeRestoreProblems(paths: Paths, netns: string | undefined, p: Omit<VolumePlan, 'replaced'>, force: boolean): Promise<{ problems: string[]; replaced: boolean }> {
-  const { volumeState } = await import('../storage/volumes.js');
+export async function volumeRestoreProblems(paths: Paths, netns: string | undefined, vm: string, p: Omit<VolumePlan, 'replaced'>, force: boolean): Promise<{ problems: string[]; replaced: boolean }> {
+  const [{ volumeState }, { vmsUsingStorage }] = await Promise.all([import('../storage/volumes.js'), import('../storage/defs.js')]);
   const st = await volumeState({ paths, netns }, p.storage, p.volume);
   const problems: string[] = [];
   const ref = volumeRef(p);
+  const others = (await vmsUsingStorage(paths, p.storage, p.volume)).filter((u) => u.vm !== vm);
+  if (others.length) problems.push(`disk ${p.id}: volume ${ref} is a disk of ${others.map((u) => `VM "${u.vm}"`).join(', ')} (even --force never writes another VM's disk)`);
   if (st.exists && !force) problems.push(`disk ${p.id}: volume ${ref} exists (kvmctl never overwrites a disk without --force)`);
   if (st.exists && st.watchers.length) problems.push(`disk ${p.id}: volume ${ref} is open by ${st.watchers.join(', ')} (a VM runs it, maybe on another host)`);
   if (st.exists && st.snapshots.length) problems.push(`disk ${p.id}: volume ${ref} has snapshots (${st.snapshots.join(', ')}); replacing it would drop them (remove them, or restore beside it with --as NEW)`);

@@ -33,6 +33,7 @@ export async function startStorageReach(o: ReachOptions): Promise<ReachPublisher
   let stopped = false;
   let probing: Promise<void> | undefined;
   let merging = false;
+  let lastError: string | undefined;
 
   const probe = async () => {
     const { reachStorages } = await import('../storage/check.js');
@@ -52,8 +53,12 @@ export async function startStorageReach(o: ReachOptions): Promise<ReachPublisher
       const next = mergeReach(info, report, new Date().toISOString());
       if (!next) return;
       await withTimeout(c.if(k.host(o.host), 'Mod', '==', Number(kv.mod_revision)).then(c.put(k.host(o.host)).value(JSON.stringify(next)).lease(info.leaseId)).commit(), 2000, 'publish storages');
+      lastError = undefined;
     } catch (e) {
-      log(`cannot publish storages: ${(e as Error).message}`);
+      // Once per distinct error: etcd being down is retried every second and logged by the agent too.
+      const m = (e as Error).message;
+      if (m !== lastError) log(`cannot publish storages: ${m}`);
+      lastError = m;
     } finally {
       merging = false;
     }

@@ -7,7 +7,8 @@
  *     the non-persistent bitmap while the same QEMU runs, full (saying why) after a restart, a
  *     stopped-VM backup through qemu-storage-daemon opening the volume, verify, restore over the
  *     volume (refusals first, nothing changed), --as NEW (a new volume) and --as NEW --as-files;
- *   - VM snapshots: an RBD snapshot of the volume, revert restores what the guest wrote, rm.
+ *   - VM snapshots: an RBD snapshot of the volume, revert restores what the guest wrote, rm;
+ *   - volumes in the HTTP API (kvmctl serve): list, info, create, resize, rm, refusals as statuses.
  * What the guest wrote is checked from the cluster's side too (`rbd export` as admin).
  */
 import fs from 'node:fs';
@@ -17,6 +18,7 @@ import { resolvePaths, type Paths } from '../../src/host/paths.js';
 import { serialExec } from '../../src/vm/serial-exec.js';
 import { canRunCeph, startCeph, type Ceph } from '../helpers/ceph.js';
 import { makeHome, type Home } from '../helpers/kvmctl.js';
+import { startServe } from '../helpers/web-serve.js';
 
 const can = canRunCeph();
 let c: Ceph | undefined;
@@ -155,6 +157,14 @@ describe.skipIf(!can.ok)(`backups and VM snapshots of RBD disks on a real Ceph${
     expect(img.subarray(20 * MiB, 20 * MiB + 8).toString()).toBe('BACKUP-2');
     const bad = await cli(['backup', 'restore', `web@${ids.full}`, '--as-files']);
     expect(bad.code).toBe(2);
+    // A volume another VM names is never written, even with --force; nothing is created.
+    await h.apply('name: squat\nmemory: 128M\nkernel: { builtin: test-guest }\ndisks:\n  - { storage: ceph1, volume: web5-disk0 }\n');
+    const squat = await cli(['backup', 'restore', `web@${ids.full}`, '--as', 'web5', '--force']);
+    expect(squat.code).toBe(2);
+    expect(squat.stderr).toMatch(/web5-disk0.*VM "squat"/);
+    expect((await cli(['status', 'web5'])).code).not.toBe(0);
+    expect((await cli(['volume', 'info', 'ceph1/web5-disk0'])).code).not.toBe(0);
+    await ok(['rm', 'squat']);
     await ok(['rm', 'web2']);
     await ok(['rm', 'web3']);
     await ok(['volume', 'rm', 'ceph1/web2-disk0']);
@@ -189,6 +199,35 @@ describe.skipIf(!can.ok)(`backups and VM snapshots of RBD disks on a real Ceph${
     expect(gone.stderr).toMatch(/SNAPSHOT_NOT_FOUND/);
     await ok(['stop', 'web']);
   }, 240_000);
+
+  it('volumes in the HTTP API: create, list, info, resize, rm; mistakes are 4xx, never 500', async () => {
+    const srv = await startServe(h, 'tok-vol', 30_000, { KVMCTL_NETNS: c!.netns.name });
+    const api = async (method: string, p: string, body?: unknown) => {
+      const r = await fetch(`${srv.base}${p}`, { method, headers: { authorization: 'Bearer tok-vol', ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+      return { status: r.status, body: (await r.json()) as Record<string, unknown> & { code?: string } };
+    };
+    try {
+      expect((await api('POST', '/api/storage/ceph1/volumes', { volume: 'api0', size: '8M' })).body).toEqual({ volume: 'ceph1/api0', size: 8 * MiB });
+      const dup = await api('POST', '/api/storage/ceph1/volumes', { volume: 'api0', size: '8M' });
+      expect([dup.status, dup.body.code]).toEqual([409, 'VOLUME_EXISTS']);
+      const list = await api('GET', '/api/storage/ceph1/volumes');
+      expect((list.body as unknown as { volume: string }[]).map((x) => x.volume)).toContain('api0');
+      expect((await api('GET', '/api/storage/ceph1/volumes/api0')).body).toMatchObject({ volume: 'api0', size: 8 * MiB, watchers: [], usedBy: [] });
+      expect((await api('POST', '/api/storage/ceph1/volumes/api0/resize', { size: '16M' })).body).toMatchObject({ from: 8 * MiB, to: 16 * MiB });
+      const shrink = await api('POST', '/api/storage/ceph1/volumes/api0/resize', { size: '4M' });
+      expect([shrink.status, shrink.body.code]).toEqual([400, 'DISK_SHRINK']);
+      const inUse = await api('DELETE', '/api/storage/ceph1/volumes/web0');
+      expect([inUse.status, inUse.body.code]).toEqual([409, 'VOLUME_IN_USE']);
+      const noStorage = await api('GET', '/api/storage/nope/volumes');
+      expect([noStorage.status, noStorage.body.code]).toEqual([404, 'STORAGE_NOT_FOUND']);
+      const badSize = await api('POST', '/api/storage/ceph1/volumes', { volume: 'api1', size: 'lots' });
+      expect(badSize.status).toBe(400);
+      expect((await api('DELETE', '/api/storage/ceph1/volumes/api0')).body).toEqual({ removed: 'ceph1/api0' });
+      expect((await api('GET', '/api/storage/ceph1/volumes/api0')).status).toBe(404);
+    } finally {
+      await srv.stop();
+    }
+  }, 120_000);
 
   it('two volumes without an agent: the VM is paused for the snapshots (one instant) and runs on; a VM mixing files and volumes is refused', async () => {
     await ok(['volume', 'create', 'ceph1/two-a', '16M']);

@@ -31,6 +31,7 @@ import * as D from './contract-devices.js';
 import * as M from './contract-manage.js';
 import * as MH from './contract-metrics.js';
 import * as C from './contract-cluster.js';
+import * as V from './contract-volumes.js';
 
 /* ------------------------------------------------------------------ errors */
 
@@ -404,6 +405,11 @@ export const routes = {
   listDisks: { method: 'GET', path: '/api/disks', summary: 'image files in the images dir', response: diskListSchema },
   diskInfo: { method: 'GET', path: '/api/disks/info', summary: 'qemu-img info of an image in the images dir (?path=)', query: diskQuerySchema, response: diskInfoSchema },
   createDisk: { method: 'POST', path: '/api/disks', summary: 'create an image in the images dir', body: diskCreateBodySchema, response: diskCreateResultSchema },
+  listVolumes: { method: 'GET', path: '/api/storage/:storage/volumes', summary: "an rbd storage's volumes and their snapshots", params: V.storageParams, response: V.volumeListSchema },
+  volumeInfo: { method: 'GET', path: '/api/storage/:storage/volumes/:volume', summary: 'a volume: size, features, parent, snapshot count, open by (watchers, any host), named by (VM definitions here)', params: V.volumeParams, response: V.volumeInfoSchema },
+  createVolume: { method: 'POST', path: '/api/storage/:storage/volumes', summary: 'create an RBD volume (format 2, layering + exclusive-lock + object-map + fast-diff)', params: V.storageParams, body: V.volumeCreateBodySchema, response: V.volumeCreateResultSchema },
+  resizeVolume: { method: 'POST', path: '/api/storage/:storage/volumes/:volume/resize', summary: 'resize a volume: live through QMP when a VM here runs it; shrinking needs shrink: true', params: V.volumeParams, body: V.volumeResizeBodySchema, response: V.volumeResizeResultSchema },
+  deleteVolume: { method: 'DELETE', path: '/api/storage/:storage/volumes/:volume', summary: 'remove a volume (409 while a client has it open; 400 while a VM definition names it or it has snapshots)', params: V.volumeParams, response: V.volumeRemoveResultSchema },
   hostCheck: { method: 'GET', path: '/api/host/check', summary: 'the host check (CPU, /dev/kvm, kernel, tools, …)', response: hostCheckSchema },
   ksm: { method: 'GET', path: '/api/host/ksm', summary: 'KSM state and savings', response: ksmStatusSchema },
   ksmOn: { method: 'POST', path: '/api/host/ksm/on', summary: 'start KSM merging', body: ksmOnBodySchema, response: ksmStatusSchema },

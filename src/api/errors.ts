@@ -11,7 +11,7 @@ import type { ApiError } from './contract.js';
 const CONFLICT = new Set([
   'VM_RUNNING', 'VM_NOT_RUNNING', 'VM_EXISTS', 'VM_BUSY', 'NETWORK_EXISTS', 'NETWORK_IN_USE', 'NETWORK_BUSY',
   'DISK_IN_USE', 'DISK_EXISTS', 'DISK_IS_BACKING', 'FILE_EXISTS', 'SNAPSHOT_EXISTS', 'IFACE_CONFLICT', 'ADDRESS_OVERLAP', 'GUEST_LOCKED', 'AGENT_DISABLED', 'AGENT_NOT_CONFIGURED', 'RESTORE_REFUSED', 'TOKEN_EXISTS',
-  'TASK_ENDED', 'TASK_NOT_CANCELLABLE',
+  'TASK_ENDED', 'TASK_NOT_CANCELLABLE', 'VOLUME_IN_USE', 'VOLUME_BUSY', 'VOLUME_EXISTS', 'VOLUME_HAS_SNAPSHOTS',
 ]);
 
 export function httpStatusOf(e: KvmError): number {
@@ -23,7 +23,7 @@ export function httpStatusOf(e: KvmError): number {
   if (c === 'SPEC_INVALID' || c === 'CAPACITY_EXCEEDED') return 422;
   if (c === 'INTERNAL') return 500;
   if (e.exit === 2) return 400;
-  if (c.endsWith('_UNAVAILABLE') || c.endsWith('_CONNECT') || c === 'QMP_DISCONNECTED') return 503;
+  if (c.endsWith('_UNAVAILABLE') || c.endsWith('_CONNECT') || c === 'QMP_DISCONNECTED' || c === 'STORAGE_UNREACHABLE') return 503;
   if (c === 'TIMEOUT' || c.endsWith('_TIMEOUT')) return 504;
   return 422;
 }

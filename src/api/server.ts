@@ -22,6 +22,7 @@ import { openApiDocument } from './openapi.js';
 import { bind } from './route.js';
 import { backupRoutes } from './routes/backups.js';
 import { diskRoutes } from './routes/disks.js';
+import { volumeRoutes } from './routes/volumes.js';
 import { hostRoutes } from './routes/host.js';
 import { manageRoutes } from './routes/manage.js';
 import { vmDeviceRoutes } from './routes/vm-devices.js';
@@ -89,7 +90,7 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
       spec: (name) => ctx.specs.get(name).spec,
     });
     ctx.watcher = new VmWatcher(opts.paths, bus, (t) => ctx.supervisor!.onTransition(t), opts.reconcileMs);
-    ctx.backups = new BackupScheduler(opts.paths, (name) => ctx.specs.get(name).spec, log);
+    ctx.backups = new BackupScheduler(opts.paths, (name) => ctx.specs.get(name).spec, log, ctx.netns);
     ctx.recorder = new MetricsRecorder(opts.paths, {
       sampler: new MetricsSampler(opts.paths, async (name) => ctx.watcher?.qmp(name)?.execute('query-blockstats', undefined, { timeoutMs: 2000 }) ?? []),
       running: () => listNamesSync(opts.paths, 'vm').flatMap((name) => { const st = ctx.watcher?.state(name); return st === 'running' || st === 'paused' ? [{ name, state: st }] : []; }),
@@ -127,6 +128,7 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
   vmRoutes(app, ctx);
   networkRoutes(app, ctx);
   diskRoutes(app, ctx);
+  volumeRoutes(app, ctx);
   backupRoutes(app, ctx);
   hostRoutes(app, ctx);
   userRoutes(app, ctx);

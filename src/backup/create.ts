@@ -10,6 +10,9 @@
  *     or QEMU marks it inconsistent (QEMU did not exit cleanly: kill -9, a crash, a host reboot).
  * The VM's record of this (<data>/vms/VM/backup.json) is written before the jobs start (write-ahead)
  * and completed after the backup is in place.
+ * RBD volume disks (volumes.ts) go through the same jobs; their bitmap is non-persistent (RBD
+ * images cannot hold QEMU's persistent bitmaps), so it exists only in the QEMU that made it and
+ * the first backup after that QEMU is gone is full, saying so.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -22,10 +25,11 @@ import { withVmLock } from '../vm/lock.js';
 import { nvramPath } from '../vm/runtime-paths.js';
 import { readJson, writeJson } from '../vm/state.js';
 import { vmStatus } from '../vm/status.js';
-import { activeDisks, refuseVolumeDisks, type ActiveDisk } from '../vm/storage.js';
+import { activeDisks, type ActiveDisk } from '../vm/storage.js';
 import { addTarget, bitmapName, diskNodes, dropStaleBitmaps, removeTarget, runBackupJobs, type DiskJob, type DiskNode } from './jobs.js';
 import { backupDir, fileSha256, listBackups, newBackupId, resolveRepo, vmRepoDir, writeManifest, type Manifest, type ManifestDisk } from './repo.js';
 import { contentSha256 } from './sums.js';
+import { daemonVolumes, refuseOpenVolumes, volumeDisks, volumeRef } from './volumes.js';
 import { currentTask, taskLog, taskProgress } from '../tasks/current.js';
 
 export type BackupState = { format: 1; repo: string; last?: string; generation?: string; inProgress?: string };
@@ -36,10 +40,14 @@ export function writeBackupState(paths: Paths, vm: string, s: BackupState): void
   writeJson(stateFile(paths, vm), s);
 }
 
-export type CreateOptions = { to?: string; mode?: 'auto' | 'full' | 'incremental'; noFreeze?: boolean; onProgress?: (done: number, total: number) => void };
+/** `netns`: where Ceph is reachable (a stopped VM's RBD volumes are opened there, as its QEMU would). */
+export type CreateOptions = { to?: string; mode?: 'auto' | 'full' | 'incremental'; noFreeze?: boolean; netns?: string; onProgress?: (done: number, total: number) => void };
 export type CreateResult = { repo: string; dir: string; manifest: Manifest; bytes: number; reason?: string };
 
-/** Why this backup cannot be incremental, or undefined (pure given its inputs; unit-tested). */
+/**
+ * Why this backup cannot be incremental, or undefined (pure given its inputs; unit-tested).
+ * A disk's format 'rbd' is an RBD volume: its bitmap is non-persistent (only in the QEMU that made it).
+ */
 export function fullReason(
   o: { mode: 'auto' | 'full' | 'incremental'; repo: string; state?: BackupState; prev?: Manifest },
   disks: { id: string; format: string; node?: DiskNode }[],
@@ -53,9 +61,11 @@ export function fullReason(
   if (state.last !== prev.id || prev.generation !== state.generation) return `the newest backup in the repository (${prev.id}) is not the one the bitmaps count from (${state.last ?? 'none'})`;
   const bm = bitmapName(state.generation);
   for (const d of disks) {
-    if (d.format !== 'qcow2') continue; // raw disks are always copied whole (no persistent bitmap on raw)
+    if (d.format !== 'qcow2' && d.format !== 'rbd') continue; // raw files are always copied whole (no persistent bitmap on raw)
     if (!prev.disks.some((x) => x.id === d.id)) return `disk ${d.id} is new since ${prev.id}`;
     const b = d.node?.bitmaps.find((x) => x.name === bm);
+    if (d.format === 'rbd' && !b)
+      return `disk ${d.id} is an RBD volume: RBD images cannot hold QEMU's persistent dirty bitmaps, so its bitmap ${bm} lived only in the QEMU that made backup ${prev.id}, and the QEMU running now has none (the VM was started or migrated since, or that backup was of the stopped VM)`;
     if (!b) return `disk ${d.id} carries no dirty bitmap ${bm} (a new image, an external snapshot, or a restore since ${prev.id})`;
     if (b.inconsistent) return `the dirty bitmap of disk ${d.id} is inconsistent: QEMU did not exit cleanly (kill -9, a crash, a host reboot) since ${prev.id}`;
   }
@@ -64,7 +74,6 @@ export function fullReason(
 
 export async function createBackup(paths: Paths, name: string, o: CreateOptions = {}): Promise<CreateResult> {
   const vm = readVm(paths, name);
-  refuseVolumeDisks(vm, 'a backup');
   const repo = resolveRepo(paths, o.to);
   return withVmLock(paths, name, async () => {
     const t0 = Date.now();
@@ -73,9 +82,12 @@ export async function createBackup(paths: Paths, name: string, o: CreateOptions 
     const up = st.state === 'running' || st.state === 'paused';
     const all = activeDisks(paths, vm);
     const chosen = all.filter((a) => !a.disk.readOnly);
-    if (!chosen.length) throw badInput('BACKUP_NOTHING', `VM "${name}" has no writable disk to back up`);
+    const allVols = volumeDisks(vm);
+    const vols = allVols.filter((v) => !v.readOnly);
+    if (!chosen.length && !vols.length) throw badInput('BACKUP_NOTHING', `VM "${name}" has no writable disk to back up`);
     for (const a of chosen) if (!fs.existsSync(a.top)) throw badInput('DISK_NOT_FOUND', `disk ${a.id} of VM "${name}": ${a.top} does not exist`, 'start the VM once (it creates its disks), or fix the definition');
-    const skipped = all.filter((a) => a.disk.readOnly).map((a) => ({ id: a.id, why: 'read-only' }));
+    if (!up) await refuseOpenVolumes(paths, name, vols, o.netns);
+    const skipped = [...all.filter((a) => a.disk.readOnly).map((a) => ({ id: a.id, why: 'read-only' })), ...allVols.filter((v) => v.readOnly).map((v) => ({ id: v.id, why: 'read-only' }))];
     const state = readBackupState(paths, name);
     const prev = listBackups(repo, name).at(-1);
     const vmDir = vmRepoDir(repo, name);
@@ -83,13 +95,20 @@ export async function createBackup(paths: Paths, name: string, o: CreateOptions 
     const id = newBackupId(vmDir);
     const partial = path.join(vmDir, `.${id}.partial`);
 
-    const daemon = up ? undefined : await (await import('./storage-daemon.js')).openStorageDaemon(paths, name, chosen.map((a) => ({ id: a.id, file: a.top, format: a.topFormat })));
+    let daemon: Awaited<ReturnType<typeof import('./storage-daemon.js').openStorageDaemon>> | undefined;
+    if (!up) {
+      const dv = await daemonVolumes(paths, vm, vols);
+      const files = chosen.map((a) => ({ id: a.id, file: a.top, format: a.topFormat }));
+      daemon = await (await import('./storage-daemon.js')).openStorageDaemon(paths, name, [...files, ...dv.disks], { netns: o.netns, keyFiles: dv.keyFiles });
+    }
     let q: QmpClient | undefined = daemon?.q;
     const targets: string[] = [];
     try {
       q ??= await QmpClient.connect(vmRuntimeFiles(paths, name).qmp, { timeoutMs: 5_000 });
-      const nodes = await diskNodes(q, chosen.map((a) => a.id), { byDevice: up });
-      const facts = chosen.map((a) => ({ id: a.id, format: a.topFormat, node: nodes.get(a.id)! }));
+      // File disks of a running VM are -drives (found by device); volume disks are -blockdev nodes named by the disk id.
+      const volIds = new Set(vols.map((v) => v.id));
+      const nodes = await diskNodes(q, [...chosen.map((a) => a.id), ...vols.map((v) => v.id)], { byDevice: (id) => up && !volIds.has(id) });
+      const facts = [...chosen.map((a) => ({ id: a.id, format: a.topFormat, node: nodes.get(a.id)! })), ...vols.map((v) => ({ id: v.id, format: 'rbd', node: nodes.get(v.id)! }))];
       const reason = fullReason({ mode: o.mode ?? 'auto', repo, state, prev }, facts);
       const full = reason !== undefined;
       const generation = full ? crypto.randomBytes(6).toString('hex') : state!.generation!;
@@ -101,11 +120,12 @@ export async function createBackup(paths: Paths, name: string, o: CreateOptions 
       for (const f of facts) {
         const file = `${f.id}.qcow2`;
         const target = path.join(partial, file);
-        const incremental = !full && f.format === 'qcow2';
+        const incremental = !full && (f.format === 'qcow2' || f.format === 'rbd');
         const backing = incremental ? `../${prev!.id}/${file}` : undefined;
         await qemuImg(['create', '-f', 'qcow2', ...(backing ? ['-b', backing, '-F', 'qcow2'] : []), target, String(f.node.virtualSize)], target);
-        if (f.format === 'qcow2' && full) await dropStaleBitmaps(q, f.node.node, f.node.bitmaps);
-        jobs.push({ id: f.id, node: f.node.node, target: await addTarget(q, f.id, target), mode: incremental ? 'incremental' : f.format === 'qcow2' ? 'full' : 'full-no-bitmap', bitmap: bitmapName(generation) });
+        if ((f.format === 'qcow2' || f.format === 'rbd') && full) await dropStaleBitmaps(q, f.node.node, f.node.bitmaps);
+        const mode = incremental ? 'incremental' : f.format === 'qcow2' ? 'full' : f.format === 'rbd' ? 'full-volatile' : 'full-no-bitmap';
+        jobs.push({ id: f.id, node: f.node.node, target: await addTarget(q, f.id, target), mode, bitmap: bitmapName(generation) });
         targets.push(f.id);
       }
       // With a guest agent the filesystems are frozen for the instant the jobs start (application-consistent).
@@ -129,12 +149,14 @@ export async function createBackup(paths: Paths, name: string, o: CreateOptions 
         const file = `${f.id}.qcow2`;
         const target = path.join(partial, file);
         const job = jobs.find((j) => j.id === f.id)!;
-        const a = chosen.find((x) => x.id === f.id) as ActiveDisk;
+        const a = chosen.find((x) => x.id === f.id) as ActiveDisk | undefined;
+        const v = vols.find((x) => x.id === f.id);
         disks.push({
           id: f.id,
           file,
-          source: a.base,
-          format: a.baseFormat,
+          source: a ? a.base : volumeRef(v!),
+          format: a ? a.baseFormat : 'raw',
+          ...(v ? { volume: volumeRef(v) } : {}),
           kind: job.mode === 'incremental' ? 'incremental' : 'full',
           ...(job.mode === 'incremental' ? { backing: `../${prev!.id}/${file}` } : {}),
           virtualSize: f.node.virtualSize,

@@ -6,6 +6,11 @@
  * that name to each disk's active layer in the same transaction as the job), and each incremental
  * copies what that bitmap marks (sync=bitmap, bitmap-mode=on-success: QEMU clears the bitmap only
  * when the job succeeded, keeping writes made during it). The builders are pure (unit-tested).
+ *
+ * RBD volume disks cannot store a persistent bitmap (it lives in qcow2 metadata; the volume's
+ * format node is raw): their bitmap is a non-persistent one (mode full-volatile), valid only in the
+ * QEMU that made it. A later QEMU (restart, migration, a stopped-VM backup's storage daemon) has
+ * no bitmap of that name, so the next backup is full and says why (create.ts fullReason).
  */
 import { KvmError } from '../errors.js';
 import type { QmpClient } from '../qmp/client.js';
@@ -19,13 +24,18 @@ type BlockInfo = { device: string; inserted?: { 'node-name': string } };
 
 export type DiskNode = { node: string; bitmaps: BitmapInfo[]; virtualSize: number };
 
-/** Disk id → the node QEMU's block jobs and bitmaps act on, with the bitmaps it carries. */
-export async function diskNodes(q: QmpClient, ids: string[], o: { byDevice: boolean }): Promise<Map<string, DiskNode>> {
+/**
+ * Disk id → the node QEMU's block jobs and bitmaps act on, with the bitmaps it carries. `byDevice`:
+ * the disk is a -drive whose device is its id (a running VM's file disks); otherwise the node is
+ * named by the disk id (the storage daemon's disks, and -blockdev volume disks everywhere).
+ */
+export async function diskNodes(q: QmpClient, ids: string[], o: { byDevice: boolean | ((id: string) => boolean) }): Promise<Map<string, DiskNode>> {
   const nodes = (await q.execute('query-named-block-nodes', { flat: true })) as NamedNode[];
-  const devices = o.byDevice ? ((await q.execute('query-block')) as BlockInfo[]) : [];
+  const byDevice = (id: string) => (typeof o.byDevice === 'function' ? o.byDevice(id) : o.byDevice);
+  const devices = ids.some(byDevice) ? ((await q.execute('query-block')) as BlockInfo[]) : [];
   const out = new Map<string, DiskNode>();
   for (const id of ids) {
-    const node = o.byDevice ? devices.find((d) => d.device === id)?.inserted?.['node-name'] : id;
+    const node = byDevice(id) ? devices.find((d) => d.device === id)?.inserted?.['node-name'] : id;
     const n = node ? nodes.find((x) => x['node-name'] === node) : undefined;
     if (!node || !n) throw new KvmError('BACKUP_FAILED', `QEMU has no block node for disk ${id}`, { hint: 'is the VM running with this definition? kvmctl restart applies a changed one' });
     out.set(id, { node, bitmaps: n['dirty-bitmaps'] ?? [], virtualSize: n.image?.['virtual-size'] ?? 0 });
@@ -33,7 +43,8 @@ export async function diskNodes(q: QmpClient, ids: string[], o: { byDevice: bool
   return out;
 }
 
-export type DiskJob = { id: string; node: string; target: string; mode: 'full' | 'incremental' | 'full-no-bitmap'; bitmap: string };
+/** full: + a persistent bitmap (qcow2); full-volatile: + a non-persistent one (RBD); full-no-bitmap: raw files. */
+export type DiskJob = { id: string; node: string; target: string; mode: 'full' | 'full-volatile' | 'incremental' | 'full-no-bitmap'; bitmap: string };
 
 export const jobId = (diskId: string) => `kvbk-${diskId}`;
 export const targetNode = (diskId: string) => `kvbk-t-${diskId}`;
@@ -43,8 +54,8 @@ export function backupActions(jobs: DiskJob[]): { type: string; data: Record<str
   const actions: { type: string; data: Record<string, unknown> }[] = [];
   for (const j of jobs) {
     const base = { 'job-id': jobId(j.id), device: j.node, target: j.target, 'auto-finalize': true, 'auto-dismiss': true };
-    if (j.mode === 'full') {
-      actions.push({ type: 'block-dirty-bitmap-add', data: { node: j.node, name: j.bitmap, persistent: true } });
+    if (j.mode === 'full' || j.mode === 'full-volatile') {
+      actions.push({ type: 'block-dirty-bitmap-add', data: { node: j.node, name: j.bitmap, persistent: j.mode === 'full' } });
       actions.push({ type: 'blockdev-backup', data: { ...base, sync: 'full' } });
     } else if (j.mode === 'full-no-bitmap') actions.push({ type: 'blockdev-backup', data: { ...base, sync: 'full' } });
     else actions.push({ type: 'blockdev-backup', data: { ...base, sync: 'bitmap', bitmap: j.bitmap, 'bitmap-mode': 'on-success' } });

@@ -25,6 +25,8 @@ export type ManifestDisk = {
   /** The disk's image as the definition names it (resolved), and its format there. */
   source: string;
   format: string;
+  /** An RBD volume disk: STORAGE/VOLUME (then `source` is the same and `format` raw). */
+  volume?: string;
   kind: 'full' | 'incremental';
   /** Relative backing file of an incremental (../PARENT/DISK.qcow2). */
   backing?: string;

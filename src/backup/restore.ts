@@ -5,6 +5,10 @@
  * state without --force (and then into a scratch file renamed over the old one at the end, so a
  * failed restore leaves the old disk as it was). `--as NEW` makes a new VM: its own disk files
  * (NEW-DISK.FORMAT in the images dir), no MACs copied (kvmctl derives new ones), the same NVRAM/TPM.
+ * RBD volume disks (volumes.ts) are restored into their volume (or, with --as, a new volume
+ * NEW-DISK in the same storage; with --as-files an image file NEW-DISK.img), through a scratch
+ * volume swapped in only when every disk converted; a volume open by a client or with snapshots is
+ * never replaced.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -18,16 +22,18 @@ import { withVmLock } from '../vm/lock.js';
 import { confinedPath } from '../vm/path-check.js';
 import { nvramPath } from '../vm/runtime-paths.js';
 import { vmStatus } from '../vm/status.js';
-import { activeDisks, refuseVolumeDisks } from '../vm/storage.js';
+import { activeDisks } from '../vm/storage.js';
 import { backupDir, diskChain, findBackup, resolveRepo, type Manifest } from './repo.js';
 import { stringify } from '../definition/yaml-out.js';
+import { restoreVolumes, volumeDisks, volumeRef, volumeRestoreProblems, type VolumePlan } from './volumes.js';
 
-export type RestoreOptions = { to?: string; as?: string; force?: boolean };
+/** `asFiles`: with `as`, RBD volume disks become image files; `netns`: where Ceph is reachable. */
+export type RestoreOptions = { to?: string; as?: string; asFiles?: boolean; force?: boolean; netns?: string };
 export type RestoreResult = { vm: string; from: string; definition: 'created' | 'kept'; disks: { id: string; file: string; replaced: boolean }[]; nvram?: string; tpm?: string };
 
 type Plan = { id: string; chainTop: string; dest: string; format: string; replaced: boolean };
 
-function newDefinition(m: Manifest, yamlText: string, as: string): { raw: Record<string, unknown>; files: Record<string, string> } {
+function newDefinition(m: Manifest, yamlText: string, as: string, asFiles: boolean): { raw: Record<string, unknown>; files: Record<string, string> } {
   const raw = parse(yamlText) as Record<string, unknown>;
   raw.name = as;
   const files: Record<string, string> = {};
@@ -36,6 +42,12 @@ function newDefinition(m: Manifest, yamlText: string, as: string): { raw: Record
     const id = (d.id as string | undefined) ?? `disk${i}`;
     const md = m.disks.find((x) => x.id === id);
     if (!md) return; // a read-only disk not in the backup: the new VM shares it, as the old one did
+    if (d.volume !== undefined && !asFiles) {
+      d.volume = `${as}-${id}`; // a new volume in the same storage
+      return;
+    }
+    delete d.storage;
+    delete d.volume;
     const file = `${as}-${id}.${md.format === 'raw' ? 'img' : md.format}`;
     d.file = file;
     delete d.create;
@@ -63,7 +75,7 @@ export async function restoreBackup(paths: Paths, ref: string, o: RestoreOptions
     let files: Record<string, string> = {};
     if (o.as) {
       if (exists(paths, 'vm', name)) throw badInput('VM_EXISTS', `VM "${name}" already exists`, 'pick another name for --as, or restore over it by its own name');
-      const nd = newDefinition(m, yamlText, name);
+      const nd = newDefinition(m, yamlText, name, !!o.asFiles);
       spec = validateVm(nd.raw, `${dir}/vm.yaml`);
       files = nd.files;
       def = checkLoadedDefinitions(paths, [{ kind: 'vm', spec, text: stringify(nd.raw), source: `restore of ${m.vm}@${m.id}` }], `restore of ${m.vm}@${m.id}`);
@@ -72,10 +84,20 @@ export async function restoreBackup(paths: Paths, ref: string, o: RestoreOptions
       spec = validateVm(parse(yamlText), `${dir}/vm.yaml`);
       def = checkLoadedDefinitions(paths, [{ kind: 'vm', spec, text: yamlText, source: `${dir}/vm.yaml` }], `restore of ${m.vm}@${m.id}`);
     }
-    refuseVolumeDisks(spec, 'a restore');
+    if (o.asFiles && !o.as) throw badInput('RESTORE_REFUSED', '--as-files goes with --as NEW (a restore over the VM writes its disks where its definition has them)');
     const active = activeDisks(paths, spec);
+    const vols = volumeDisks(spec);
     const problems: string[] = [];
-    const plans: Plan[] = m.disks.map((d) => {
+    const volPlans: VolumePlan[] = [];
+    for (const d of m.disks) {
+      const v = vols.find((x) => x.id === d.id);
+      if (!v) continue;
+      const p = { id: d.id, chainTop: diskChain(repo, m, d.id)[0]!.path, storage: v.storage, volume: v.volume, size: d.virtualSize };
+      const r = await volumeRestoreProblems(paths, o.netns, name, p, !!o.force);
+      problems.push(...r.problems);
+      volPlans.push({ ...p, replaced: r.replaced });
+    }
+    const plans: Plan[] = m.disks.filter((d) => !vols.some((v) => v.id === d.id)).map((d) => {
       const a = active.find((x) => x.id === d.id);
       const rel = files[d.id] ?? a?.disk.file;
       if (!rel || !a) {
@@ -106,6 +128,7 @@ export async function restoreBackup(paths: Paths, ref: string, o: RestoreOptions
         fs.mkdirSync(path.dirname(p.dest), { recursive: true });
         await qemuImg(['convert', '-f', 'qcow2', '-O', p.format, p.chainTop, scratch[i]!], p.chainTop);
       }
+      await restoreVolumes(paths, o.netns, volPlans);
     } catch (e) {
       for (const s of scratch) fs.rmSync(s, { force: true });
       throw new KvmError('RESTORE_FAILED', `restore of ${m.vm}@${m.id}: ${(e as Error).message}`, { hint: 'nothing was replaced; kvmctl backup verify checks the backup', cause: e });
@@ -124,7 +147,7 @@ export async function restoreBackup(paths: Paths, ref: string, o: RestoreOptions
       vm: name,
       from: `${m.vm}@${m.id}`,
       definition: def ? 'created' : 'kept',
-      disks: plans.map((p) => ({ id: p.id, file: p.dest, replaced: p.replaced })),
+      disks: [...plans.map((p) => ({ id: p.id, file: p.dest, replaced: p.replaced })), ...volPlans.map((p) => ({ id: p.id, file: volumeRef(p), replaced: p.replaced }))],
       ...(nvDest ? { nvram: nvDest } : {}),
       ...(tpmDest ? { tpm: tpmDest } : {}),
     };

@@ -28,6 +28,8 @@ export class BackupScheduler {
     private readonly paths: Paths,
     private readonly spec: (name: string) => VmSpec | undefined,
     private readonly log: (line: string) => void = () => undefined,
+    /** serve's network namespace: a stopped VM's RBD volumes are opened there. */
+    private readonly netns?: string,
   ) {}
 
   start(intervalMs = 30_000): void {
@@ -83,7 +85,7 @@ export class BackupScheduler {
     const spec = this.spec(vm)!;
     let last: LastRun;
     try {
-      const r = await (await import('./create.js')).createBackup(this.paths, vm, { noFreeze: spec.backup!.freeze === false });
+      const r = await (await import('./create.js')).createBackup(this.paths, vm, { noFreeze: spec.backup!.freeze === false, netns: this.netns });
       last = { at: now.toISOString(), ok: true, id: r.manifest.id, kind: r.manifest.kind, ...(r.reason && r.manifest.kind === 'full' ? { reason: r.reason } : {}) };
       const k = spec.backup!.keep;
       if (k && Object.values(k).some((n) => n)) {

@@ -3,7 +3,7 @@
  * its .proto files next to itself) and the key layout. Everything lives under one prefix:
  *   config                 {ttlSec, marginMs, sharedStorage}         (cluster init)
  *   members/HOST           {name, addr, joinedAt}                    (cluster join; persistent)
- *   hosts/HOST             {name, addr, memTotal, cpus, …}           (agent; bound to its lease)
+ *   hosts/HOST             {name, addr, memTotal, cpus, …, storages} (agent; bound to its lease; storages: storage-reach.ts)
  *   defs/vm/NAME, defs/network/NAME   definition YAML text
  *   desired/NAME           {state: running|stopped, host}            (CLI: start/stop/placement)
  *   owner/NAME             HOST                                      (bound to HOST's lease; moved only in transactions)
@@ -18,7 +18,12 @@ export const DEFAULT_PREFIX = '/kvmctl/';
 
 export type ClusterConfig = { ttlSec: number; marginMs: number; sharedStorage: string[]; createdAt: string };
 export type Member = { name: string; addr?: string; joinedAt: string };
-export type HostInfo = { name: string; addr?: string; memTotal: number; cpus: number; networks: string[]; storage: string[]; agentPid: number; leaseId: string; at: string };
+export type HostInfo = {
+  name: string; addr?: string; memTotal: number; cpus: number; networks: string[]; storage: string[]; agentPid: number; leaseId: string; at: string;
+  /** The storages defined on this host and whether it reaches them (merged in by src/cluster/storage-reach.ts; absent until the first report). */
+  storages?: { name: string; type: string; ok: boolean; why?: string }[];
+  storagesAt?: string;
+};
 export type Desired = { state: 'running' | 'stopped'; host?: string; placedBy?: string; at: string };
 export type Observed = { host: string; state: string; pid?: number; at: string };
 /** A local disk copied by a live migration (src/cluster/migrate-disks.ts); `file` as the definition names it (each host resolves it in its own images dir). */

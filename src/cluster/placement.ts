@@ -3,6 +3,9 @@
  * `hosts` list, its anti-affinity group, the networks and shared storage it needs, enough
  * uncommitted memory), pick the one with the most free memory; ties go to the host with fewer
  * VMs, then by name. Every host that is left out gets a reason, so a refusal explains itself.
+ * Named storages (RBD volume disks): a host must have reported (src/cluster/storage-reach.ts)
+ * that it reaches every storage the VM's volumes live in (`storageProblem`, also used by
+ * migrate and `start --on`).
  */
 import path from 'node:path';
 import { KvmError } from '../errors.js';
@@ -17,6 +20,19 @@ type ClusterVm = Pick<VmSpec, 'name' | 'memory' | 'nics' | 'disks'> & { hosts?: 
 /** Disks outside the shared storage dirs (relative paths live in each host's own images dir). Volume disks (RBD) are shared by nature. */
 export function localDisks(vm: Pick<VmSpec, 'disks'>, shared: string[]): string[] {
   return vm.disks.flatMap((d) => (d.file === undefined ? [] : [d.file])).filter((f) => !path.isAbsolute(f) || !shared.some((s) => f === s || f.startsWith(`${s.replace(/\/$/, '')}/`)));
+}
+
+/** Why host `h` cannot reach the storages of the VM's volume disks, or undefined (pure). */
+export function storageProblem(vm: Pick<VmSpec, 'disks'>, h: Pick<HostInfo, 'storages'>): string | undefined {
+  const need = [...new Set(vm.disks.flatMap((d) => (d.storage !== undefined && d.volume !== undefined ? [d.storage] : [])))];
+  if (!need.length) return undefined;
+  if (!h.storages) return `has not reported which storages it reaches yet (needs ${need.join(', ')}; its agent checks at start and every 30 s)`;
+  for (const n of need) {
+    const r = h.storages.find((x) => x.name === n);
+    if (!r) return `does not define storage ${n} (kvmctl storage define -f FILE on that host)`;
+    if (!r.ok) return `cannot reach storage ${n}: ${r.why ?? 'check failed'}`;
+  }
+  return undefined;
 }
 
 export function place(vm: ClusterVm, hosts: HostInfo[], placed: Placed[], opts: { exclude?: string[]; sharedStorage?: string[] } = {}): PlacementResult {
@@ -38,6 +54,8 @@ export function place(vm: ClusterVm, hosts: HostInfo[], placed: Placed[], opts: 
       const shared = vm.disks.flatMap((d) => (d.file === undefined ? [] : [d.file])).filter((f) => path.isAbsolute(f));
       const noStorage = shared.filter((f) => (opts.sharedStorage ?? []).some((s) => f.startsWith(`${s.replace(/\/$/, '')}/`)) && !h.storage.some((s) => f.startsWith(`${s.replace(/\/$/, '')}/`)));
       if (noStorage.length) return `does not mount the shared storage of ${noStorage.join(', ')}`;
+      const reach = storageProblem(vm, h);
+      if (reach) return reach;
       if (free < vm.memory) return `only ${Math.floor(free / 2 ** 20)} MiB uncommitted, needs ${Math.floor(vm.memory / 2 ** 20)} MiB`;
       return undefined;
     })();

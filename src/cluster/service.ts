@@ -12,7 +12,7 @@ import { defPath } from '../definition/store.js';
 import type { VmSpec } from '../definition/vm.js';
 import { connect, getJson, keys, listJson, listStrings, withTimeout, type ClusterConfig, type Desired, type HostInfo, type Keys, type Member, type Migration, type Observed } from './etcd.js';
 import type { LocalCluster } from './local.js';
-import { place, type Placed } from './placement.js';
+import { place, storageProblem, type Placed } from './placement.js';
 
 export type Session = { c: Etcd3; k: Keys; close(): void };
 
@@ -47,7 +47,7 @@ export async function leaveCluster(s: Session, host: string, force: boolean): Pr
 }
 
 export type VmRow = { name: string; desired?: Desired; owner?: string; observed?: Observed; ha: boolean; memory?: number; migration?: Migration };
-export type HostRow = { name: string; alive: boolean; addr?: string; leaseId?: string; leaseTtlLeft?: number; memTotal?: number; memFree?: number; cpus?: number; vms: string[] };
+export type HostRow = { name: string; alive: boolean; addr?: string; leaseId?: string; leaseTtlLeft?: number; memTotal?: number; memFree?: number; cpus?: number; vms: string[]; storages?: HostInfo['storages'] };
 export type ClusterStatus = { prefix: string; config?: ClusterConfig; etcd: { endpoint: string; ok: boolean; leader?: boolean; version?: string; error?: string }[]; hosts: HostRow[]; vms: VmRow[] };
 
 export async function clusterStatus(s: Session, urls: string[]): Promise<ClusterStatus> {
@@ -70,7 +70,7 @@ export async function clusterStatus(s: Session, urls: string[]): Promise<Cluster
     if (info) ttl = await withTimeout(leaseTtl(s.c, info.leaseId), 2000, 'lease ttl').catch(() => undefined);
     const here = [...desired].filter(([, d]) => d.state === 'running' && d.host === h).map(([n]) => n);
     const committed = here.reduce((sum, n) => sum + (specs.get(n)?.memory ?? 0), 0);
-    rows.push({ name: h, alive: !!info, addr: info?.addr ?? members.get(h)?.addr, leaseId: info?.leaseId, leaseTtlLeft: ttl, memTotal: info?.memTotal, memFree: info ? info.memTotal - committed : undefined, cpus: info?.cpus, vms: here.sort() });
+    rows.push({ name: h, alive: !!info, addr: info?.addr ?? members.get(h)?.addr, leaseId: info?.leaseId, leaseTtlLeft: ttl, memTotal: info?.memTotal, memFree: info ? info.memTotal - committed : undefined, cpus: info?.cpus, vms: here.sort(), ...(info?.storages ? { storages: info.storages } : {}) });
   }
   const etcd = await Promise.all(
     urls.map(async (endpoint) => {
@@ -150,6 +150,8 @@ export async function clusterStart(s: Session, paths: Paths, name: string, opts:
   let considered: StartResultCluster['considered'];
   if (opts.on) {
     if (!hosts.has(opts.on)) throw badInput('HOST_DOWN', `host "${opts.on}" has no live agent`, `live hosts: ${[...hosts.keys()].join(', ') || 'none'}`);
+    const reach = storageProblem(spec, hosts.get(opts.on)!);
+    if (reach) throw badInput('STORAGE_UNREACHABLE_THERE', `VM "${name}" cannot run on ${opts.on}: it ${reach}`, 'kvmctl cluster status shows what each host reaches; kvmctl storage check NAME on that host says why');
     host = opts.on;
   } else {
     const placed: Placed[] = [...desired]
@@ -224,6 +226,8 @@ export async function clusterMigrate(s: Session, name: string, to: string, opts:
   if (owner === to) throw badInput('ALREADY_THERE', `VM "${name}" already runs on ${to}`);
   const dest = hosts.get(to);
   if (!dest) throw badInput('HOST_DOWN', `host "${to}" has no live agent`, `live hosts: ${[...hosts.keys()].join(', ') || 'none'}`);
+  const reach = storageProblem(spec, dest);
+  if (reach) throw badInput('STORAGE_UNREACHABLE_THERE', `VM "${name}" cannot run on ${to}: it ${reach}`, 'kvmctl cluster status shows what each host reaches; kvmctl storage check NAME on that host says why');
   if (!dest.addr) throw badInput('NO_ADDR', `host "${to}" has no address for incoming migrations`, 'restart its agent with --addr IP');
   if (spec.hosts?.length && !spec.hosts.includes(to)) throw badInput('NOT_ALLOWED', `VM "${name}" may run only on ${spec.hosts.join(', ')}`);
   if (existing && !['done', 'failed'].includes(existing.state) && Date.now() - Date.parse(existing.at) < 120_000) throw badInput('MIGRATION_BUSY', `VM "${name}" is already being migrated (${existing.from} → ${existing.to}, ${existing.state})`);

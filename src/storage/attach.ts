@@ -18,6 +18,13 @@ import { readRbdStorage } from './defs.js';
 
 export type ResolvedVolumes = { volumes: Record<string, RbdVolumeArg>; storages: Map<string, RbdStorageSpec>; images: { id: string; storage: string; image: string }[] };
 
+export type VolumeDisk = { id: string; storage: string; volume: string; readOnly: boolean };
+
+/** The VM's RBD volume disks, by disk id (pure). */
+export function volumeDisks(vm: Pick<VmSpec, 'disks'>): VolumeDisk[] {
+  return vm.disks.flatMap((d, i) => (d.storage !== undefined && d.volume !== undefined ? [{ id: diskId(d, i), storage: d.storage, volume: d.volume, readOnly: !!d.readOnly }] : []));
+}
+
 export const keyFilePath = (runDir: string, storage: string) => path.join(runDir, `rbd-${storage}.key`);
 
 export async function resolveVolumes(paths: Paths, vm: VmSpec, runDir: string): Promise<ResolvedVolumes> {

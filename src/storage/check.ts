@@ -68,3 +68,35 @@ export async function checkStorage(paths: Paths, name: string, netns?: string): 
   }
   return { storage: name, type: s.type, ok: checks.every((c) => c.ok), ...(free !== undefined ? { free } : {}), checks };
 }
+
+export type StorageReach = { name: string; type: string; ok: boolean; why?: string };
+
+/**
+ * The light check a cluster agent repeats (src/cluster/storage-reach.ts): every storage defined on
+ * this host, reachable or not. dir: the path is a directory inside a storage root; rbd: the key is
+ * readable and `rbd ls POOL` answers within 15 s (monitors reachable, cephx accepted, the pool
+ * readable — one C++ tool call, no probe image: this runs every 30 s on every host).
+ */
+export async function reachStorages(paths: Paths, netns?: string): Promise<StorageReach[]> {
+  const { listStorageNames } = await import('./defs.js');
+  // In parallel: one unreachable storage (15 s) does not hold up the report of the others.
+  return Promise.all(listStorageNames(paths).map(async (name): Promise<StorageReach> => {
+    let type = '?';
+    try {
+      const s = await readStorage(paths, name);
+      type = s.type;
+      if (s.type === 'dir') {
+        const { realish, rootOf, storageRoots } = await import('../host/storage-roots.js');
+        const real = realish(s.path);
+        if (!real.exists || !fs.statSync(real.real).isDirectory()) throw new Error(`${s.path} is not a directory here`);
+        if (!rootOf(real.real, storageRoots(paths))) throw new Error(`${s.path} is not a storage root here`);
+      } else {
+        readKey(s);
+        await rbdRun({ storage: s, netns }, ['ls', ...(s.namespace ? ['--namespace', s.namespace] : []), s.pool], { timeoutMs: 30_000 });
+      }
+      return { name, type, ok: true };
+    } catch (e) {
+      return { name, type, ok: false, why: (e as Error).message.split('\n')[0]!.slice(0, 300) };
+    }
+  }));
+}

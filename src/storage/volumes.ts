@@ -125,11 +125,18 @@ export async function snapshotCreate(c: Ctx, ref: string): Promise<{ snapshot: s
     thaw = f.thaw;
   }
   try {
-    await rbdRun(t, ['snap', 'create', '--no-progress', imageSpec(t.s, r.volume, r.snap)], { what: `snapshot ${ref}` });
+    await snapshotCreateRaw(c, ref);
   } finally {
     await thaw();
   }
   return { snapshot: ref, consistency };
+}
+
+/** `rbd snap create` alone (the caller handles freezing: VM snapshots freeze once for all volumes). */
+export async function snapshotCreateRaw(c: Ctx, ref: string): Promise<void> {
+  const r = parseRef(ref, { snap: 'required' });
+  const t = await target(c, r.storage);
+  await rbdRun(t, ['snap', 'create', '--no-progress', imageSpec(t.s, r.volume, r.snap)], { what: `snapshot ${ref}` });
 }
 
 export async function snapshotList(c: Ctx, ref: string): Promise<SnapRow[]> {
@@ -162,6 +169,13 @@ export async function snapshotRemove(c: Ctx, ref: string): Promise<{ removed: st
   }
   await rbdRun(t, ['snap', 'rm', '--no-progress', spec], { what: `snapshot ${ref}` });
   return { removed: ref };
+}
+
+/** The linked clones of a snapshot (`rbd children`), one per line as pool/image. */
+export async function snapshotChildren(c: Ctx, ref: string): Promise<string[]> {
+  const r = parseRef(ref, { snap: 'required' });
+  const t = await target(c, r.storage);
+  return (await rbdRun(t, ['children', imageSpec(t.s, r.volume, r.snap)], { what: `snapshot ${ref}` })).split('\n').filter(Boolean);
 }
 
 /** A linked clone: copy-on-write child of a (protected) snapshot, in the same storage. */
@@ -224,6 +238,42 @@ async function confinedFile(c: Ctx, file: string, field: string): Promise<string
 
 export type Progress = (percent: number) => void;
 
+/**
+ * `qemu-img convert -n` of a file (format given) into an existing volume of at least its virtual
+ * size, through qemu-img's rbd driver (the key in a secret object file). The caller confines the
+ * file (import: a storage root; restore: the backup repository).
+ */
+export async function convertIntoVolume(c: Ctx, storage: string, volume: string, file: string, format: string, o: { onProgress?: Progress; errorCode?: string } = {}): Promise<void> {
+  const t = await target(c, storage);
+  await withKeyFile(c, t.s, async (obj, id) => {
+    const { qemuImgProgressListener } = await import('../disk/progress.js');
+    const argv = [...(c.netns ? ['ip', 'netns', 'exec', c.netns] : []), 'qemu-img', 'convert', '-p', '-n', '--object', obj, '-f', format, '--target-image-opts', file, rbdImageOpts(t.s, volume, id)];
+    await run(argv, { timeoutMs: 3_600_000, onStdout: o.onProgress ? qemuImgProgressListener(o.onProgress) : undefined, errorCode: o.errorCode ?? 'VOLUME_IMPORT_FAILED' });
+  });
+}
+
+/** Whether a volume exists, and what would make replacing it unsafe: its snapshots and the clients that have it open (any host). */
+export async function volumeState(c: Ctx, storage: string, volume: string): Promise<{ exists: boolean; size?: number; snapshots: string[]; watchers: string[] }> {
+  const t = await target(c, storage);
+  const spec = imageSpec(t.s, volume);
+  let size: number;
+  try {
+    size = (JSON.parse(await rbdRun(t, ['info', '--format', 'json', spec], { what: `volume ${storage}/${volume}` })) as { size: number }).size;
+  } catch (e) {
+    if ((e as KvmError).code === 'VOLUME_NOT_FOUND') return { exists: false, snapshots: [], watchers: [] };
+    throw e;
+  }
+  const st = JSON.parse(await rbdRun(t, ['status', '--format', 'json', spec], { what: `volume ${storage}/${volume}` })) as { watchers: { address: string }[] };
+  const snaps = JSON.parse(await rbdRun(t, ['snap', 'ls', '--format', 'json', spec], { what: `volume ${storage}/${volume}` })) as { name: string }[];
+  return { exists: true, size, snapshots: snaps.map((x) => x.name), watchers: st.watchers.map((w) => w.address) };
+}
+
+/** `rbd rename` inside one storage (restore swaps a fully written scratch volume in). */
+export async function renameVolume(c: Ctx, storage: string, from: string, to: string): Promise<void> {
+  const t = await target(c, storage);
+  await rbdRun(t, ['rename', imageSpec(t.s, from), imageSpec(t.s, to)], { what: `volume ${storage}/${from}` });
+}
+
 /** A qcow2/raw/… file (in a storage root) → a new volume of its virtual size. */
 export async function importVolume(c: Ctx, file: string, ref: string, o: { onProgress?: Progress } = {}): Promise<{ volume: string; from: string; format: string; size: number }> {
   const r = parseRef(ref);
@@ -233,11 +283,7 @@ export async function importVolume(c: Ctx, file: string, ref: string, o: { onPro
   const t = await target(c, r.storage);
   await createVolume(c, ref, Math.ceil(info['virtual-size'] / 512) * 512);
   try {
-    await withKeyFile(c, t.s, async (obj, id) => {
-      const { qemuImgProgressListener } = await import('../disk/progress.js');
-      const argv = [...(c.netns ? ['ip', 'netns', 'exec', c.netns] : []), 'qemu-img', 'convert', '-p', '-n', '--object', obj, '-f', info.format, '--target-image-opts', abs, rbdImageOpts(t.s, r.volume, id)];
-      await run(argv, { timeoutMs: 3_600_000, onStdout: o.onProgress ? qemuImgProgressListener(o.onProgress) : undefined, errorCode: 'VOLUME_IMPORT_FAILED' });
-    });
+    await convertIntoVolume(c, r.storage, r.volume, abs, info.format, { onProgress: o.onProgress });
   } catch (e) {
     await rbdRun(t, ['rm', '--no-progress', imageSpec(t.s, r.volume)]).catch(() => undefined); // no half-imported volume left
     throw e;

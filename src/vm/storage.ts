@@ -43,18 +43,6 @@ function writeLayers(paths: Paths, name: string, l: LayersFile): void {
   writeJson(layersPath(paths, name), l);
 }
 
-/**
- * File-disk operations (qcow2 snapshots, reverts, backups, restores) on a VM with RBD volume disks
- * are refused rather than done for the file disks only: a "snapshot of the VM" that silently left
- * out its RBD disk would restore to a mix of times. Volumes have their own (kvmctl volume …).
- */
-export function refuseVolumeDisks(vm: Pick<VmSpec, 'name' | 'disks'>, what: string): void {
-  const i = vm.disks.findIndex((d) => d.storage !== undefined);
-  if (i < 0) return;
-  const d = vm.disks[i]!;
-  throw badInput('VOLUME_DISK_UNSUPPORTED', `${what} of VM "${vm.name}": disk ${diskId(d, i)} is the RBD volume ${d.storage}/${d.volume}, and ${what} handles image files only (it would leave that disk out)`, `use kvmctl volume snapshot create ${d.storage}/${d.volume}@NAME (and volume export for a copy); see docs/storage-ceph.md`);
-}
-
 export type ActiveDisk = { id: string; disk: DiskSpec; base: string; baseFormat: string; top: string; topFormat: string; overlays: Overlay[] };
 
 /** Each disk of a VM with the layer QEMU must open (the top of its recorded chain, or its file). */
@@ -130,7 +118,7 @@ async function withQmp<T>(paths: Paths, name: string, fn: (q: QmpClient) => Prom
 
 const isUp = (state: string) => state === 'running' || state === 'paused';
 
-export type SnapshotResult = { vm: string; name: string; mode: 'external' | 'internal'; disks: { id: string; file: string; backing?: string }[]; frozen?: boolean; note?: string };
+export type SnapshotResult = { vm: string; name: string; mode: 'external' | 'internal'; disks: { id: string; file: string; backing?: string }[]; frozen?: boolean; paused?: boolean; note?: string };
 
 function pickDisks(vm: VmSpec, all: ActiveDisk[], ids?: string[]): ActiveDisk[] {
   if (ids?.length) {
@@ -150,11 +138,12 @@ function pickDisks(vm: VmSpec, all: ActiveDisk[], ids?: string[]): ActiveDisk[] 
  * `transaction` so they are consistent with each other; the VM keeps running. Stopped: internal
  * qcow2 snapshots of each disk's active layer (qemu-img snapshot -c).
  */
-export async function snapshotVm(paths: Paths, name: string, snap: string, opts: { disks?: string[]; noFreeze?: boolean } = {}): Promise<SnapshotResult> {
+export async function snapshotVm(paths: Paths, name: string, snap: string, opts: { disks?: string[]; noFreeze?: boolean; netns?: string } = {}): Promise<SnapshotResult> {
   const { checkSnapshotName, snapshotCreate } = await import('../disk/images.js');
   checkSnapshotName(snap);
   const vm = readVm(paths, name);
-  refuseVolumeDisks(vm, 'a snapshot');
+  // RBD volume disks: RBD snapshots of every volume (src/vm/volume-snapshots.ts).
+  if (vm.disks.some((d) => d.storage !== undefined)) return (await import('./volume-snapshots.js')).snapshotVolumeVm(paths, vm, snap, opts);
   return withVmLock(paths, name, async () => {
     const st = await vmStatus(paths, name, { lockHeld: true });
     const chosen = pickDisks(vm, activeDisks(paths, vm), opts.disks);
@@ -214,10 +203,10 @@ export async function snapshotVm(paths: Paths, name: string, snap: string, opts:
 
 export type SnapshotListing = { vm: string; disks: { id: string; base: string; top: string; external: Overlay[]; internal: string[] }[] };
 
-export async function listVmSnapshots(paths: Paths, name: string): Promise<SnapshotListing> {
+export async function listVmSnapshots(paths: Paths, name: string, o: { netns?: string } = {}): Promise<SnapshotListing> {
   const { inspectImage } = await import('../disk/images.js');
   const vm = readVm(paths, name);
-  const disks = [];
+  const disks: SnapshotListing['disks'] = vm.disks.some((d) => d.storage !== undefined) ? await (await import('./volume-snapshots.js')).listVolumeVmSnapshots(paths, vm, o.netns) : [];
   for (const a of activeDisks(paths, vm)) {
     let internal: string[] = [];
     if (fs.existsSync(a.top)) {
@@ -235,10 +224,10 @@ export async function listVmSnapshots(paths: Paths, name: string): Promise<Snaps
  * when the snapshot was taken, and can be reverted to it again later. Internal: qemu-img
  * snapshot -a on the active layer.
  */
-export async function revertVm(paths: Paths, name: string, snap: string): Promise<{ vm: string; name: string; mode: 'external' | 'internal'; disks: string[]; removed: string[] }> {
+export async function revertVm(paths: Paths, name: string, snap: string, o: { netns?: string } = {}): Promise<{ vm: string; name: string; mode: 'external' | 'internal'; disks: string[]; removed: string[] }> {
   const img = await import('../disk/images.js');
   const vm = readVm(paths, name);
-  refuseVolumeDisks(vm, 'a revert');
+  if (vm.disks.some((d) => d.storage !== undefined)) return (await import('./volume-snapshots.js')).revertVolumeVm(paths, vm, snap, o);
   return withVmLock(paths, name, async () => {
     const st = await vmStatus(paths, name, { lockHeld: true });
     if (isUp(st.state)) throw badInput('VM_RUNNING', `cannot revert VM "${name}" while it is ${st.state}`, `kvmctl stop ${name} first`);

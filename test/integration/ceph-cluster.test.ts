@@ -8,6 +8,9 @@
  * is cut off (its bridge port down: no etcd, no Ceph); it fences its QEMU, and the host that
  * restarts the VM first breaks the dead owner's exclusive lock and blocklists its client
  * (src/storage/fence.ts), so the new QEMU writes at once instead of after the 30 s watch timeout.
+ * Placement knows which host reaches which storage (src/cluster/storage-reach.ts): h1 also defines
+ * `cephone` (the same pool under another name), h2 `cephdead` (monitors at an address where nobody
+ * answers); start, start --on and migrate leave out or refuse the hosts that cannot reach a VM's storage.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -35,6 +38,8 @@ const guestReady = (x: TestHost, vm: string) => {
     return false;
   }
 };
+type Reach = { name: string; ok: boolean; why?: string };
+const hostStorages = async () => (JSON.parse(await ok(c!.hosts[0]!, ['cluster', 'status', '--json'])) as { hosts: { name: string; storages?: Reach[] }[] }).hosts;
 const watchers = async (vol = 'mig0') => (JSON.parse(await k!.rbd('status', '--format', 'json', `${k!.pool}/${vol}`)) as { watchers: { address: string }[] }).watchers.map((w) => w.address.split(':')[0]);
 
 describe.skipIf(!!why)(`an RBD VM in the cluster${why ? ` (skipped: ${why})` : ''}`, () => {
@@ -46,10 +51,19 @@ describe.skipIf(!!why)(`an RBD VM in the cluster${why ? ` (skipped: ${why})` : '
     const def = path.join(c.dir, 'ceph1.yaml');
     fs.writeFileSync(def, `kind: storage\nname: ceph1\ntype: rbd\npool: ${k.pool}\nmonitors: [${k.monitor}]\nuser: ${k.user}\nkeyring: ${k.keyring}\n`);
     for (const x of c.hosts) await ok(x, ['storage', 'define', '-f', def]);
+    const extra = (name: string, mon: string) => {
+      const f = path.join(c!.dir, `${name}.yaml`);
+      fs.writeFileSync(f, `kind: storage\nname: ${name}\ntype: rbd\npool: ${k!.pool}\nmonitors: [${mon}]\nuser: ${k!.user}\nkeyring: ${k!.keyring}\n`);
+      return f;
+    };
+    await ok(c.hosts[0]!, ['storage', 'define', '-f', extra('cephone', k.monitor)]);
+    await ok(c.hosts[1]!, ['storage', 'define', '-f', extra('cephdead', '10.77.0.250')]);
     await ok(c.hosts[0]!, ['volume', 'create', 'ceph1/mig0', '32M']);
     await ok(c.hosts[0]!, ['volume', 'create', 'ceph1/ha0', '32M']);
     for (const x of c.hosts) await x.startAgent();
-    await until('2 live agents', async () => (JSON.parse(await ok(c!.hosts[0]!, ['cluster', 'status', '--json'])) as { hosts: { alive: boolean }[] }).hosts.filter((x) => x.alive).length === 3, 30_000, 300);
+    await until('3 live agents', async () => (JSON.parse(await ok(c!.hosts[0]!, ['cluster', 'status', '--json'])) as { hosts: { alive: boolean }[] }).hosts.filter((x) => x.alive).length === 3, 30_000, 300);
+    // Placement needs each host's storage report (published beside the agent at its start).
+    await until('every host reports reaching ceph1', async () => (await hostStorages()).every((x) => x.storages?.some((r) => r.name === 'ceph1' && r.ok)), 60_000, 300);
     const vm = path.join(c.dir, 'vm.yaml');
     const def2 = (name: string, vol: string, extra = '') => `name: ${name}\nmemory: 128M\nkernel: { builtin: test-guest }\ndisks:\n  - storage: ceph1\n    volume: ${vol}\nstopTimeout: 10\n${extra}`;
     fs.writeFileSync(vm, [def2('rmig', 'mig0'), def2('rha', 'ha0', 'ha: true\n')].join('---\n'));
@@ -97,6 +111,39 @@ describe.skipIf(!!why)(`an RBD VM in the cluster${why ? ` (skipped: ${why})` : '
     expect(m.stats.transferredBytes ?? 0).toBeLessThan(160 * 2 ** 20);
   }, 180_000);
 
+  it('placement knows which hosts reach which storage: start, start --on and migrate leave out or refuse the others', async () => {
+    const t0 = Date.now();
+    const hs = await until('h2 reports cephdead unreachable', async () => {
+      const x = await hostStorages();
+      return x.find((y) => y.name === 'h2')?.storages?.some((r) => r.name === 'cephdead') ? x : undefined;
+    }, 60_000, 500);
+    console.log(`storage reports: ${JSON.stringify(hs.map((x) => [x.name, x.storages]))} (${Date.now() - t0} ms after the agents were up)`);
+    expect(hs.find((x) => x.name === 'h1')!.storages!.map((r) => [r.name, r.ok])).toEqual([['ceph1', true], ['cephone', true]]);
+    const dead = hs.find((x) => x.name === 'h2')!.storages!.find((r) => r.name === 'cephdead')!;
+    expect(dead.ok).toBe(false);
+    expect(dead.why).toMatch(/cephdead/);
+    await ok(c!.hosts[0]!, ['volume', 'create', 'cephone/one0', '16M']);
+    const vm = path.join(c!.dir, 'reach.yaml');
+    const d = (name: string, st: string, vol: string) => `name: ${name}\nmemory: 128M\nkernel: { builtin: test-guest }\ndisks:\n  - storage: ${st}\n    volume: ${vol}\nstopTimeout: 10\n`;
+    fs.writeFileSync(vm, [d('rone', 'cephone', 'one0'), d('rdead', 'cephdead', 'dead0')].join('---\n'));
+    await ok(c!.hosts[0]!, ['cluster', 'apply', '-f', vm]);
+    const pinned = await c!.hosts[0]!.cli(['start', 'rone', '--on', 'h2']);
+    expect(pinned.code).toBe(2);
+    expect(pinned.stderr).toMatch(/STORAGE_UNREACHABLE_THERE.*cannot run on h2: it does not define storage cephone/);
+    const placed = JSON.parse(await ok(c!.hosts[1]!, ['start', 'rone', '--json'], 90_000)) as { host: string; considered: { host: string; why?: string }[] };
+    expect(placed.host).toBe('h1'); // the only host that reaches cephone
+    expect(placed.considered.filter((x) => x.why).map((x) => x.why)).toEqual(['does not define storage cephone (kvmctl storage define -f FILE on that host)', 'does not define storage cephone (kvmctl storage define -f FILE on that host)']);
+    const mig = await c!.hosts[0]!.cli(['migrate', 'rone', '--to', 'h3']);
+    expect(mig.code).toBe(2);
+    expect(mig.stderr).toMatch(/STORAGE_UNREACHABLE_THERE.*h3: it does not define storage cephone/);
+    const none = await c!.hosts[0]!.cli(['start', 'rdead']);
+    expect(none.code).not.toBe(0);
+    expect(none.stderr).toMatch(/NO_HOST/);
+    expect(none.stderr).toMatch(/h2: cannot reach storage cephdead/);
+    expect(none.stderr).toMatch(/h1: does not define storage cephdead/);
+    await ok(c!.hosts[0]!, ['stop', 'rone'], 60_000);
+  }, 180_000);
+
   it('HA failover of an RBD VM: the cut-off owner is fenced, the new host breaks its lock and blocklists it, the guest data is there and writable at once', async () => {
     const ownerOf = async (vm: string) => (JSON.parse(await ok(c!.hosts.find((x) => x.name !== victimName)!, ['cluster', 'status', '--json'])) as { vms: { name: string; owner?: string }[] }).vms.find((v) => v.name === vm)?.owner;
     let victimName = '';
@@ -124,6 +171,9 @@ describe.skipIf(!!why)(`an RBD VM in the cluster${why ? ` (skipped: ${why})` : '
       console.log(`RBD HA failover: restarted on ${newOwner} ${restartedMs} ms after the cut; first write there took ${writeMs} ms`);
       expect(writeMs).toBeLessThan(15_000); // not the 30 s watch timeout
       const log = fs.readFileSync(path.join(c!.dir, `agent-${newOwner}.log`), 'utf8');
+      // The agent's own clock: the restart itself, apart from the test's polling of cluster status (slow while an etcd member is cut off).
+      const started = /^(\S+) agent \S+: started rha/m.exec(log.split('\n').filter((l) => /started rha/.test(l)).at(-1) ?? '');
+      if (started) console.log(`RBD HA failover: the new owner's agent had QEMU running ${Date.parse(started[1]!) - cutAt} ms after the cut`);
       expect(log).toMatch(new RegExp(`HA: rha: broke the lock of client\\.\\d+ \\(${victim.ip.replace(/\./g, '\\.')}:`));
       const bl = await k!.ceph('osd', 'blocklist', 'ls');
       expect(bl).toContain(`${victim.ip}:0/`);

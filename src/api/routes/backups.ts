@@ -12,7 +12,7 @@ export function backupRoutes(app: FastifyInstance, ctx: ServerCtx): void {
     return r.listBackups(r.resolveRepo(paths), params.name);
   });
   bind(app, R.createBackup, async ({ params, body }) =>
-    (await import('../../backup/create.js')).createBackup(paths, params.name, { mode: body?.mode ?? 'auto', noFreeze: body?.freeze === false }),
+    (await import('../../backup/create.js')).createBackup(paths, params.name, { mode: body?.mode ?? 'auto', noFreeze: body?.freeze === false, netns: ctx.netns }),
   );
   bind(app, R.pruneBackups, async ({ params, body }) => {
     const rules = { last: body.keepLast, hourly: body.keepHourly, daily: body.keepDaily, weekly: body.keepWeekly, monthly: body.keepMonthly, yearly: body.keepYearly };
@@ -24,6 +24,6 @@ export function backupRoutes(app: FastifyInstance, ctx: ServerCtx): void {
   });
   bind(app, R.verifyBackup, async ({ params }) => (await import('../../backup/verify-prune.js')).verifyBackup(paths, `${params.name}@${params.id}`));
   bind(app, R.restoreBackup, async ({ params, body }) =>
-    (await import('../../backup/restore.js')).restoreBackup(paths, `${params.name}@${params.id}`, { as: body?.as, force: body?.force }),
+    (await import('../../backup/restore.js')).restoreBackup(paths, `${params.name}@${params.id}`, { as: body?.as, force: body?.force, netns: ctx.netns }),
   );
 }

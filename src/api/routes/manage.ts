@@ -71,18 +71,20 @@ export function manageRoutes(app: FastifyInstance, ctx: ServerCtx): void {
     }
   };
 
-  bind(app, R.listSnapshots, async ({ params }) => (await storage()).listVmSnapshots(paths, params.name));
+  bind(app, R.listSnapshots, async ({ params }) => (await storage()).listVmSnapshots(paths, params.name, { netns: ctx.netns }));
   bind(app, R.createSnapshot, async ({ params, body }) => {
     const at = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-    return settled((await storage()).snapshotVm(paths, params.name, body.name?.trim() || `snap-${at}`, { disks: body.disks, noFreeze: body.noFreeze }));
+    return settled((await storage()).snapshotVm(paths, params.name, body.name?.trim() || `snap-${at}`, { disks: body.disks, noFreeze: body.noFreeze, netns: ctx.netns }));
   });
-  bind(app, R.revertSnapshot, async ({ params }) => settled((await storage()).revertVm(paths, params.name, params.snap)));
+  bind(app, R.revertSnapshot, async ({ params }) => settled((await storage()).revertVm(paths, params.name, params.snap, { netns: ctx.netns })));
   bind(app, R.deleteSnapshot, async ({ params }) => {
     const s = await storage();
     const { vmStatus } = await import('../../vm/status.js');
     const img = await import('../../disk/images.js');
     img.setImageInUseResolver(s.runningImageUser(paths));
     const vm = readVm(paths, params.name);
+    const vs = await import('../../vm/volume-snapshots.js');
+    if (vs.hasVolumeDisks(vm)) return vs.removeVolumeVmSnapshot(paths, vm, params.snap, { netns: ctx.netns }); // RBD snapshots of the volumes
     const st = await vmStatus(paths, params.name);
     if (st.state === 'running' || st.state === 'paused') throw new KvmError('VM_RUNNING', `cannot delete a snapshot of VM "${params.name}" while it is ${st.state}`, { hint: 'stop it first' });
     const disks = s.activeDisks(paths, vm);

@@ -38,6 +38,7 @@ export function register(program: Command, action: Action): void {
           to: o.to,
           mode: o.full ? 'full' : o.incremental ? 'incremental' : 'auto',
           noFreeze: !o.freeze,
+          netns: ctx.netns(),
           onProgress: (done, total) => bar.update((done * 100) / total),
         });
         bar.update(100);
@@ -111,11 +112,12 @@ export function register(program: Command, action: Action): void {
       .command('restore')
       .description('restore a backup: over the VM it came from (stopped; --force to replace its disks) or as a new VM with --as')
       .argument('<vm@id>', 'VM@ID, or VM@latest')
-      .option('--as <name>', 'restore as a new VM with its own disks and new MACs')
+      .option('--as <name>', 'restore as a new VM with its own disks (RBD disks: new volumes NAME-DISK in the same storage) and new MACs')
+      .option('--as-files', 'with --as: RBD volume disks become image files (NAME-DISK.img in the images dir)')
       .option('--force', 'replace existing disks, NVRAM and TPM state'),
   ).action(
-    action(async (ctx, ref: string, o: { to?: string; as?: string; force?: boolean }) => {
-      const r = await (await import('../../backup/restore.js')).restoreBackup(ctx.paths, ref, o);
+    action(async (ctx, ref: string, o: { to?: string; as?: string; asFiles?: boolean; force?: boolean }) => {
+      const r = await (await import('../../backup/restore.js')).restoreBackup(ctx.paths, ref, { ...o, netns: ctx.netns() });
       ctx.out(r, () =>
         [
           `restored ${r.from} as VM "${r.vm}" (definition ${r.definition})`,

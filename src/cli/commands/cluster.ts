@@ -222,7 +222,15 @@ export function register(program: Command, action: Action): void {
         const memory = o.memory !== undefined ? parseSize(o.memory) : undefined;
         if (o.memory !== undefined && !memory) throw badInput('BAD_SIZE', `--memory "${o.memory}" is not a size`, 'e.g. --memory 4G');
         const { runAgent } = await import('../../cluster/agent.js');
-        await runAgent({ paths: ctx.paths, etcd, prefix: o.prefix ?? local?.prefix ?? '/kvmctl/', host: o.host ?? local?.host ?? os.hostname(), addr: o.addr ?? local?.addr, memory, netns });
+        const prefix = o.prefix ?? local?.prefix ?? '/kvmctl/';
+        const host = o.host ?? local?.host ?? os.hostname();
+        // Beside the agent: which storages this host reaches, merged into its host record (placement reads it).
+        const reach = await (await import('../../cluster/storage-reach.js')).startStorageReach({ etcd, prefix, host, paths: ctx.paths, netns });
+        try {
+          await runAgent({ paths: ctx.paths, etcd, prefix, host, addr: o.addr ?? local?.addr, memory, netns });
+        } finally {
+          await reach.stop();
+        }
       }),
     );
 

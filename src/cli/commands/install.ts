@@ -42,18 +42,21 @@ export function register(program: Command, action: Action): void {
 
   program
     .command('snapshot')
-    .description("snapshot a VM's disks: external qcow2 overlays while it runs (it keeps running), internal qcow2 snapshots when stopped")
+    .description("snapshot a VM's disks: external qcow2 overlays while it runs (it keeps running), internal qcow2 snapshots when stopped; RBD volume disks: an RBD snapshot of each volume")
     .argument('<name>')
     .argument('[snapshot]', 'snapshot name (default: snap-YYYYMMDD-HHMMSS)')
     .option('--disk <id...>', 'only these disks (default: every writable disk)')
     .option('--list', 'list the snapshots of each disk')
     .option('--revert', 'go back to the snapshot (VM stopped): everything written since is discarded')
+    .option('--rm', 'remove the snapshot (RBD volume disks; image files: kvmctl disk snapshot delete)')
+    .option('--netns <name>', 'where Ceph is reachable (RBD volume disks; default: env KVMCTL_NETNS)')
     .option('--no-freeze', "don't freeze the guest's filesystems through its agent (the snapshot is then crash-consistent)")
     .action(
-      action(async (ctx, name: string, snap: string | undefined, o: { disk?: string[]; list?: boolean; revert?: boolean; freeze: boolean }) => {
+      action(async (ctx, name: string, snap: string | undefined, o: { disk?: string[]; list?: boolean; revert?: boolean; rm?: boolean; freeze: boolean }) => {
         const s = await storage();
+        const netns = ctx.netns();
         if (o.list) {
-          const r = await s.listVmSnapshots(ctx.paths, name);
+          const r = await s.listVmSnapshots(ctx.paths, name, { netns });
           ctx.out(r, () =>
             r.disks
               .map((d) => `${d.id}: ${d.top}${d.external.length ? `\n  external: ${d.external.map((x) => x.name).join(' → ')}` : ''}${d.internal.length ? `\n  internal: ${d.internal.join(', ')}` : ''}`)
@@ -64,13 +67,24 @@ export function register(program: Command, action: Action): void {
         if (o.revert) {
           const { badInput } = await import('../../errors.js');
           if (!snap) throw badInput('SNAPSHOT_MISSING', '--revert needs the snapshot name');
-          const r = await s.revertVm(ctx.paths, name, snap);
+          const r = await s.revertVm(ctx.paths, name, snap, { netns });
           ctx.out(r, () => `${name}: ${r.disks.join(', ')} reverted to "${snap}" (${r.mode})`);
           return;
         }
+        if (o.rm) {
+          const { badInput } = await import('../../errors.js');
+          if (!snap) throw badInput('SNAPSHOT_MISSING', '--rm needs the snapshot name');
+          const { readVm } = await import('../../definition/store.js');
+          const vs = await import('../../vm/volume-snapshots.js');
+          const vm = readVm(ctx.paths, name);
+          if (!vs.hasVolumeDisks(vm)) throw badInput('SNAPSHOT_RM_FILES', `VM "${name}" has image-file disks: remove their snapshots with kvmctl disk snapshot delete FILE NAME (or the API's DELETE /api/vms/${name}/snapshots/${snap})`);
+          const r = await vs.removeVolumeVmSnapshot(ctx.paths, vm, snap, { netns });
+          ctx.out(r, () => `${name}: snapshot "${snap}" removed from ${r.disks.join(', ')}`);
+          return;
+        }
         const at = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-        const r = await s.snapshotVm(ctx.paths, name, snap ?? `snap-${at}`, { disks: o.disk, noFreeze: !o.freeze });
-        const consistency = r.mode === 'external' ? [r.frozen ? `${name}: guest filesystems were frozen through the agent (consistent)` : `${name}: ${r.note ?? 'not frozen'}`] : [];
+        const r = await s.snapshotVm(ctx.paths, name, snap ?? `snap-${at}`, { disks: o.disk, noFreeze: !o.freeze, netns });
+        const consistency = r.mode === 'external' || r.note || r.frozen ? [r.frozen ? `${name}: guest filesystems were frozen through the agent (consistent)` : `${name}: ${r.note ?? 'not frozen'}`] : [];
         ctx.out(r, () => [...r.disks.map((d) => (r.mode === 'external' ? `${name} ${d.id}: snapshot "${r.name}": now writing to ${d.file} (on ${d.backing})` : `${name} ${d.id}: internal snapshot "${r.name}" of ${d.file}`)), ...consistency].join('\n'));
       }),
     );

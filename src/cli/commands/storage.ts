@@ -1,6 +1,6 @@
 /**
  * kvmctl storage add|list|rm: the storage roots definitions' paths must stay inside (src/host/storage-roots.ts);
- * kvmctl storage define|show|check|rm NAME: named storage definitions, `kind: storage` of type dir
+ * kvmctl storage define|add -f|show|check|rm NAME: named storage definitions, `kind: storage` of type dir
  * or rbd (src/storage/defs.ts, docs/storage-ceph.md). Both are host configuration: local commands
  * only, never the API.
  */
@@ -8,6 +8,19 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { Action } from '../action.js';
+import type { Paths } from '../../host/paths.js';
+
+async function defineFromFile(paths: Paths, file: string) {
+  const { defineStorage } = await import('../../storage/defs.js');
+  let text: string;
+  try {
+    text = fs.readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (e) {
+    const { badInput } = await import('../../errors.js');
+    throw badInput('FILE_NOT_FOUND', `${file}: ${(e as Error).message}`);
+  }
+  return defineStorage(paths, text, file === '-' ? '<stdin>' : path.resolve(file));
+}
 
 export function register(program: Command, action: Action): void {
   const storage = program
@@ -15,14 +28,23 @@ export function register(program: Command, action: Action): void {
     .description('storage roots (the directories and block devices VM definitions may name paths in) and named storages (dir, rbd)')
     .addHelpText(
       'after',
-      "\nEvery disk, CD-ROM, kernel, initrd, share and socket path of a definition must resolve (after symlinks)\ninside a root. kvmctl's images dir and the test guest cache always are. Named storages (kind: storage)\nare a dir (a root with a name) or a Ceph RBD pool whose volumes disks name (storage: NAME, volume: IMAGE).\nOnly these commands (as the host's administrator) change them, never the API.\n\nExamples:\n  kvmctl storage add /var/lib/vms\n  kvmctl storage add /dev/vg0/web-disk\n  kvmctl storage define -f ceph1.yaml\n  kvmctl storage check ceph1\n  kvmctl storage list",
+      "\nEvery disk, CD-ROM, kernel, initrd, share and socket path of a definition must resolve (after symlinks)\ninside a root. kvmctl's images dir and the test guest cache always are. Named storages (kind: storage)\nare a dir (a root with a name) or a Ceph RBD pool whose volumes disks name (storage: NAME, volume: IMAGE).\nOnly these commands (as the host's administrator) change them, never the API.\n\nExamples:\n  kvmctl storage add /var/lib/vms\n  kvmctl storage add /dev/vg0/web-disk\n  kvmctl storage add -f ceph1.yaml     (or storage define -f)\n  kvmctl storage check ceph1\n  kvmctl storage list",
     );
   storage
     .command('add')
-    .description('add a directory as a root, or list a block device as usable by VMs')
-    .argument('<path>')
+    .description('add a directory as a root, or list a block device as usable by VMs; with -f FILE a named storage (the same as define)')
+    .argument('[path]')
+    .option('-f, --file <file>', 'a named storage definition (kind: storage; "-" reads standard input)')
     .action(
-      action(async (ctx, p: string) => {
+      action(async (ctx, p: string | undefined, o: { file?: string }) => {
+        const { badInput } = await import('../../errors.js');
+        if (o.file !== undefined) {
+          if (p !== undefined) throw badInput('BAD_ARGUMENTS', 'give a path (a root) or -f FILE (a named storage), not both');
+          const r = await defineFromFile(ctx.paths, o.file);
+          ctx.out(r, () => `storage/${r.name} (${r.type}) ${r.action}${r.root ? `; root ${r.root}` : ''}`);
+          return;
+        }
+        if (p === undefined) throw badInput('BAD_ARGUMENTS', 'storage add needs a PATH (a root or block device) or -f FILE (a named storage)', 'kvmctl storage add /var/lib/vms, or kvmctl storage add -f ceph1.yaml');
         const { addStorage } = await import('../../host/storage-roots.js');
         const r = addStorage(ctx.paths, p);
         ctx.out(r, () => `${r.added ? 'added' : 'already there'}: ${r.kind === 'dir' ? 'root' : 'block device'} ${r.real}`);
@@ -34,15 +56,7 @@ export function register(program: Command, action: Action): void {
     .requiredOption('-f, --file <file>', 'the definition ("-" reads standard input)')
     .action(
       action(async (ctx, o: { file: string }) => {
-        const { defineStorage } = await import('../../storage/defs.js');
-        let text: string;
-        try {
-          text = fs.readFileSync(o.file === '-' ? 0 : o.file, 'utf8');
-        } catch (e) {
-          const { badInput } = await import('../../errors.js');
-          throw badInput('FILE_NOT_FOUND', `${o.file}: ${(e as Error).message}`);
-        }
-        const r = await defineStorage(ctx.paths, text, o.file === '-' ? '<stdin>' : path.resolve(o.file));
+        const r = await defineFromFile(ctx.paths, o.file);
         ctx.out(r, () => `storage/${r.name} (${r.type}) ${r.action}${r.root ? `; root ${r.root}` : ''}`);
       }),
     );

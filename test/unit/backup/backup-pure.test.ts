@@ -83,6 +83,11 @@ describe('fullReason: an incremental is never built on a bitmap that can be wron
   it('a raw disk has no bitmap and does not force the others to full', () => {
     expect(fullReason({ mode: 'auto', repo: '/r', state, prev }, disk([], 'raw'))).toBeUndefined();
   });
+  it('an RBD volume is incremental on its in-memory bitmap, and full (naming the RBD limit) when this QEMU has none', () => {
+    expect(fullReason({ mode: 'auto', repo: '/r', state, prev }, disk([{ name: 'kvmctl-g1', persistent: false } as { name: string }], 'rbd'))).toBeUndefined();
+    expect(fullReason({ mode: 'auto', repo: '/r', state, prev }, disk([], 'rbd'))).toMatch(/RBD volume: RBD images cannot hold QEMU's persistent dirty bitmaps.*made backup P.*has none/);
+    expect(fullReason({ mode: 'auto', repo: '/r', state, prev }, disk([{ name: 'kvmctl-g0' }], 'rbd'))).toMatch(/RBD volume/);
+  });
 });
 
 describe('the QMP transaction', () => {
@@ -98,6 +103,25 @@ describe('the QMP transaction', () => {
     expect(a[1]!.data.bitmap).toBeUndefined();
     expect(a[2]!.data).toMatchObject({ device: 'n2', sync: 'bitmap', bitmap: 'kvmctl-g', 'bitmap-mode': 'on-success' });
     expect(a[3]!.data).toMatchObject({ device: 'n3', sync: 'full' });
+  });
+
+  it('an RBD volume gets a non-persistent bitmap with its full job (RBD images cannot store one)', () => {
+    const a = backupActions([{ id: 'vda', node: 'vda', target: 't1', mode: 'full-volatile', bitmap: 'kvmctl-g' }]);
+    expect(a.map((x) => x.type)).toEqual(['block-dirty-bitmap-add', 'blockdev-backup']);
+    expect(a[0]!.data).toEqual({ node: 'vda', name: 'kvmctl-g', persistent: false });
+    expect(a[1]!.data).toMatchObject({ device: 'vda', sync: 'full' });
+  });
+
+  it('the storage daemon opens an RBD volume as QEMU does, in the namespace, with the key in a secret file', () => {
+    const vol = { storage: 'ceph1', pool: 'rbd', image: 'web0', servers: [{ host: '10.0.0.1', port: '3300' }], user: 'kvmctl', keyFile: '/run/k/rbd-ceph1.key', cache: 'writeback' as const, discard: 'unmap' as const };
+    const argv = storageDaemonArgv({ socket: '/run/s', pidfile: '/run/p', netns: 'ns1', disks: [{ id: 'vda', volume: vol }] });
+    expect(argv.slice(0, 5)).toEqual(['ip', 'netns', 'exec', 'ns1', 'qemu-storage-daemon']);
+    expect(argv[argv.indexOf('--object') + 1]).toBe('secret,id=sec-ceph1,file=/run/k/rbd-ceph1.key,format=base64');
+    const nodes = argv.flatMap((a, i) => (a === '--blockdev' ? [JSON.parse(argv[i + 1]!) as Record<string, unknown>] : []));
+    expect(nodes[0]).toMatchObject({ driver: 'rbd', 'node-name': 'vda-rbd', pool: 'rbd', image: 'web0', user: 'kvmctl', 'key-secret': 'sec-ceph1', server: [{ host: '10.0.0.1', port: '3300' }] });
+    expect(nodes[1]).toMatchObject({ driver: 'raw', 'node-name': 'vda', file: 'vda-rbd', 'read-only': false });
+    expect(argv).not.toContain('-blockdev');
+    expect(argv.join(' ')).not.toMatch(/key=/);
   });
 
   it('qemu-storage-daemon gets JSON blockdevs named by disk id, commas in the socket path doubled', () => {

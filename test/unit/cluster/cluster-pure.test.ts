@@ -1,6 +1,7 @@
 /** Cluster pure parts: placement (most uncommitted memory wins, constraints exclude hosts with a reason), migration refusals, -incoming. */
 import { describe, expect, it } from 'vitest';
-import { localDisks, place, type Placed } from '../../../src/cluster/placement.js';
+import { localDisks, place, storageProblem, type Placed } from '../../../src/cluster/placement.js';
+import { mergeReach } from '../../../src/cluster/storage-reach.js';
 import type { HostInfo } from '../../../src/cluster/etcd.js';
 import { validateVm } from '../../../src/definition/load.js';
 
@@ -32,6 +33,35 @@ describe('place', () => {
 
   it('localDisks: relative paths and paths outside shared storage are local', () => {
     expect(localDisks(vm({ disks: [{ file: 'a.qcow2' }, { file: '/srv/vm/b.qcow2' }, { file: '/data/c.raw' }] }), ['/srv/vm'])).toEqual(['a.qcow2', '/data/c.raw']);
+  });
+});
+
+describe('placement knows which hosts reach which storage (#21)', () => {
+  const vm = { name: 'r', memory: G, nics: [], disks: [{ storage: 'ceph1', volume: 'r0' }, { storage: 'ceph1', volume: 'r1' }] } as unknown as Parameters<typeof place>[0];
+  const ok = { name: 'ceph1', type: 'rbd', ok: true };
+  it('leaves out hosts that have not reported, do not define the storage, or cannot reach it, each with its reason', () => {
+    const hosts = [
+      host('h1', 8 * G),
+      host('h2', 8 * G, { storages: [{ name: 'other', type: 'rbd', ok: true }] }),
+      host('h3', 8 * G, { storages: [{ ...ok, ok: false, why: 'rbd ls timed out' }] }),
+      host('h4', 2 * G, { storages: [ok] }),
+    ];
+    const r = place(vm, hosts, []);
+    expect(r.host).toBe('h4');
+    expect(r.considered.map((c) => [c.host, c.why])).toEqual([
+      ['h1', expect.stringMatching(/has not reported which storages it reaches yet \(needs ceph1/)],
+      ['h2', 'does not define storage ceph1 (kvmctl storage define -f FILE on that host)'],
+      ['h3', 'cannot reach storage ceph1: rbd ls timed out'],
+      ['h4', undefined],
+    ]);
+    expect(() => place(vm, hosts.slice(0, 3), [])).toThrow(/no host can run VM "r"/);
+  });
+  it('a VM without volume disks does not care; mergeReach writes only a changed report', () => {
+    expect(storageProblem({ disks: [{ file: 'a.qcow2' }] } as never, host('h1'))).toBeUndefined();
+    const h = host('h1', G, { storages: [ok] });
+    expect(mergeReach(h, [ok], 'now')).toBeUndefined();
+    expect(mergeReach(h, [{ ...ok, ok: false, why: 'x' }], 'now')).toMatchObject({ name: 'h1', leaseId: '1', storages: [{ ok: false, why: 'x' }], storagesAt: 'now' });
+    expect(mergeReach(host('h2'), [], 'now')).toMatchObject({ storages: [] });
   });
 });
 

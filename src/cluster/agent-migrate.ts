@@ -158,9 +158,14 @@ export async function migrateOut(x: MigrationCtx, n: string, m: Migration): Prom
   await putMigration(x, n, { ...m, state: 'migrating' });
   let progress = m.progress;
   let lastPut = 0;
-  const putProgress = (p: Pick<Migration, 'progress' | 'stats'>) => withTimeout(x.c.put(x.k.progress(n)).value(JSON.stringify({ id: m.id, ...p })).exec(), 2000, 'migration progress');
+  // One write at a time, in order: a progress update still in flight must never land after the
+  // final numbers (the CLI would read a result without stats).
+  let chain: Promise<unknown> = Promise.resolve();
+  const putProgress = (p: Pick<Migration, 'progress' | 'stats'>) =>
+    (chain = chain.then(() => withTimeout(x.c.put(x.k.progress(n)).value(JSON.stringify({ id: m.id, ...p })).exec(), 2000, 'migration progress')).catch(() => undefined));
+  let stats: NonNullable<Migration['stats']>;
   try {
-    const stats = await run(
+    stats = await run(
       x.paths,
       n,
       m.uri!,
@@ -168,18 +173,25 @@ export async function migrateOut(x: MigrationCtx, n: string, m: Migration): Prom
         progress = p;
         if (Date.now() - lastPut > 300) {
           lastPut = Date.now();
-          void putProgress({ progress: p }).catch(() => undefined);
+          void putProgress({ progress: p });
         }
       },
       { disks: m.disks, nbd: m.nbd, bwlimit: m.bwlimit },
     );
-    x.log(`${n}: migrated to ${m.to} in ${stats.totalTimeMs} ms (downtime ${stats.downtimeMs} ms${stats.mirrorMs !== undefined ? `, disks copied in ${stats.mirrorMs} ms` : ''})`);
-    await putProgress({ progress, stats });
   } catch (e) {
     x.log(`${n}: migration failed: ${(e as Error).message}`);
+    await chain;
     await putMigration(x, n, { ...m, state: 'failed', progress, error: (e as Error).message });
+    return;
   }
+  // The guest runs on the destination now: a slow etcd must not turn this into "failed".
+  x.log(`${n}: migrated to ${m.to} in ${stats.totalTimeMs} ms (downtime ${stats.downtimeMs} ms${stats.mirrorMs !== undefined ? `, disks copied in ${stats.mirrorMs} ms` : ''})`);
+  finalStats.set(m.id, stats);
+  await putProgress({ progress, stats });
 }
+
+/** The numbers of migrations this agent sent, for the `done` record (in case the progress key write was lost). */
+const finalStats = new Map<string, NonNullable<Migration['stats']>>();
 
 /** Destination: once QEMU runs the guest, the NBD server goes, the guest clock is set, ownership moves in one transaction. */
 export async function takeOver(x: MigrationCtx, n: string, spec: VmSpec | undefined, m: Migration): Promise<void> {
@@ -238,6 +250,8 @@ export async function finishSource(x: MigrationCtx, n: string, spec: VmSpec | un
     fs.renameSync(f, to);
     leftBehind.push(to);
   }
-  await putMigration(x, n, { ...cur, state: 'done', leftBehind });
+  const stats = finalStats.get(m.id);
+  finalStats.delete(m.id);
+  await putMigration(x, n, { ...cur, state: 'done', leftBehind, ...(stats ? { stats } : {}) });
   x.log(`${n}: source copy cleaned up${leftBehind.length ? `; kept as ${leftBehind.join(', ')}` : ''}`);
 }

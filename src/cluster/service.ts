@@ -245,7 +245,7 @@ export async function clusterMigrate(s: Session, name: string, to: string, opts:
       if (cur && cur.id === m.id) {
         last = cur;
         const p = await getJson<Pick<Migration, 'id' | 'progress' | 'stats'>>(s.c, s.k.progress(name)).catch(() => undefined);
-        if (p?.id === m.id) Object.assign(cur, { progress: p.progress, stats: p.stats });
+        if (p?.id === m.id) Object.assign(cur, { progress: p.progress ?? cur.progress, stats: p.stats ?? cur.stats });
         opts.onProgress?.(cur);
         if (cur.state === 'done') break;
         if (cur.state === 'failed') throw new KvmError('MIGRATION_FAILED', `VM "${name}": ${cur.error ?? 'migration failed'}`, { hint: `it keeps running on ${owner}` });

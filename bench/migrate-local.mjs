@@ -7,7 +7,10 @@
  *      numbers (mirror time, downtime) and pings every 100 ms from the bridge's namespace.
  * Ratio: migration time / (disk size / link rate); target ≤ 1.3×.
  *
- *   node bench/migrate-local.mjs [--quick]     (root; the compiled CLI; ~6 GiB free under /tmp)
+ * `--rate 1gbit` shapes each host's link (tc tbf on its eth0, inside its namespace) to a real
+ * link's rate, so the ratio is against a link slower than the machine's memory.
+ *
+ *   node bench/migrate-local.mjs [--quick] [--rate 1gbit]     (root; the compiled CLI; ~6 GiB free under /tmp)
  */
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -17,6 +20,7 @@ import { load1, QUICK, ratio, ROOT, stats } from './lib.mjs';
 const GiB = 1024 ** 3;
 const SIZE = 2 * GiB;
 const runs = QUICK ? 2 : 3;
+const RATE = process.argv.includes('--rate') ? process.argv[process.argv.indexOf('--rate') + 1] : undefined;
 const GUEST_IP = '10.77.0.50';
 const sec = (ms) => `${(ms / 1000).toFixed(2)} s`;
 const fmt = (s) => `${sec(s.median)} (${sec(s.min)}–${sec(s.max)}, n=${s.n})`;
@@ -77,6 +81,7 @@ try {
   const s = await c.hosts[0].cli(['start', 'big', '--on', 'h1']);
   if (s.code) throw new Error(s.stderr);
   await c.bridge.ip('addr', 'add', '10.77.0.200/24', 'dev', 'br0');
+  if (RATE) for (const x of c.hosts) await x.ns.exec(['tc', 'qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', RATE, 'burst', '1mb', 'latency', '50ms']);
   const bb = await H.busyboxPing(c.dir);
   await H.until('guest answers ping', async () => (await c.bridge.exec([bb, 'ping', '-c', '1', '-W', '1', GUEST_IP], { allowFailure: true })).exitCode === 0, 120_000, 500);
   let from = c.hosts[0];
@@ -108,7 +113,7 @@ try {
   }
   const st = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, stats(v)]));
   const ideal = st.link.median;
-  console.log(`## Live migration with a 2 GiB local disk full of data (2 hosts in namespaces, veth + bridge; load ${Math.min(...loads)}–${Math.max(...loads)})`);
+  console.log(`## Live migration with a 2 GiB local disk full of data (2 hosts in namespaces, veth + bridge${RATE ? `, each link shaped to ${RATE}` : ''}; load ${Math.min(...loads)}–${Math.max(...loads)})`);
   console.log(`link: 2 GiB over one TCP stream (baseline)  ${fmt(st.link)}   ${mibs(SIZE, st.link.median)}`);
   console.log(`kvmctl migrate, end to end                  ${fmt(st.migrate)}   ${ratio(st.migrate.median, ideal)}× disk size / link rate (target ≤ 1.3×)`);
   console.log(`  of which the disk copy (mirror to ready)  ${fmt(st.mirror)}   ${mibs(SIZE, st.mirror.median)}, ${ratio(st.mirror.median, ideal)}× the link`);

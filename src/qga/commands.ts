@@ -96,8 +96,10 @@ export const exitStatusOf = (o: { exitCode?: number; signal?: number }) => o.exi
  * both pipes closed (qga/commands.c: the buffers are sent and freed with `exited: true`), so with
  * the agents of today the output comes in one piece at the end; an agent that hands over partial
  * output (`exited: false` with data) is streamed as it comes. Polled at 25 ms, doubling to 500 ms.
- * After `timeoutMs` (or an abort) the program is killed in the guest (guest-exec `kill -KILL PID`,
- * found through the agent's PATH) and what it wrote until then is still collected.
+ * After `timeoutMs` (or an abort) the program is killed in the guest (guest-exec `kill -STOP PID`, then
+ * `pkill -KILL -P PID` for its children, then `kill -KILL PID`, found through the agent's PATH: procps) and what it wrote
+ * until then is still collected (for up to 5 s: grandchildren that keep its pipes open make the agent
+ * wait for them).
  */
 export async function execStream(a: QgaClient, argv: string[], opts: ExecStreamOptions = {}): Promise<ExecOutcome> {
   const [path, ...arg] = argv;
@@ -142,9 +144,24 @@ export async function execStream(a: QgaClient, argv: string[], opts: ExecStreamO
   // Out of time (or aborted): kill it in the guest, then collect what it wrote and free the agent's record of it.
   o.timedOut = !opts.signal?.aborted;
   o.aborted = !!opts.signal?.aborted;
+  // Stop it (so it neither goes on nor starts more), kill its children (they would hold its stdout and
+  // stderr open, and the agent waits for those to close), then it. Each killer is waited for (up to
+  // 3 s): a kill that lands before pkill has scanned /proc would orphan the children.
+  const killer = async (path: string, arg: string[]): Promise<number | undefined> => {
+    const k = await a.execute<{ pid: number }>('guest-exec', { path, arg });
+    for (const until = Date.now() + 3_000; Date.now() < until; await sleep(20)) {
+      const s = await a.execute<ExecStatus>('guest-exec-status', { pid: k.pid }).catch(() => undefined);
+      if (!s) return undefined;
+      if (s.exited) return s.exitcode; // and the agent's record of it is freed
+    }
+    return undefined;
+  };
   try {
-    await a.execute('guest-exec', { path: 'kill', arg: ['-KILL', String(pid)] });
-    o.killed = true;
+    await killer('kill', ['-STOP', String(pid)]);
+    await killer('pkill', ['-KILL', '-P', String(pid)]).catch(() => undefined);
+    // kill exits 1 when the program has ended by itself meanwhile: then nothing keeps running either.
+    const code = await killer('kill', ['-KILL', String(pid)]);
+    o.killed = code === 0 || code === 1;
   } catch {
     /* no kill(1) in the guest, or the agent stopped answering: it keeps running there */
   }

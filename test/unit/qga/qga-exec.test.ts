@@ -91,22 +91,31 @@ describe('execStream', () => {
     expect(exitStatusOf({})).toBe(1);
   });
 
-  it('kills the program in the guest after the timeout and still collects what it wrote', async () => {
+  it('kills the program in the guest after the timeout (stop it, its children, then it) and still collects what it wrote', async () => {
     let killed = false;
+    let next = 100;
     const { client, seen } = await fakeAgent((c) => {
-      if (c.execute === 'guest-exec' && c.arguments?.path === 'kill') {
-        killed = true;
-        return { pid: 99 };
+      if (c.execute === 'guest-exec' && c.arguments?.path !== '/bin/sleep') {
+        if ((c.arguments?.arg as string[])[0] === '-KILL' && c.arguments?.path === 'kill') killed = true;
+        return { pid: next++ };
       }
       if (c.execute === 'guest-exec') return { pid: 9 };
       if (c.arguments?.pid === 9) return killed ? { exited: true, signal: 9, 'out-data': b64('partial\n') } : { exited: false };
-      return { exited: true, exitcode: 0 };
+      return { exited: true, exitcode: 0 }; // the killers
     });
     const out: string[] = [];
     const t0 = Date.now();
     const o = await execStream(client, ['/bin/sleep', '1000'], { timeoutMs: 150, poll: { first: 10, max: 40 }, onOutput: (_s, b) => out.push(b.toString()) });
     expect(Date.now() - t0).toBeLessThan(3_000);
-    expect(seen.find((c) => c.arguments?.path === 'kill')?.arguments).toEqual({ path: 'kill', arg: ['-KILL', '9'] });
+    const kills = seen.filter((c) => c.execute === 'guest-exec' && c.arguments?.path !== '/bin/sleep').map((c) => c.arguments);
+    expect(kills).toEqual([
+      { path: 'kill', arg: ['-STOP', '9'] },
+      { path: 'pkill', arg: ['-KILL', '-P', '9'] },
+      { path: 'kill', arg: ['-KILL', '9'] },
+    ]);
+    // each killer was waited for before the next one
+    const order = seen.map((c) => (c.execute === 'guest-exec' ? `exec:${c.arguments?.path}` : `status:${c.arguments?.pid}`)).filter((x) => x !== 'status:9');
+    expect(order).toEqual(['exec:/bin/sleep', 'exec:kill', 'status:100', 'exec:pkill', 'status:101', 'exec:kill', 'status:102']);
     expect(o).toMatchObject({ timedOut: true, aborted: false, killed: true, signal: 9 });
     expect(out).toEqual(['partial\n']);
   });
@@ -124,9 +133,10 @@ describe('execStream', () => {
   it('an abort ends the wait at once and kills the program', async () => {
     let killed = false;
     const { client } = await fakeAgent((c) => {
-      if (c.execute === 'guest-exec' && c.arguments?.path === 'kill') return (killed = true), { pid: 98 };
+      if (c.execute === 'guest-exec' && c.arguments?.path !== '/bin/cat') return (killed ||= (c.arguments?.arg as string[])[0] === '-KILL'), { pid: 98 };
       if (c.execute === 'guest-exec') return { pid: 11 };
-      return c.arguments?.pid === 11 && killed ? { exited: true, signal: 9 } : { exited: false };
+      if (c.arguments?.pid === 98) return { exited: true, exitcode: 0 };
+      return killed ? { exited: true, signal: 9 } : { exited: false };
     });
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 100);
@@ -150,10 +160,42 @@ describe('exec (collected)', () => {
   it('returns text and throws QGA_TIMEOUT naming the kill when the program outlives the timeout', async () => {
     let killed = false;
     const { client } = await fakeAgent((c) => {
-      if (c.execute === 'guest-exec' && c.arguments?.path === 'kill') return (killed = true), { pid: 50 };
+      if (c.execute === 'guest-exec' && c.arguments?.path !== '/bin/sleep') return (killed ||= (c.arguments?.arg as string[])[0] === '-KILL'), { pid: 50 };
       if (c.execute === 'guest-exec') return { pid: 12 };
-      return c.arguments?.pid === 12 && !killed ? { exited: false } : { exited: true, signal: 9 };
+      return c.arguments?.pid === 12 && !killed ? { exited: false } : { exited: true, exitcode: 0 };
     });
     await expect(exec(client, ['/bin/sleep', '9'], { timeoutMs: 80 })).rejects.toMatchObject({ code: 'QGA_TIMEOUT', message: expect.stringMatching(/pid 12 .*killed/) });
   });
 });
+
+describe('big answers', () => {
+  it('a reply of megabytes that takes longer than the timeout to arrive, but keeps arriving, is not cut off', async () => {
+    const sock = path.join(os.tmpdir(), `qga-big-${process.pid}.sock`);
+    fs.rmSync(sock, { force: true });
+    const data = Buffer.alloc(3 * 1024 * 1024, 7);
+    const srv = net.createServer((c) => {
+      conns.push(c);
+      c.on('data', (b) => {
+        const line = b.toString('latin1').replace(/\xff/g, '').trim();
+        const cmd = JSON.parse(line) as Cmd;
+        if (cmd.execute === 'guest-sync-delimited') return void c.write(Buffer.concat([Buffer.from([0xff]), Buffer.from(`{"return": ${(cmd.arguments as { id: number }).id}}\n`)]));
+        const reply = Buffer.from(`${JSON.stringify({ return: { exited: true, exitcode: 0, 'out-data': data.toString('base64') } })}\n`);
+        let off = 0;
+        const t = setInterval(() => {
+          c.write(reply.subarray(off, off + 256 * 1024));
+          off += 256 * 1024;
+          if (off >= reply.length) clearInterval(t);
+        }, 40); // 16 pieces over ≈ 650 ms
+      });
+    });
+    servers.push(srv);
+    await new Promise<void>((r) => srv.listen(sock, r));
+    const c = await QgaClient.connect(sock);
+    clients.push(c);
+    const t0 = Date.now();
+    const r = await c.execute<{ 'out-data': string }>('guest-exec-status', { pid: 1 }, { timeoutMs: 200 });
+    expect(Date.now() - t0).toBeGreaterThan(200);
+    expect(Buffer.from(r['out-data'], 'base64').equals(data)).toBe(true);
+  });
+});
+

@@ -8,9 +8,9 @@ import { ApiFailure, call } from '../api.js';
 import { useLoad } from '../useLoad.js';
 
 const AGENT_NOTE: Record<string, string> = {
-  off: 'no guest agent channel',
-  unavailable: 'the guest agent does not answer',
-  cached: 'the guest agent does not answer now: its last report',
+  off: 'No guest agent channel',
+  unavailable: 'The guest agent does not answer',
+  cached: 'The guest agent does not answer now: its last report',
 };
 
 export function VmAddresses({ name }: { name: string }) {

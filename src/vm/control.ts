@@ -28,10 +28,9 @@ export async function resumeVm(paths: Paths, name: string): Promise<{ clockSynce
 }
 
 /**
- * Set a running guest's clock to the host's through its agent, if its definition has one: after
- * a resume (above) and after an incoming live migration (the guest was stopped for the switch-over,
- * and on another host's clock). Never throws: `clockSynced: false` with a note says why not.
- * For src/cluster/migrate.ts: call it on the target once the VM runs there.
+ * Set a running guest's clock to the host's through its agent, if its definition has one (after
+ * a resume, above; the cluster's migration destination calls agentSyncTime itself). Never throws:
+ * `clockSynced: false` with a note says why not.
  */
 export async function syncClockIfAgent(paths: Paths, name: string, timeoutMs = 5_000): Promise<{ clockSynced: boolean; note?: string }> {
   const { effectiveAgent } = await import('../definition/vm-effective.js');

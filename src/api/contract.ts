@@ -32,6 +32,7 @@ import * as M from './contract-manage.js';
 import * as MH from './contract-metrics.js';
 import * as C from './contract-cluster.js';
 import * as V from './contract-volumes.js';
+import * as G from './contract-agent.js';
 
 /* ------------------------------------------------------------------ errors */
 
@@ -112,6 +113,8 @@ export const vmDetailSchema = z.object({
   supervision: supervisionSchema.optional(),
   /** Guest mount commands for the VM's shares. */
   guestMounts: z.array(z.string()),
+  /** A running VM's addresses by source (DHCP lease, guest agent; the agent asked for 1 s at most, its answer kept 15 s). */
+  addresses: G.addressReportSchema.optional(),
 });
 
 /**
@@ -170,7 +173,7 @@ export const stopResultSchema = z.object({ name: z.string(), how: z.enum(['agent
 export const restartBodySchema = z.strictObject({ timeoutSec: z.number().min(0).max(3600).optional() }).default({});
 export const restartResultSchema = z.object({ stopped: stopResultSchema.optional(), started: startResultSchema });
 
-export const doneResultSchema = z.object({ name: z.string(), done: z.string() });
+export const doneResultSchema = z.object({ name: z.string(), done: z.string(), /** resume: the guest clock was set through the agent. */ clockSynced: z.boolean().optional(), note: z.string().optional() });
 
 export const monitorBodySchema = z.strictObject({ command: z.string().min(1) });
 export const monitorResultSchema = z.object({ output: z.string() });
@@ -361,6 +364,8 @@ export const routes = {
   stopVm: { method: 'POST', path: '/api/vms/:name/stop', role: 'operator', summary: 'ACPI power-down, then QMP quit, then SIGKILL', params: P, body: stopBodySchema, response: stopResultSchema },
   agentInfo: { method: 'GET', path: '/api/vms/:name/agent', summary: 'guest agent: version, guest OS, host name, fsfreeze state (503 QGA_UNAVAILABLE when no agent answers)', params: P, response: agentInfoSchema },
   agentInterfaces: { method: 'GET', path: '/api/vms/:name/agent/interfaces', summary: "the guest's addresses as its agent reports them", params: P, response: agentInterfacesSchema },
+  agentExec: { method: 'POST', path: '/api/vms/:name/agent/exec', role: 'admin', summary: 'run a program in the guest through its agent (stdin ≤ 8 MiB; output when it exits, ≤ 16 MiB a stream; killed after timeoutSec, default 60)', params: P, body: G.agentExecBodySchema, response: G.agentExecResultSchema },
+  vmAddresses: { method: 'GET', path: '/api/vms/:name/addresses', summary: "a running VM's addresses marked by source: DHCP leases on nat networks and what its guest agent reports", params: P, response: G.addressReportSchema },
   backupTasks: { method: 'GET', path: '/api/backups/tasks', summary: "scheduled backups (backup.schedule): each VM's next run and last result", response: B.backupTasksSchema },
   listBackups: { method: 'GET', path: '/api/vms/:name/backups', summary: "a VM's backups in the host's repository, oldest first", params: P, response: B.backupListSchema },
   createBackup: { method: 'POST', path: '/api/vms/:name/backups', role: 'operator', summary: 'back up every writable disk (+ NVRAM, TPM state) at one point in time; incremental when safe, else full with the reason', params: P, body: B.backupCreateBodySchema, response: B.backupCreateResultSchema },
@@ -370,7 +375,7 @@ export const routes = {
   killVm: { method: 'POST', path: '/api/vms/:name/kill', role: 'operator', summary: 'QMP quit, then SIGKILL', params: P, response: stopResultSchema },
   restartVm: { method: 'POST', path: '/api/vms/:name/restart', role: 'operator', summary: 'stop (if running) and start', params: P, body: restartBodySchema, response: restartResultSchema },
   pauseVm: { method: 'POST', path: '/api/vms/:name/pause', role: 'operator', summary: 'pause the guest CPUs', params: P, response: doneResultSchema },
-  resumeVm: { method: 'POST', path: '/api/vms/:name/resume', role: 'operator', summary: 'resume a paused guest', params: P, response: doneResultSchema },
+  resumeVm: { method: 'POST', path: '/api/vms/:name/resume', role: 'operator', summary: 'resume a paused guest (with an agent: and set its clock; clockSynced says whether)', params: P, response: doneResultSchema },
   resetVm: { method: 'POST', path: '/api/vms/:name/reset', role: 'operator', summary: 'hard reset', params: P, response: doneResultSchema },
   monitorVm: { method: 'POST', path: '/api/vms/:name/monitor', summary: 'a human-monitor (HMP) command', params: P, body: monitorBodySchema, response: monitorResultSchema },
   qmpVm: { method: 'POST', path: '/api/vms/:name/qmp', summary: 'a raw QMP command', params: P, body: qmpBodySchema, response: qmpResultSchema },

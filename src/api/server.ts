@@ -28,6 +28,7 @@ import { manageRoutes } from './routes/manage.js';
 import { vmDeviceRoutes } from './routes/vm-devices.js';
 import { networkRoutes } from './routes/networks.js';
 import { vmRoutes } from './routes/vms.js';
+import { agentRoutes } from './routes/agent.js';
 import { userRoutes } from './routes/users.js';
 import { wsRoutes } from './routes/ws.js';
 import { webCommon, webStatic } from './web-static.js';
@@ -126,6 +127,7 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
   app.get(R.openapi.path, async () => (openapi ??= openApiDocument(VERSION)));
   installTaskWrapping(app, ctx); // before the routes it wraps
   vmRoutes(app, ctx);
+  agentRoutes(app, ctx);
   networkRoutes(app, ctx);
   diskRoutes(app, ctx);
   volumeRoutes(app, ctx);

@@ -29,7 +29,7 @@ const TIMEOUTS: Record<string, number> = {
 };
 const DEFAULT_TIMEOUT = 10_000;
 
-type Waiter = { command: string; resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout; syncId?: number };
+type Waiter = { command: string; resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout; syncId?: number; rearm: () => void };
 
 export class QgaClient {
   private sock: net.Socket;
@@ -122,12 +122,25 @@ export class QgaClient {
       return new Promise<T>((resolve, reject) => this.sock.write(line, (e) => (e ? reject(new KvmError('QGA_DISCONNECTED', `${command}: ${e.message}`)) : resolve(undefined as T))));
     }
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (this.waiter?.timer === timer) this.waiter = undefined;
+      // The timeout counts from the last byte of the answer: a big answer (guest-exec-status with
+      // megabytes of output, slow under TCG) is not cut off while it is still arriving.
+      const fire = () => {
+        if (this.waiter === w) this.waiter = undefined;
         this.needSync = true; // its reply may still come: never take it for the next command's
         reject(new KvmError('QGA_TIMEOUT', `guest agent did not answer ${command} within ${timeoutMs} ms`, { hint: 'the guest may be busy or hung; the agent may be stopped' }));
-      }, timeoutMs);
-      this.waiter = { command, resolve: resolve as (v: unknown) => void, reject, timer, syncId };
+      };
+      const w: Waiter = {
+        command,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        timer: setTimeout(fire, timeoutMs),
+        syncId,
+        rearm: () => {
+          clearTimeout(w.timer);
+          w.timer = setTimeout(fire, timeoutMs);
+        },
+      };
+      this.waiter = w;
       this.sock.write(line);
     });
   }
@@ -139,7 +152,12 @@ export class QgaClient {
       this.awaitFF = false;
       b = b.subarray(i + 1);
     }
-    this.text += this.decoder.write(b);
+    if (b.length) this.waiter?.rearm();
+    const chunk = this.decoder.write(b);
+    this.text += chunk;
+    // A reply ends with "}" (and a newline); a chunk with neither is the middle of one (megabytes of
+    // base64 output): scanning the whole text again for each such chunk would be quadratic.
+    if (!chunk.includes('}') && !chunk.includes('\n')) return;
     const { messages, rest } = splitJsonStream(this.text);
     this.text = rest;
     for (const m of messages) if ('value' in m) this.onMessage(m.value as Record<string, unknown>);

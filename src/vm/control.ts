@@ -24,10 +24,19 @@ export async function pauseVm(paths: Paths, name: string): Promise<void> {
  */
 export async function resumeVm(paths: Paths, name: string): Promise<{ clockSynced: boolean; note?: string }> {
   await qmpOnce(await requireRunning(paths, name), 'cont');
+  return syncClockIfAgent(paths, name);
+}
+
+/**
+ * Set a running guest's clock to the host's through its agent, if its definition has one (after
+ * a resume, above; the cluster's migration destination calls agentSyncTime itself). Never throws:
+ * `clockSynced: false` with a note says why not.
+ */
+export async function syncClockIfAgent(paths: Paths, name: string, timeoutMs = 5_000): Promise<{ clockSynced: boolean; note?: string }> {
   const { effectiveAgent } = await import('../definition/vm-effective.js');
-  if (!effectiveAgent(readVm(paths, name))) return { clockSynced: false };
   try {
-    await (await import('./guest-agent.js')).agentSyncTime(paths, name);
+    if (!effectiveAgent(readVm(paths, name))) return { clockSynced: false };
+    await (await import('./guest-agent.js')).agentSyncTime(paths, name, timeoutMs);
     return { clockSynced: true };
   } catch (e) {
     return { clockSynced: false, note: `guest clock not set: ${(e as Error).message}` };

@@ -11,6 +11,7 @@ import { QgaClient } from '../qga/client.js';
 import * as C from '../qga/commands.js';
 import { effectiveAgent } from '../definition/vm-effective.js';
 import { readVm } from '../definition/store.js';
+import { writeAgentAddresses } from './agent-cache.js';
 import { runtimePaths } from './runtime-paths.js';
 import { vmStatus } from './status.js';
 
@@ -64,32 +65,48 @@ export async function agentInfo(paths: Paths, name: string): Promise<AgentInfo> 
   });
 }
 
-export const agentAddresses = (paths: Paths, name: string) => withAgent(paths, name, async (a) => C.guestAddresses(await C.interfaces(a)));
-
-/** For `show` and the API: the agent's addresses if it answers within `timeoutMs`, else why not (never throws). */
-export async function agentAddressesOrWhy(paths: Paths, name: string, timeoutMs = 2_000): Promise<{ addresses?: ReturnType<typeof C.guestAddresses>; why?: string }> {
-  try {
-    return { addresses: await withAgent(paths, name, async (a) => C.guestAddresses(await C.interfaces(a)), { timeoutMs }) };
-  } catch (e) {
-    return { why: (e as Error).message };
-  }
+/** The agent's addresses (no loopback, no link-local); the answer is kept for `list --wide` (src/vm/agent-cache.ts). */
+export async function agentAddresses(paths: Paths, name: string) {
+  const ifs = await withAgent(paths, name, async (a) => C.guestAddresses(await C.interfaces(a)));
+  writeAgentAddresses(paths, name, { interfaces: ifs });
+  return ifs;
 }
 
 export const agentExec = (paths: Paths, name: string, argv: string[], o: { input?: string; timeoutMs?: number } = {}) =>
   withAgent(paths, name, (a) => C.exec(a, argv, o));
+
+/** Longest wait for one guest program (CLI --timeout, API timeoutSec). */
+export const EXEC_MAX_TIMEOUT_MS = 24 * 3600_000;
+
+/**
+ * `kvmctl guest exec` and the API: run a program in the guest with optional stdin, hand its
+ * output to `onOutput` as the agent returns it, kill it in the guest after the timeout. Bad input
+ * (no program, an env entry without "=", input over 8 MiB, a bad timeout) is refused before the
+ * agent is asked anything.
+ */
+export async function agentExecStream(paths: Paths, name: string, argv: string[], o: C.ExecStreamOptions = {}): Promise<C.ExecOutcome> {
+  if (!argv.length || !argv[0]) throw badInput('BAD_INPUT', 'guest exec needs a program to run', `kvmctl guest exec ${name} -- PROGRAM [ARGS...]`);
+  const badEnv = (o.env ?? []).find((e) => !/^[A-Za-z_][A-Za-z0-9_]*=/.test(e));
+  if (badEnv !== undefined) throw badInput('BAD_VALUE', `environment entry "${badEnv}" is not NAME=VALUE`, 'e.g. --env LANG=C.UTF-8');
+  const inputBytes = o.input === undefined ? 0 : Buffer.byteLength(o.input);
+  if (inputBytes > C.EXEC_MAX_INPUT)
+    throw badInput('INPUT_TOO_LARGE', `standard input for the guest program is ${inputBytes} bytes; at most ${C.EXEC_MAX_INPUT} (8 MiB) go through the agent`, 'copy large data another way (a share, scp, a disk) and pass its path');
+  if (o.timeoutMs !== undefined && !(o.timeoutMs > 0 && o.timeoutMs <= EXEC_MAX_TIMEOUT_MS)) throw badInput('BAD_VALUE', `timeout must be more than 0 and at most ${EXEC_MAX_TIMEOUT_MS / 1000} s`);
+  return withAgent(paths, name, (a) => C.execStream(a, argv, o));
+}
 
 export const agentFreeze = (paths: Paths, name: string) => withAgent(paths, name, (a) => C.fsfreeze(a));
 export const agentThaw = (paths: Paths, name: string) => withAgent(paths, name, (a) => C.fsthaw(a));
 export const agentFsStatus = (paths: Paths, name: string) => withAgent(paths, name, (a) => C.fsstatus(a));
 
 /** Set the guest clock to the host's (after a resume or a long pause the guest's is behind). */
-export async function agentSyncTime(paths: Paths, name: string): Promise<{ before: number; after: number; host: number }> {
+export async function agentSyncTime(paths: Paths, name: string, timeoutMs?: number): Promise<{ before: number; after: number; host: number }> {
   return withAgent(paths, name, async (a) => {
     const before = await C.getTime(a);
     const host = Date.now() * 1e6;
     await C.setTime(a, host);
     return { before, after: await C.getTime(a), host };
-  });
+  }, { timeoutMs });
 }
 
 export async function agentAddSshKeys(paths: Paths, name: string, user: string, keys: string[], reset = false): Promise<void> {

@@ -14,7 +14,8 @@ import { vmInScope } from '../users.js';
 import { bind } from '../route.js';
 import type { ServerCtx } from '../context.js';
 
-const NOT_TASKS = new Set<string>(['validate', 'cancelTask']);
+// agentExec: a guest program's output is not kept in task files (the audit log still has the call).
+const NOT_TASKS = new Set<string>(['validate', 'cancelTask', 'agentExec']);
 
 /** method + path → the contract's route id. */
 const ROUTE_IDS = new Map(Object.entries(R as Record<string, Route>).map(([id, r]) => [`${r.method} ${r.path}`, id]));

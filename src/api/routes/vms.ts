@@ -33,7 +33,11 @@ export function vmRoutes(app: FastifyInstance, ctx: ServerCtx): void {
   bind(app, R.getVm, async ({ params }) => {
     const spec = readVm(paths, params.name);
     const { vmStatus } = await status();
-    return { spec, yaml: fs.readFileSync(defPath(paths, 'vm', params.name), 'utf8'), status: await vmStatus(paths, params.name), supervision: ctx.supervisor?.info(params.name), guestMounts: guestMounts(spec) };
+    const st = await vmStatus(paths, params.name);
+    const running = st.state === 'running' || st.state === 'paused';
+    // Addresses by source; the agent is asked for 1 s at most and its answer kept for 15 s (src/vm/addresses.ts).
+    const addresses = running ? await (await import('../../vm/addresses.js')).vmAddressReport(paths, params.name, { running }) : undefined;
+    return { spec, yaml: fs.readFileSync(defPath(paths, 'vm', params.name), 'utf8'), status: st, supervision: ctx.supervisor?.info(params.name), guestMounts: guestMounts(spec), ...(addresses ? { addresses } : {}) };
   });
 
   const apply = async (body: Parameters<typeof parseBody>[0], expect: { name?: string; create: boolean }) => {
@@ -84,8 +88,8 @@ export function vmRoutes(app: FastifyInstance, ctx: ServerCtx): void {
   ] as const) {
     bind(app, route, async ({ params }) => {
       const control = await import('../../vm/control.js');
-      await settled((control[fn] as (p: typeof paths, n: string) => Promise<unknown>)(paths, params.name));
-      return { name: params.name, done: route.path.split('/').pop()! };
+      const r = (await settled((control[fn] as (p: typeof paths, n: string) => Promise<unknown>)(paths, params.name))) as { clockSynced?: boolean; note?: string } | undefined;
+      return { name: params.name, done: route.path.split('/').pop()!, ...(r ?? {}) };
     });
   }
 

@@ -61,9 +61,10 @@ export function register(program: Command, action: Action): void {
   program
     .command('list')
     .alias('ls')
-    .description('defined VMs and their state')
+    .description('defined VMs and their state (--wide: also their addresses, from DHCP leases and guest agents)')
+    .option('-w, --wide', "add each running VM's addresses, marked by source (lease, agent); agents are asked in parallel, 1 s at most, and their answers kept for 15 s")
     .action(
-      action(async (ctx) => {
+      action(async (ctx, o: { wide?: boolean }) => {
         const { listVms } = await import('../../vm/status.js');
         const { readVm } = await import('../../definition/store.js');
         const { formatSize } = await import('../../definition/units.js');
@@ -74,12 +75,17 @@ export function register(program: Command, action: Action): void {
           } catch {
             /* broken definition: kvmctl validate says why */
           }
-          return { ...s, cpus: spec?.cpu.count, memory: spec ? formatSize(spec.memory) : undefined };
+          return { ...s, cpus: spec?.cpu.count, memory: spec ? formatSize(spec.memory) : undefined, ok: !!spec };
         });
-        ctx.out(rows, () => {
+        const A = o.wide ? await import('../../vm/addresses.js') : undefined;
+        const reports = A
+          ? await Promise.all(rows.map((r) => (r.ok && (r.state === 'running' || r.state === 'paused') ? A.vmAddressReport(ctx.paths, r.name, { running: true }).catch(() => undefined) : undefined)))
+          : [];
+        const out = rows.map(({ ok: _ok, ...r }, i) => (o.wide ? { ...r, addresses: reports[i]?.addresses ?? [], agent: reports[i]?.agentState } : r));
+        ctx.out(out, () => {
           if (!rows.length) return 'no VMs defined (kvmctl apply -f FILE)';
-          const lines = [['NAME', 'STATE', 'PID', 'CPUS', 'MEMORY', 'ACCEL']];
-          for (const r of rows) lines.push([r.name, r.state, String(r.pid ?? '-'), String(r.cpus ?? '?'), r.memory ?? '?', r.accel ?? '-']);
+          const lines = [['NAME', 'STATE', 'PID', 'CPUS', 'MEMORY', 'ACCEL', ...(A ? ['ADDRESSES'] : [])]];
+          rows.forEach((r, i) => lines.push([r.name, r.state, String(r.pid ?? '-'), String(r.cpus ?? '?'), r.memory ?? '?', r.accel ?? '-', ...(A ? [A.formatAddresses(reports[i]?.addresses ?? [])] : [])]));
           const w = lines[0]!.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
           return lines.map((l) => l.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd()).join('\n');
         });
@@ -102,18 +108,20 @@ export function register(program: Command, action: Action): void {
             ? `mount -t 9p -o trans=virtio,version=9p2000.L${s.readOnly ? ',ro' : ''} ${s.tag} /mnt/${s.tag}`
             : `mount -t virtiofs ${s.tag} /mnt/${s.tag}`,
         );
-        // A running VM's addresses: DHCP leases on nat networks, and what its guest agent reports (if one answers in 2 s).
+        // A running VM's addresses: DHCP leases on nat networks, and what its guest agent reports (asked now, 2 s at most).
         const up = status.state === 'running' || status.state === 'paused';
-        const leases = up && spec.nics.some((n) => n.network) ? (await import('../../net/nat/addresses.js')).vmAddresses(ctx.paths, name).filter((r) => r.ip) : [];
-        const { effectiveAgent } = await import('../../definition/vm-effective.js');
-        const agent = up && effectiveAgent(spec) ? await (await import('../../vm/guest-agent.js')).agentAddressesOrWhy(ctx.paths, name) : undefined;
-        const addresses = up ? { leases, ...(agent ? { agent: agent.addresses ?? [], ...(agent.why ? { agentUnavailable: agent.why } : {}) } : {}) } : undefined;
+        const rep = up ? await (await import('../../vm/addresses.js')).vmAddressReport(ctx.paths, name, { running: true, agentTimeoutMs: 2_000, maxAgeMs: 0 }) : undefined;
+        const leases = rep?.leases ?? [];
+        const agent = rep && rep.agentState !== 'off' ? { addresses: rep.agent, why: rep.agentNote } : undefined;
+        const addresses = rep
+          ? { leases, list: rep.addresses, agentState: rep.agentState, ...(agent ? { agent: agent.addresses ?? [], ...(agent.why ? { agentUnavailable: agent.why } : {}) } : {}), ...(rep.agentAt ? { agentAt: rep.agentAt } : {}) }
+          : undefined;
         ctx.out({ spec, status, guestMounts: mounts, ...(addresses ? { addresses } : {}) }, () =>
           [
             `# state: ${status.state}${status.pid ? ` (pid ${status.pid})` : ''}`,
             ...leases.map((l) => `# address (DHCP lease on ${l.network}): ${l.nic} ${l.mac} ${l.ip}`),
             ...(agent?.addresses ?? []).filter((i) => i.addresses.length).map((i) => `# address (guest agent): ${i.name} ${i.mac ?? ''} ${i.addresses.join(' ')}`),
-            ...(agent?.why ? [`# guest agent: ${agent.why}`] : []),
+            ...(agent?.why ? [`# guest agent: ${rep?.agentState === 'cached' ? `no answer now (${agent.why}); addresses above as it reported them at ${rep.agentAt}` : agent.why}`] : []),
             stringify(spec).trimEnd(),
             ...(mounts.length ? ['# in the guest:', ...mounts.map((m) => `#   ${m}`)] : []),
           ].join('\n'),

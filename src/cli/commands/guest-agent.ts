@@ -14,6 +14,31 @@ const seconds = (v: string) => {
 };
 const ga = () => import('../../vm/guest-agent.js');
 
+/** Our stdin carries data (a pipe, socket or file), not a terminal or /dev/null. */
+function stdinIsData(): boolean {
+  try {
+    const st = fs.fstatSync(0);
+    return st.isFIFO() || st.isSocket() || st.isFile();
+  } catch {
+    return false;
+  }
+}
+/** Our stdin to its end, refused (before the agent is asked) past the agent's input limit. */
+async function readStdin(): Promise<Buffer> {
+  const { EXEC_MAX_INPUT } = await import('../../qga/commands.js');
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of process.stdin) {
+    n += (c as Buffer).length;
+    if (n > EXEC_MAX_INPUT) {
+      process.stdin.destroy();
+      throw badInput('INPUT_TOO_LARGE', `standard input is over ${EXEC_MAX_INPUT} bytes (8 MiB), the most that goes through the agent`, 'copy large data another way (a share, scp, a disk) and pass its path; --no-stdin ignores stdin');
+    }
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
 export function registerAgent(guest: Command, action: Action): void {
   guest
     .command('ping')
@@ -59,22 +84,64 @@ export function registerAgent(guest: Command, action: Action): void {
 
   guest
     .command('exec')
-    .description('run a program in the guest through the agent, print its output, exit with its exit code (no shell unless you run one)')
+    .description('run a program in the guest through the agent: stdin from a pipe, a file or --input-file; its stdout and stderr printed as they arrive; its exit code is ours (no shell unless you run one)')
     .argument('<name>')
     .argument('<command...>', 'program and arguments, after --')
-    .option('--input-file <file>', 'send this file to its standard input')
-    .option('--timeout <seconds>', 'give up waiting after this long (default 60)', seconds)
-    .addHelpText('after', '\nExamples:\n  kvmctl guest exec deb1 -- /usr/bin/uname -a\n  kvmctl guest exec deb1 -- /usr/bin/systemctl is-system-running')
+    .option('--stdin', 'send our standard input to the program (the default when stdin is a pipe, socket or file, not a terminal)')
+    .option('--no-stdin', 'do not read our standard input')
+    .option('--input-file <file>', 'send this file to its standard input instead')
+    .option('-e, --env <NAME=VALUE...>', "the program's environment (replaces the agent's)")
+    .option('--timeout <seconds>', 'kill the program in the guest after this long and exit 124 (default 60)', seconds)
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Standard input is read to its end first and sent with the command (at most 8 MiB): the',
+        "agent has no way to feed a running program. QEMU's qemu-ga (7.2 here, and later) hands",
+        'over output only when the program has exited, so it is printed then; kvmctl prints',
+        'whatever the agent returns as soon as it returns it. Up to 16 MiB of each stream are',
+        'kept by the agent (a warning says when output was cut). Exit status: the program\'s,',
+        '128+N when signal N ended it, 124 on --timeout, 130 on Ctrl-C (the program is killed',
+        'in the guest either way).',
+        '',
+        'Examples:',
+        '  kvmctl guest exec deb1 -- /usr/bin/uname -a',
+        '  echo hello | kvmctl guest exec deb1 -- /usr/bin/tee /tmp/greeting',
+        '  kvmctl guest exec deb1 --timeout 600 -- /usr/bin/apt-get -y upgrade',
+      ].join('\n'),
+    )
     .action(
-      action(async (ctx, name: string, argv: string[], o: { inputFile?: string; timeout?: number }) => {
-        const input = o.inputFile ? fs.readFileSync(o.inputFile, 'utf8') : undefined;
-        const r = await (await ga()).agentExec(ctx.paths, name, argv, { input, timeoutMs: o.timeout === undefined ? undefined : o.timeout * 1000 });
-        if (ctx.json) ctx.out(r, () => '');
-        else {
-          process.stdout.write(r.stdout);
-          process.stderr.write(r.stderr);
+      action(async (ctx, name: string, argv: string[], o: { stdin?: boolean; inputFile?: string; env?: string[]; timeout?: number }) => {
+        let input: Buffer | undefined;
+        if (o.inputFile) {
+          if (!fs.existsSync(o.inputFile)) throw badInput('FILE_NOT_FOUND', `${o.inputFile}: no such file`);
+          input = fs.readFileSync(o.inputFile);
+        } else if (o.stdin ?? stdinIsData()) input = await readStdin();
+        const ac = new AbortController();
+        const onInt = () => ac.abort();
+        process.once('SIGINT', onInt);
+        const out: Buffer[] = [];
+        const err: Buffer[] = [];
+        let r;
+        try {
+          r = await (await ga()).agentExecStream(ctx.paths, name, argv, {
+            input,
+            env: o.env,
+            timeoutMs: o.timeout === undefined ? undefined : o.timeout * 1000,
+            signal: ac.signal,
+            // Printed as it arrives (in --json: collected for the one JSON answer).
+            onOutput: (s, b) => (ctx.json ? (s === 'stdout' ? out : err).push(b) : (s === 'stdout' ? process.stdout : process.stderr).write(b)),
+          });
+        } finally {
+          process.off('SIGINT', onInt);
         }
-        process.exitCode = r.exitCode ?? (r.signal ? 128 + r.signal : 1);
+        const { exitStatusOf } = await import('../../qga/commands.js');
+        const status = r.aborted ? 130 : r.timedOut ? 124 : exitStatusOf(r);
+        if (ctx.json) ctx.out({ ...r, status, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
+        if (r.truncated) ctx.warn('the guest agent cut the output at 16 MiB per stream');
+        if (r.timedOut || r.aborted)
+          ctx.warn(`${r.aborted ? 'interrupted' : `still running after ${o.timeout ?? 60} s`}: ${r.killed ? `killed ${argv[0]} (pid ${r.pid}) in the guest` : `could not kill ${argv[0]} (pid ${r.pid}) in the guest; it keeps running there`}`);
+        process.exitCode = status;
       }),
     );
 

@@ -4,6 +4,7 @@ import { ApiFailure, call, fmtBytes, fmtDuration, wsUrl } from '../api.js';
 import { ErrorBox, StateBadge } from '../components/ErrorBox.js';
 import { Sparkline } from '../components/Sparkline.js';
 import { VmManage } from '../components/VmManage.js';
+import { VmAddresses } from '../components/VmAddresses.js';
 import { YamlEditor, type Issue } from '../components/YamlEditor.js';
 import { useLeaveGuard } from '../leave-guard.js';
 import { useEvents, useMetrics } from '../live.js';
@@ -240,6 +241,7 @@ function Overview({ name, detail }: { name: string; detail: Detail }) {
           )}
         </dl>
       </section>
+      {(s.state === 'running' || s.state === 'paused') && <VmAddresses name={name} />}
       {(s.state === 'running' || s.state === 'paused') && agentOn(detail.spec) && <AgentCard name={name} />}
       <section className="card" style={{ flex: '1 1 380px' }} aria-labelledby="h-metrics">
         <h2 id="h-metrics" style={{ marginTop: 0 }}>Metrics</h2>

@@ -56,10 +56,16 @@ async function withQmp<T>(paths: Paths, name: string, fn: (c: QmpClient) => Prom
 
 /**
  * Source: the VM's disks that must be copied (not on shared storage), as the running QEMU has them
- * open. Refused: a disk with snapshots (the copy would be one flat image, the chain would stay
+ * open, after checking that no vCPU was plugged since the start (the destination could not take it);
+ * refused too: a disk with snapshots (the copy would be one flat image, the chain would stay
  * behind), and formats kvmctl cannot create on the destination.
  */
 export async function describeLocalDisks(paths: Paths, vm: VmSpec, shared: string[]): Promise<MigDisk[]> {
+  // vCPUs plugged since the start (kvmctl cpu set) would be missing on the destination, which
+  // starts with cpu.count: QEMU would refuse the stream half-way.
+  const cpus = await withQmp(paths, vm.name, (c) => c.execute<unknown[]>('query-cpus-fast'));
+  if (cpus.length !== vm.cpu.count)
+    throw new KvmError('MIGRATION_REFUSED', `VM "${vm.name}" runs ${cpus.length} vCPUs but its definition starts ${vm.cpu.count}: the destination could not take the plugged ones`, { exit: 2, hint: `kvmctl cpu set ${vm.name} ${vm.cpu.count} first, or set cpu.count to ${cpus.length} and restart it` });
   const local = new Set(localDisks(vm, shared));
   const wanted = vm.disks.map((d, i) => ({ d, id: diskId(d, i) })).filter(({ d }) => d.file !== undefined && local.has(d.file));
   if (!wanted.length) return [];

@@ -36,6 +36,7 @@ import { clusterRoutes } from './routes/cluster.js';
 import { installTaskWrapping, taskRoutes } from './routes/tasks.js';
 import { MetricsRecorder } from '../metrics/recorder.js';
 import { TaskRegistry } from '../tasks/registry.js';
+import { vmInScope } from './users.js';
 import { VmWatcher } from './watcher.js';
 import { listNames as listNamesSync } from '../definition/store.js';
 
@@ -147,9 +148,10 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
   const sample = async (names?: Awaited<ReturnType<typeof states>>) =>
     metrics.sample((names ?? (await states())).filter((n) => n.state === 'running' || n.state === 'paused' || !ctx.watcher));
   bind(app, R.metrics, async () => sample());
-  app.get(R.prometheus.path, async (_req, reply) => {
-    // Every defined VM is in kvmctl_vm_up / kvmctl_vm_state, stopped ones as 0.
-    const all = await states();
+  app.get(R.prometheus.path, async (req, reply) => {
+    // Every defined VM is in kvmctl_vm_up / kvmctl_vm_state, stopped ones as 0; a scoped token's own VMs only.
+    const id = req.identity;
+    const all = (await states()).filter((v) => !id || vmInScope(id, v.name));
     return reply.type(R.prometheus.text).send(toPrometheus(await sample(all), all));
   });
 

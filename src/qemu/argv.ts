@@ -286,7 +286,7 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
 
   add(...passthroughArgs(vm)); // vfio-pci, usb-host
   add(...balloonArgs(vm, dev)); // memory.balloon
-  if (!layout.mmio) add(...hotplugPortArgs(effectiveHotplugSlots(vm, machineType))); // spare ports, last (src/vm/hotplug.ts)
+  if (!layout.mmio) add(...hotplugPortArgs(effectiveHotplugSlots(vm, machineType))); // spare ports, last (src/vm/device-hotplug.ts)
 
   // Process: pidfile, privilege drop, sandbox.
   add('-pidfile', ctx.runtime.pidfile);

@@ -53,7 +53,7 @@ export function uefiBootIndexes(vm: Pick<VmSpec, 'boot' | 'disks' | 'cdroms' | '
   return out;
 }
 
-/** Root-port ids for hotplug (kvhp0, kvhp1, …): src/vm/hotplug.ts finds a free one by this prefix. */
+/** Root-port ids for hotplug (kvhp0, kvhp1, …): src/vm/device-hotplug.ts finds a free one by this prefix. */
 export const HOTPLUG_PORT_PREFIX = 'kvhp';
 
 /**

@@ -12,7 +12,7 @@ import { vmRuntimeFiles } from '../../host/paths.js';
 import type { ServerCtx } from '../context.js';
 import { routes as R } from '../contract.js';
 import { bind } from '../route.js';
-import { editDefinition } from './vm-devices.js';
+import { editDefinition } from '../../vm/devices.js';
 
 const LOG_BYTES = 64 * 1024;
 

@@ -120,6 +120,7 @@ async function change(
       throw e;
     }
     taskLog(`live: ${done.device}${done.bus ? ` on ${done.bus}` : ''}`);
+    const before = await planned(paths, name);
     let action: DeviceChange['action'];
     try {
       action = edit.apply();
@@ -127,8 +128,21 @@ async function change(
       await done.undo().catch(() => undefined);
       throw e;
     }
+    // So the pending-until-restart view does not list what the running VM already has.
+    const after = await planned(paths, name);
+    if (before && after && run?.pid) (await import('./argv-diff.js')).recordLiveChange(paths, name, run.pid, before, after);
     return { name, action, id, live: true, pendingRestart: false, device: done.device, ...(done.bus ? { bus: done.bus } : {}) };
   });
+}
+
+/** The argv the stored definition gives now (undefined when it cannot be planned: then nothing is recorded). */
+async function planned(paths: Paths, name: string): Promise<string[] | undefined> {
+  try {
+    const [{ planCommandLine }, { probeHost }] = await Promise.all([import('./plan.js'), import('../host/probe.js')]);
+    return (await planCommandLine(paths, name, await probeHost(paths))).argv;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The namespace the VM's links are in; a caller confined to another one is refused (its links cannot be made there). */

@@ -1,7 +1,8 @@
 /**
  * A VM's hardware: disks (image, active layer, size; resize — live when running —, detach, detach
  * and delete the image, attach another image) and NICs (attachment, model, MAC; add, remove).
- * Adding and removing change the stored definition: a running VM gets them at its next start.
+ * Adding and removing change the stored definition and, while the VM runs, hotplug the device
+ * (src/vm/devices.ts): the message says whether the guest has it now or at its next start, and why.
  */
 import { useAction } from '../useAction.js';
 import { useState, type FormEvent } from 'react';
@@ -24,7 +25,8 @@ export function VmDevices({ name, running, onChanged }: { name: string; running:
     images.reload();
     onChanged();
   });
-  const later = (r: { pendingRestart: boolean }) => (r.pendingRestart ? ' The running VM gets it at its next start.' : '');
+  const later = (r: { pendingRestart: boolean; live?: boolean; why?: string; bus?: string }, verb = 'gets') =>
+    r.live ? ` Live: the running guest ${verb === 'gets' ? 'has it now' : 'let it go'}${r.bus ? ` (on ${r.bus})` : ''}.` : r.pendingRestart ? ` The running VM ${verb} it at its next start${r.why ? `: ${r.why}` : ''}.` : '';
   const resize = (id: string) => {
     const to = window.prompt(`New size of ${name}'s disk ${id} (e.g. 20G, or +1G to grow by 1 GiB)${running ? ' — resized live' : ''}:`, '+1G');
     if (!to) return;
@@ -34,11 +36,11 @@ export function VmDevices({ name, running, onChanged }: { name: string; running:
     });
   };
   const detach = (id: string, file: string) => {
-    if (!window.confirm(`Detach disk ${id} (${file}) from ${name}?`)) return;
+    if (!window.confirm(`Detach disk ${id} (${file}) from ${name}?${running ? ' The running guest is asked to release it (unmount it first).' : ''}`)) return;
     const del = !running && window.confirm(`Also DELETE the image ${file}? Its data is gone for good. (Cancel keeps the image.)`);
     void run(`detach-${id}`, async () => {
       const r = await call('detachVmDisk', { params: { name, id }, query: del ? { deleteImage: 'true' } : {} });
-      return `Disk ${id} detached${r.deleted ? `, ${r.deleted} deleted` : ''}.${later(r)}`;
+      return `Disk ${id} detached${r.deleted ? `, ${r.deleted} deleted` : ''}.${later(r, 'loses')}`;
     });
   };
   const attach = (e: FormEvent) => {
@@ -61,7 +63,7 @@ export function VmDevices({ name, running, onChanged }: { name: string; running:
     if (!window.confirm(`Remove NIC ${id} from ${name}?`)) return;
     void run(`nic-${id}`, async () => {
       const r = await call('removeVmNic', { params: { name, id } });
-      return `NIC ${id} removed.${later(r)}`;
+      return `NIC ${id} removed.${later(r, 'loses')}`;
     });
   };
 
@@ -203,7 +205,11 @@ export function VmDevices({ name, running, onChanged }: { name: string; running:
             </button>
           </form>
         )}
-        <p className="muted">Adding or removing a disk or NIC changes the definition; a running VM gets it at its next start (hotplug is not built yet). Resizing a disk of a running VM is live.</p>
+        <p className="muted">
+          Adding or removing a disk or NIC changes the definition and, while the VM runs, hotplugs it: virtio and SCSI disks and NICs on bridge, host-only, nat and user
+          networks, into a spare PCIe slot (q35: <code>machine.hotplugSlots</code>, 4 by default). On q35, devices the VM started with stay until it restarts. Resizing a disk of a running VM
+          is live.
+        </p>
       </section>
     </>
   );

@@ -32,6 +32,7 @@ import * as M from './contract-manage.js';
 import * as MH from './contract-metrics.js';
 import * as C from './contract-cluster.js';
 import * as V from './contract-volumes.js';
+import * as ISO from './contract-media.js';
 
 /* ------------------------------------------------------------------ errors */
 
@@ -344,6 +345,8 @@ export type Route = {
   response?: z.ZodType;
   websocket?: boolean;
   text?: string;
+  /** The request body is this content type, streamed raw (an upload), not JSON. */
+  upload?: string;
   /** Who may call it (src/api/auth.ts). Default: viewer for GET, admin for everything else. */
   role?: A.Role;
 };
@@ -423,6 +426,11 @@ export const routes = {
   clusterStatus: { method: 'GET', path: '/api/cluster', summary: "this host's cluster: hosts (alive, lease TTL left, CPUs, memory, VMs), VMs (desired, owner, observed, migration), etcd members (400 NOT_IN_CLUSTER when the host is in none)", response: C.clusterStatusSchema },
   migrateVm: { method: 'POST', path: '/api/cluster/vms/:name/migrate', summary: 'live-migrate a running cluster VM to another host (a task, with QEMU\'s progress)', params: P, body: C.migrateBodySchema, response: C.migrateResultSchema, role: 'operator' },
   cancelTask: { method: 'POST', path: '/api/tasks/:id/cancel', summary: 'cancel a running task (409 TASK_NOT_CANCELLABLE when its operation cannot stop safely)', params: MH.taskParams, response: MH.taskSummarySchema, role: 'operator' },
+  listIsos: { method: 'GET', path: '/api/isos', summary: "the ISO images in the images root's iso/ folder, and the upload limit", response: ISO.isoListSchema },
+  uploadIso: { method: 'PUT', path: '/api/isos/:file', summary: 'upload an ISO into the iso/ folder: the raw file as the body (application/octet-stream), streamed to disk, refused over the size limit (413) or the free space (507); ?replace=true to overwrite', role: 'admin', params: ISO.isoParams, query: ISO.isoUploadQuerySchema, upload: 'application/octet-stream', response: ISO.isoSchema },
+  deleteIso: { method: 'DELETE', path: '/api/isos/:file', summary: 'delete an ISO from the iso/ folder (409 while a running VM has it in a CD-ROM drive)', role: 'admin', params: ISO.isoParams, response: removedResultSchema },
+  vmCdroms: { method: 'GET', path: '/api/vms/:name/cdrom', summary: "a VM's CD-ROM drives: the definition's, and the medium in each while it runs", params: P, response: ISO.cdromListSchema },
+  vmCdrom: { method: 'POST', path: '/api/vms/:name/cdrom', summary: "insert an ISO into a running VM's CD-ROM drive, or eject it (the drive must exist since the start: cdroms: in the definition)", role: 'operator', params: P, body: ISO.cdromBodySchema, response: ISO.cdromStateSchema },
   prometheus: { method: 'GET', path: '/metrics', summary: 'the same metrics in Prometheus text format; every defined VM has kvmctl_vm_up (1 = a QEMU process, running or paused; 0 = stopped or crashed) and kvmctl_vm_state{state="running|paused|stopped|crashed|starting|stopping"} (1 for its state, 0 for the others)', text: 'text/plain; version=0.0.4' },
 } as const satisfies Record<string, Route>;
 

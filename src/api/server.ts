@@ -33,6 +33,7 @@ import { wsRoutes } from './routes/ws.js';
 import { webCommon, webStatic } from './web-static.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { clusterRoutes } from './routes/cluster.js';
+import { mediaRoutes } from './routes/media.js';
 import { installTaskWrapping, taskRoutes } from './routes/tasks.js';
 import { MetricsRecorder } from '../metrics/recorder.js';
 import { TaskRegistry } from '../tasks/registry.js';
@@ -60,6 +61,8 @@ export type ServerOptions = {
   reconcileMs?: number;
   /** Metric history sample interval (default 10 s, or KVMCTL_METRICS_INTERVAL_MS). */
   metricsIntervalMs?: number;
+  /** Largest ISO upload in bytes. */
+  maxUploadBytes?: number;
 };
 
 export type { ServerCtx } from './context.js';
@@ -79,7 +82,7 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
     const c = ctx.watcher?.qmp(name);
     return c ? c.execute('query-blockstats', undefined, { timeoutMs: 2000 }) : [];
   });
-  const ctx: ServerCtx = { paths: opts.paths, netns: opts.netns, bus, metrics, specs: new SpecCache(opts.paths) };
+  const ctx: ServerCtx = { paths: opts.paths, netns: opts.netns, bus, metrics, specs: new SpecCache(opts.paths), maxUploadBytes: opts.maxUploadBytes };
   const started = Date.now();
 
   if (opts.watch !== false) {
@@ -139,6 +142,7 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
   metricsRoutes(app, ctx);
   taskRoutes(app, ctx);
   clusterRoutes(app, ctx);
+  mediaRoutes(app, ctx);
 
   const states = async () => {
     const { listNames } = await import('../definition/store.js');

@@ -17,11 +17,16 @@ export function VmDevices({ name, running, onChanged }: { name: string; running:
   const dev = useLoad(() => call('vmDevices', { params: { name } }), [name]);
   const images = useLoad(() => (admin ? call('listDisks') : Promise.resolve([])), [admin]);
   const nets = useLoad(() => call('listNetworks'), []);
+  const cds = useLoad(() => call('vmCdroms', { params: { name } }), [name, running]);
+  const isos = useLoad(() => call('listIsos'), []);
+  const [iso, setIso] = useState<Record<string, string>>({});
+  const operator = can(me, 'operator');
   const [pick, setPick] = useState('');
   const [net, setNet] = useState('');
 
   const { busy, failure, notice, run } = useAction(() => {
     dev.reload();
+    cds.reload();
     images.reload();
     onChanged();
   });
@@ -66,6 +71,20 @@ export function VmDevices({ name, running, onChanged }: { name: string; running:
       return `NIC ${id} removed.${later(r, 'loses')}`;
     });
   };
+
+  const insert = (id: string) => {
+    const file = iso[id];
+    if (!file) return;
+    void run(`cd-${id}`, async () => {
+      const r = await call('vmCdrom', { params: { name }, body: { op: 'insert', file, id } });
+      return `${id}: ${r.inserted ?? 'empty'}.`;
+    });
+  };
+  const eject = (id: string) =>
+    void run(`cd-${id}`, async () => {
+      const r = await call('vmCdrom', { params: { name }, body: { op: 'eject', id, force: true } });
+      return `${r.id} ejected${r.trayOpen ? ' (tray open)' : ''}.`;
+    });
 
   const attached = new Set(dev.data?.disks.map((d) => d.file));
   const free = (images.data ?? []).filter((i) => !attached.has(i.file) && /\.(qcow2|raw|img)$/.test(i.path));
@@ -148,6 +167,55 @@ export function VmDevices({ name, running, onChanged }: { name: string; running:
           </form>
         )}
       </section>
+      {(cds.data?.drives.length ?? 0) > 0 && (
+        <section className="card" aria-labelledby="h-cdroms">
+          <h2 id="h-cdroms" style={{ marginTop: 0 }}>CD-ROM drives</h2>
+          <ErrorBox error={cds.error} title="Could not read the CD-ROM drives" />
+          <div className="scroll-x">
+            <table data-testid="vm-cdroms">
+              <thead>
+                <tr>
+                  <th scope="col">Drive</th>
+                  <th scope="col">{cds.data?.running ? 'Medium' : 'Defined'}</th>
+                  <th scope="col">
+                    <span className="sr-only">Actions</span>
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {cds.data?.drives.map((c) => (
+                  <tr key={c.id} data-cdrom={c.id}>
+                    <th scope="row" className="mono">{c.id}</th>
+                    <td className="mono" data-testid={`medium-${c.id}`}>{cds.data?.running ? (c.inserted ?? 'empty') : (c.defined ?? '–')}</td>
+                    <td>
+                      {cds.data?.running && operator && (
+                        <div className="row">
+                          <label htmlFor={`iso-${c.id}`} className="sr-only">ISO for {c.id}</label>
+                          <select id={`iso-${c.id}`} value={iso[c.id] ?? ''} onChange={(e) => setIso({ ...iso, [c.id]: e.target.value })} style={{ maxWidth: 220 }}>
+                            <option value="">choose an ISO…</option>
+                            {(isos.data?.isos ?? []).map((i) => (
+                              <option key={i.name} value={`iso/${i.name}`}>
+                                {i.name}
+                              </option>
+                            ))}
+                          </select>
+                          <button type="button" disabled={!iso[c.id] || !!busy} onClick={() => insert(c.id)} aria-label={`Insert into ${c.id}`}>
+                            Insert
+                          </button>
+                          <button type="button" disabled={!c.inserted || !!busy} onClick={() => eject(c.id)} aria-label={`Eject ${c.id}`}>
+                            Eject
+                          </button>
+                        </div>
+                      )}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+          {!cds.data?.running && <p className="muted">Media can be changed while the VM runs; upload ISOs on the Disks page.</p>}
+        </section>
+      )}
       <section className="card" aria-labelledby="h-nics">
         <h2 id="h-nics" style={{ marginTop: 0 }}>Network interfaces</h2>
         <div className="scroll-x">

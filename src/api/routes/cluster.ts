@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { routes as R } from '../contract.js';
 import { bind } from '../route.js';
 import type { ServerCtx } from '../context.js';
-import { taskLog, taskProgress, taskSignal } from '../../tasks/current.js';
+import { currentTask, taskLog, taskProgress, taskSignal } from '../../tasks/current.js';
 
 export function clusterRoutes(app: FastifyInstance, ctx: ServerCtx): void {
   const session = async () => {
@@ -29,7 +29,10 @@ export function clusterRoutes(app: FastifyInstance, ctx: ServerCtx): void {
     const { s } = await session();
     const mc = await import('../../cluster/migrate-cancel.js');
     const signal = mc.runsHere(ctx.paths, params.name) ? taskSignal() : undefined;
-    const dispose = signal ? mc.cancelMigrationOnAbort(ctx.paths, params.name, signal, taskLog) : () => undefined;
+    // The abort comes from the cancel request's call chain: log into this task by its id.
+    const tid = currentTask();
+    const log = (m: string) => void (tid && ctx.tasks?.log(tid, m));
+    const dispose = signal ? mc.cancelMigrationOnAbort(ctx.paths, params.name, signal, log, () => ctx.watcher?.qmp(params.name)) : () => undefined;
     try {
       let state = '';
       return await (await import('../../cluster/service.js')).clusterMigrate(s, params.name, body.to, {

@@ -41,8 +41,8 @@ export function IsoPanel() {
     abort.current = u.abort;
     try {
       const r = await u.done;
-      setNotice(`${r.name} uploaded (${fmtBytes(r.sizeBytes)}) to ${r.path}.`);
       pick(null);
+      setNotice(`${r.name} uploaded (${fmtBytes(r.sizeBytes)}) to ${r.path}.`);
     } catch (err) {
       setFailure(err);
     } finally {

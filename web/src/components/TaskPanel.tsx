@@ -140,7 +140,7 @@ export function TaskPanel() {
                         {t.cancellable && t.state === 'running' && (
                           <>
                             {' '}
-                            <button type="button" className="link danger" onClick={() => cancel(t.id)} aria-label={`Cancel ${t.kind} ${t.target ?? ''}`.trim()}>
+                            <button type="button" className="link danger" onClick={() => cancel(t.id)} aria-label="Cancel this task" title={`Cancel ${t.kind} ${t.target ?? ''}`.trim()}>
                               cancel
                             </button>
                           </>

@@ -359,6 +359,9 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI: users, management, polish
         ['#/networks', 'h1'],
         ['#/disks', 'h1'],
         ['#/users', 'tr[data-token=otto]'],
+        [`#/vms/${VM}/graphs`, '[data-testid=metric-graphs]'],
+        ['#/graphs', '[data-testid=metric-graphs]'],
+        ['#/cluster', 'h1'],
       ] as const) {
         await m.page.evaluate((h) => (location.hash = h), hash);
         await m.page.locator(ready).first().waitFor();

@@ -24,6 +24,8 @@ import { findToken, roleRank, tokenStore, vmInScope, type Identity, type Role } 
 declare module 'fastify' {
   interface FastifyRequest {
     identity?: Identity;
+    /** Whether the credentials this request came with still hold (a token revoked or rotated since: false). Long-lived WebSockets ask it. */
+    stillAuthorized?: () => boolean;
   }
 }
 
@@ -43,7 +45,8 @@ export function authorize(id: Identity, method: string, routeUrl: string | undef
   const need = requiredRole(method, routeUrl);
   if (roleRank(id.role) < roleRank(need)) throw forbidden(`"${id.user}" is a ${id.role}: ${method} ${routeUrl ?? 'this route'} needs ${need}`);
   if (!id.vms) return;
-  const vmRoute = routeUrl?.startsWith('/api/vms/:name') ?? false;
+  // A VM's route names it as `:name` after `/vms/` (`/api/vms/:name/…`, `/api/cluster/vms/:name/migrate`).
+  const vmRoute = routeUrl?.includes('/vms/:name') ?? false;
   if (vmRoute && vm !== undefined && !vmInScope(id, vm)) throw forbidden(`"${id.user}" may act on VMs matching "${id.vms}" only, not "${vm}"`, 'use a token whose scope includes this VM');
   if (!vmRoute && need !== 'viewer') throw forbidden(`"${id.user}" is scoped to VMs matching "${id.vms}": ${method} ${routeUrl ?? 'this route'} is not a VM's`);
 }
@@ -86,15 +89,25 @@ export function installAuth(app: FastifyInstance, o: { paths: Paths; token?: () 
     if (url === R.health.path) return;
     // The web UI's own files are public (it asks for the token); the API and /metrics are not.
     if (!url.startsWith('/api/') && url !== '/metrics') return;
-    if (!o.token) req.identity = LOCAL;
-    else {
+    if (!o.token) {
+      req.identity = LOCAL;
+      req.stillAuthorized = () => true;
+    } else {
       const given = givenToken(req);
       if (!given) throw unauthorized('this server needs a token');
-      if (tokenMatches(given, o.token())) req.identity = { user: 'token', role: 'admin' };
-      else {
+      const main = o.token;
+      if (tokenMatches(given, main())) {
+        req.identity = { user: 'token', role: 'admin' };
+        req.stillAuthorized = () => tokenMatches(given, main());
+      } else {
         const t = findToken(named(), given);
         if (!t) throw unauthorized('wrong token');
         req.identity = { user: t.name, role: t.role, ...(t.vms ? { vms: t.vms } : {}) };
+        // Still there, with the same role and scope (a token removed and re-added under its name is another token).
+        req.stillAuthorized = () => {
+          const now = findToken(named(), given);
+          return !!now && now.role === t.role && now.vms === t.vms;
+        };
       }
     }
     authorize(req.identity, req.method, req.routeOptions.url, (req.params as { name?: string } | undefined)?.name);
@@ -109,15 +122,31 @@ export function installAuth(app: FastifyInstance, o: { paths: Paths; token?: () 
     if ((req.method !== 'GET' && req.method !== 'HEAD') || s === 401 || s === 403) audit(req, s);
   });
 
-  // A scoped token reads only its own VMs in the VM list and the metrics.
+  // A scoped token reads only its own VMs in the lists that name VMs: the VM list, the metrics,
+  // the backup schedule, the cluster view. (Tasks: src/api/routes/tasks.ts; the event stream:
+  // src/api/routes/ws.ts; Prometheus /metrics: src/api/server.ts.)
   app.addHook('preSerialization', async (req, _reply, payload: unknown) => {
     const id = req.identity;
     if (!id?.vms) return payload;
-    const inScope = (x: unknown) => vmInScope(id, String((x as { name?: unknown }).name ?? ''));
-    if (req.routeOptions.url === R.listVms.path && Array.isArray(payload)) return payload.filter(inScope);
-    if (req.routeOptions.url === R.metrics.path && payload && typeof payload === 'object' && Array.isArray((payload as { vms?: unknown }).vms)) {
-      return { ...(payload as object), vms: (payload as { vms: unknown[] }).vms.filter(inScope) };
-    }
-    return payload;
+    return scopePayload(id, req.routeOptions.url, payload);
   });
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (x: unknown): x is Obj => !!x && typeof x === 'object' && !Array.isArray(x);
+
+/** A read's payload as a scoped identity may see it (pure; other routes' payloads unchanged). */
+export function scopePayload(id: Identity, routeUrl: string | undefined, payload: unknown): unknown {
+  const byName = (x: unknown) => vmInScope(id, String((x as { name?: unknown }).name ?? ''));
+  if (routeUrl === R.listVms.path && Array.isArray(payload)) return payload.filter(byName);
+  if (routeUrl === R.metrics.path && isObj(payload) && Array.isArray(payload.vms)) return { ...payload, vms: payload.vms.filter(byName) };
+  if (routeUrl === R.backupTasks.path && Array.isArray(payload)) return payload.filter((x) => vmInScope(id, String((x as { vm?: unknown }).vm ?? '')));
+  if (routeUrl === R.clusterStatus.path && isObj(payload)) {
+    return {
+      ...payload,
+      vms: Array.isArray(payload.vms) ? payload.vms.filter(byName) : payload.vms,
+      hosts: Array.isArray(payload.hosts) ? payload.hosts.map((h) => (isObj(h) && Array.isArray(h.vms) ? { ...h, vms: h.vms.filter((v) => vmInScope(id, String(v))) } : h)) : payload.hosts,
+    };
+  }
+  return payload;
 }

@@ -24,4 +24,6 @@ export type ServerCtx = {
   recorder?: MetricsRecorder;
   /** Tasks: every mutating API call (src/api/routes/tasks.ts). */
   tasks?: TaskRegistry;
+  /** Largest ISO upload (`serve --max-upload`; default src/disk/iso-upload.ts DEFAULT_MAX_ISO_BYTES). */
+  maxUploadBytes?: number;
 };

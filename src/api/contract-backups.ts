@@ -30,6 +30,8 @@ export const backupCreateBodySchema = z
     mode: z.enum(['auto', 'full', 'incremental']).optional(),
     /** false: do not freeze the guest's filesystems through the agent. */
     freeze: z.boolean().optional(),
+    /** Bandwidth limit of the copy, per second and disk (e.g. "50M"; QEMU's block job speed). */
+    bwlimit: z.union([z.string().min(1), z.number().int().positive()]).optional(),
   })
   .optional();
 export const backupCreateResultSchema = z.object({ repo: z.string(), dir: z.string(), manifest: backupManifestSchema, bytes: z.number(), reason: z.string().optional() });

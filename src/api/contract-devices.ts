@@ -1,8 +1,9 @@
 /**
  * A VM's disks and NICs (part of the API contract, src/api/contract.ts): what it has (sizes, layers,
  * MACs), a disk's resize (live through QMP block_resize when the VM runs, as `kvmctl disk resize`),
- * and adding or removing a disk or NIC in the stored definition (a running VM gets the change at
- * its next start: the pending view says which; hotplug is not built).
+ * and adding or removing a disk or NIC: in the stored definition and, while the VM runs, hotplugged
+ * (src/vm/devices.ts). `live`: true = now in the running VM or not at all, false = the definition
+ * only, left out = live when it can be, else the definition only (the answer says why).
  */
 import { z } from 'zod';
 
@@ -35,11 +36,27 @@ export const diskAttachBodySchema = z.strictObject({
   id: name.optional(),
   interface: z.enum(['virtio', 'scsi', 'ide', 'sata', 'nvme']).optional(),
   readOnly: z.boolean().optional(),
+  live: z.boolean().optional(),
 });
-export const diskDetachQuerySchema = z.object({ deleteImage: z.enum(['true', 'false']).optional() });
+const liveQuery = z.enum(['true', 'false']).optional();
+export const diskDetachQuerySchema = z.object({ deleteImage: z.enum(['true', 'false']).optional(), live: liveQuery });
+export const nicRemoveQuerySchema = z.object({ live: liveQuery });
 
 export const nicAddBodySchema = z.union([
-  z.strictObject({ network: name, model: z.string().optional(), id: name.optional() }),
-  z.strictObject({ user: z.literal(true), model: z.string().optional(), id: name.optional() }),
+  z.strictObject({ network: name, model: z.string().optional(), id: name.optional(), live: z.boolean().optional() }),
+  z.strictObject({ user: z.literal(true), model: z.string().optional(), id: name.optional(), live: z.boolean().optional() }),
 ]);
-export const deviceChangeResultSchema = z.object({ name: z.string(), action: z.enum(['created', 'configured', 'unchanged']), id: z.string(), deleted: z.string().optional(), pendingRestart: z.boolean() });
+export const deviceChangeResultSchema = z.object({
+  name: z.string(),
+  action: z.enum(['created', 'configured', 'unchanged']),
+  id: z.string(),
+  deleted: z.string().optional(),
+  pendingRestart: z.boolean(),
+  /** Changed in the running VM now (hotplug). */
+  live: z.boolean().optional(),
+  /** Why a running VM was not changed live (it changes at its next start). */
+  why: z.string().optional(),
+  /** The QEMU device and the hotplug port it is on. */
+  device: z.string().optional(),
+  bus: z.string().optional(),
+});

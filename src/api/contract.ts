@@ -33,6 +33,7 @@ import * as MH from './contract-metrics.js';
 import * as C from './contract-cluster.js';
 import * as V from './contract-volumes.js';
 import * as G from './contract-agent.js';
+import * as ISO from './contract-media.js';
 
 /* ------------------------------------------------------------------ errors */
 
@@ -347,6 +348,8 @@ export type Route = {
   response?: z.ZodType;
   websocket?: boolean;
   text?: string;
+  /** The request body is this content type, streamed raw (an upload), not JSON. */
+  upload?: string;
   /** Who may call it (src/api/auth.ts). Default: viewer for GET, admin for everything else. */
   role?: A.Role;
 };
@@ -392,10 +395,10 @@ export const routes = {
   pendingChanges: { method: 'GET', path: '/api/vms/:name/pending', summary: "a running VM: the QEMU options its stored definition changes, which take effect at the next start", params: P, response: M.pendingSchema },
   vmDevices: { method: 'GET', path: '/api/vms/:name/devices', summary: "a VM's disks (image, active layer, size) and NICs (attachment, model, MAC)", params: P, response: D.devicesSchema },
   resizeVmDisk: { method: 'POST', path: '/api/vms/:name/disks/:id/resize', summary: "resize a VM's disk (its active layer): live through QMP when running; shrinking needs shrink: true", role: 'admin', params: D.deviceParams, body: D.diskResizeBodySchema, response: D.diskResizeResultSchema },
-  attachVmDisk: { method: 'POST', path: '/api/vms/:name/disks', summary: 'add an image as a disk in the stored definition (a running VM gets it at its next start)', role: 'admin', params: P, body: D.diskAttachBodySchema, response: D.deviceChangeResultSchema },
-  detachVmDisk: { method: 'DELETE', path: '/api/vms/:name/disks/:id', summary: 'remove a disk from the stored definition (?deleteImage=true also deletes its image: VM stopped, no snapshot overlays)', role: 'admin', params: D.deviceParams, query: D.diskDetachQuerySchema, response: D.deviceChangeResultSchema },
-  addVmNic: { method: 'POST', path: '/api/vms/:name/nics', summary: 'add a NIC (a kvmctl network, or user-mode) in the stored definition', role: 'admin', params: P, body: D.nicAddBodySchema, response: D.deviceChangeResultSchema },
-  removeVmNic: { method: 'DELETE', path: '/api/vms/:name/nics/:id', summary: 'remove a NIC from the stored definition', role: 'admin', params: D.deviceParams, response: D.deviceChangeResultSchema },
+  attachVmDisk: { method: 'POST', path: '/api/vms/:name/disks', summary: 'add an image as a disk: in the stored definition and, while the VM runs, hotplugged (virtio on a spare root port, scsi on its controller; live: true = live or not at all, false = definition only)', role: 'admin', params: P, body: D.diskAttachBodySchema, response: D.deviceChangeResultSchema },
+  detachVmDisk: { method: 'DELETE', path: '/api/vms/:name/disks/:id', summary: 'remove a disk from the stored definition and, while the VM runs, unplug it (?live=true|false as for attach; ?deleteImage=true also deletes its image: VM stopped, no snapshot overlays)', role: 'admin', params: D.deviceParams, query: D.diskDetachQuerySchema, response: D.deviceChangeResultSchema },
+  addVmNic: { method: 'POST', path: '/api/vms/:name/nics', summary: "add a NIC (a kvmctl network, or user-mode) in the stored definition and, while the VM runs, hotplugged (a tap in the VM's namespace; live as for disks)", role: 'admin', params: P, body: D.nicAddBodySchema, response: D.deviceChangeResultSchema },
+  removeVmNic: { method: 'DELETE', path: '/api/vms/:name/nics/:id', summary: 'remove a NIC from the stored definition and, while the VM runs, unplug it (?live=true|false)', role: 'admin', params: D.deviceParams, query: D.nicRemoveQuerySchema, response: D.deviceChangeResultSchema },
   whoami: { method: 'GET', path: '/api/whoami', summary: 'who this token is: name, role, VM scope', response: A.whoamiSchema },
   listTokens: { method: 'GET', path: '/api/tokens', summary: 'the named API tokens (never the tokens themselves: they are stored hashed)', role: 'admin', response: A.tokenListSchema },
   createToken: { method: 'POST', path: '/api/tokens', summary: 'make a named token with a role (viewer, operator, admin) and an optional VM name pattern; the answer is the only time the token is shown', role: 'admin', body: A.tokenCreateBodySchema, response: A.tokenCreateResultSchema },
@@ -428,6 +431,11 @@ export const routes = {
   clusterStatus: { method: 'GET', path: '/api/cluster', summary: "this host's cluster: hosts (alive, lease TTL left, CPUs, memory, VMs), VMs (desired, owner, observed, migration), etcd members (400 NOT_IN_CLUSTER when the host is in none)", response: C.clusterStatusSchema },
   migrateVm: { method: 'POST', path: '/api/cluster/vms/:name/migrate', summary: 'live-migrate a running cluster VM to another host (a task, with QEMU\'s progress)', params: P, body: C.migrateBodySchema, response: C.migrateResultSchema, role: 'operator' },
   cancelTask: { method: 'POST', path: '/api/tasks/:id/cancel', summary: 'cancel a running task (409 TASK_NOT_CANCELLABLE when its operation cannot stop safely)', params: MH.taskParams, response: MH.taskSummarySchema, role: 'operator' },
+  listIsos: { method: 'GET', path: '/api/isos', summary: "the ISO images in the images root's iso/ folder, and the upload limit", response: ISO.isoListSchema },
+  uploadIso: { method: 'PUT', path: '/api/isos/:file', summary: 'upload an ISO into the iso/ folder: the raw file as the body (application/octet-stream), streamed to disk, refused over the size limit (413) or the free space (507); ?replace=true to overwrite', role: 'admin', params: ISO.isoParams, query: ISO.isoUploadQuerySchema, upload: 'application/octet-stream', response: ISO.isoSchema },
+  deleteIso: { method: 'DELETE', path: '/api/isos/:file', summary: 'delete an ISO from the iso/ folder (409 while a running VM has it in a CD-ROM drive)', role: 'admin', params: ISO.isoParams, response: removedResultSchema },
+  vmCdroms: { method: 'GET', path: '/api/vms/:name/cdrom', summary: "a VM's CD-ROM drives: the definition's, and the medium in each while it runs", params: P, response: ISO.cdromListSchema },
+  vmCdrom: { method: 'POST', path: '/api/vms/:name/cdrom', summary: "insert an ISO into a running VM's CD-ROM drive, or eject it (the drive must exist since the start: cdroms: in the definition)", role: 'operator', params: P, body: ISO.cdromBodySchema, response: ISO.cdromStateSchema },
   prometheus: { method: 'GET', path: '/metrics', summary: 'the same metrics in Prometheus text format; every defined VM has kvmctl_vm_up (1 = a QEMU process, running or paused; 0 = stopped or crashed) and kvmctl_vm_state{state="running|paused|stopped|crashed|starting|stopping"} (1 for its state, 0 for the others)', text: 'text/plain; version=0.0.4' },
 } as const satisfies Record<string, Route>;
 

@@ -11,7 +11,7 @@ import type { ApiError } from './contract.js';
 const CONFLICT = new Set([
   'VM_RUNNING', 'VM_NOT_RUNNING', 'VM_EXISTS', 'VM_BUSY', 'NETWORK_EXISTS', 'NETWORK_IN_USE', 'NETWORK_BUSY',
   'DISK_IN_USE', 'DISK_EXISTS', 'DISK_IS_BACKING', 'FILE_EXISTS', 'SNAPSHOT_EXISTS', 'IFACE_CONFLICT', 'ADDRESS_OVERLAP', 'GUEST_LOCKED', 'AGENT_DISABLED', 'AGENT_NOT_CONFIGURED', 'RESTORE_REFUSED', 'TOKEN_EXISTS',
-  'TASK_ENDED', 'TASK_NOT_CANCELLABLE', 'VOLUME_IN_USE', 'VOLUME_BUSY', 'VOLUME_EXISTS', 'VOLUME_HAS_SNAPSHOTS',
+  'TASK_ENDED', 'TASK_NOT_CANCELLABLE', 'VOLUME_IN_USE', 'VOLUME_BUSY', 'VOLUME_EXISTS', 'VOLUME_HAS_SNAPSHOTS', 'ISO_EXISTS', 'ISO_BUSY', 'ISO_IN_USE',
 ]);
 
 export function httpStatusOf(e: KvmError): number {
@@ -21,6 +21,8 @@ export function httpStatusOf(e: KvmError): number {
   if (c === 'NOT_FOUND' || c.endsWith('_NOT_FOUND')) return 404;
   if (CONFLICT.has(c)) return 409;
   if (c === 'SPEC_INVALID' || c === 'CAPACITY_EXCEEDED') return 422;
+  if (c === 'UPLOAD_TOO_LARGE') return 413;
+  if (c === 'NO_SPACE') return 507;
   if (c === 'INTERNAL') return 500;
   if (e.exit === 2) return 400;
   if (c.endsWith('_UNAVAILABLE') || c.endsWith('_CONNECT') || c === 'QMP_DISCONNECTED' || c === 'STORAGE_UNREACHABLE') return 503;

@@ -18,6 +18,7 @@ const STATUS_TEXT: Record<number, string> = {
   401: 'missing or wrong token (TCP only)',
   404: 'no such VM, network or image',
   409: 'conflict with the current state (VM_RUNNING, VM_NOT_RUNNING, *_EXISTS, *_IN_USE)',
+  413: 'the upload is over the size limit',
   422: 'the definition is invalid: issues[] lists every problem with its path',
   500: 'the operation failed',
 };
@@ -40,6 +41,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
     for (const code of [400, 401, 404, 409, 422, 500]) responses[String(code)] = { description: STATUS_TEXT[code], content: { 'application/json': { schema: { $ref: '#/components/schemas/ApiError' } } } };
     const op: Record<string, unknown> = { operationId: id, summary: r.summary, parameters, responses };
     if (r.body) op.requestBody = { required: false, content: { 'application/json': { schema: js(r.body, 'input') } } };
+    if (r.upload) op.requestBody = { required: true, content: { [r.upload]: { schema: { type: 'string', format: 'binary' } } } };
     (pathsOut[oaPath] ??= {})[r.method.toLowerCase()] = op;
   }
   return {

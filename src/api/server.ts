@@ -34,9 +34,11 @@ import { wsRoutes } from './routes/ws.js';
 import { webCommon, webStatic } from './web-static.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { clusterRoutes } from './routes/cluster.js';
+import { mediaRoutes } from './routes/media.js';
 import { installTaskWrapping, taskRoutes } from './routes/tasks.js';
 import { MetricsRecorder } from '../metrics/recorder.js';
 import { TaskRegistry } from '../tasks/registry.js';
+import { vmInScope } from './users.js';
 import { VmWatcher } from './watcher.js';
 import { listNames as listNamesSync } from '../definition/store.js';
 
@@ -60,6 +62,8 @@ export type ServerOptions = {
   reconcileMs?: number;
   /** Metric history sample interval (default 10 s, or KVMCTL_METRICS_INTERVAL_MS). */
   metricsIntervalMs?: number;
+  /** Largest ISO upload in bytes. */
+  maxUploadBytes?: number;
 };
 
 export type { ServerCtx } from './context.js';
@@ -79,7 +83,7 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
     const c = ctx.watcher?.qmp(name);
     return c ? c.execute('query-blockstats', undefined, { timeoutMs: 2000 }) : [];
   });
-  const ctx: ServerCtx = { paths: opts.paths, netns: opts.netns, bus, metrics, specs: new SpecCache(opts.paths) };
+  const ctx: ServerCtx = { paths: opts.paths, netns: opts.netns, bus, metrics, specs: new SpecCache(opts.paths), maxUploadBytes: opts.maxUploadBytes };
   const started = Date.now();
 
   if (opts.watch !== false) {
@@ -140,6 +144,7 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
   metricsRoutes(app, ctx);
   taskRoutes(app, ctx);
   clusterRoutes(app, ctx);
+  mediaRoutes(app, ctx);
 
   const states = async () => {
     const { listNames } = await import('../definition/store.js');
@@ -149,9 +154,10 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
   const sample = async (names?: Awaited<ReturnType<typeof states>>) =>
     metrics.sample((names ?? (await states())).filter((n) => n.state === 'running' || n.state === 'paused' || !ctx.watcher));
   bind(app, R.metrics, async () => sample());
-  app.get(R.prometheus.path, async (_req, reply) => {
-    // Every defined VM is in kvmctl_vm_up / kvmctl_vm_state, stopped ones as 0.
-    const all = await states();
+  app.get(R.prometheus.path, async (req, reply) => {
+    // Every defined VM is in kvmctl_vm_up / kvmctl_vm_state, stopped ones as 0; a scoped token's own VMs only.
+    const id = req.identity;
+    const all = (await states()).filter((v) => !id || vmInScope(id, v.name));
     return reply.type(R.prometheus.text).send(toPrometheus(await sample(all), all));
   });
 

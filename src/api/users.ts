@@ -38,6 +38,13 @@ export function globToRegExp(glob: string): RegExp {
 }
 export const vmInScope = (id: Identity, vm: string): boolean => !id.vms || globToRegExp(id.vms).test(vm);
 
+/**
+ * Whether an event of the stream may go to this identity: a scoped token gets the events of its
+ * VMs only. Every event names its VM (`vm`); a task's is its target, '' for one with no VM (a
+ * disk, a network, the host), which a scoped token does not get, as GET /api/tasks leaves it out.
+ */
+export const eventInScope = (id: Identity | undefined, e: { vm: string }): boolean => !id?.vms || (e.vm !== '' && vmInScope(id, e.vm));
+
 function parseFile(text: string, file: string): TokenEntry[] {
   let j: unknown;
   try {

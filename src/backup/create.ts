@@ -30,7 +30,7 @@ import { addTarget, bitmapName, diskNodes, dropStaleBitmaps, removeTarget, runBa
 import { backupDir, fileSha256, listBackups, newBackupId, resolveRepo, vmRepoDir, writeManifest, type Manifest, type ManifestDisk } from './repo.js';
 import { contentSha256 } from './sums.js';
 import { daemonVolumes, refuseOpenVolumes, volumeDisks, volumeRef } from './volumes.js';
-import { currentTask, taskLog, taskProgress } from '../tasks/current.js';
+import { currentTask, taskLog, taskProgress, taskSignal } from '../tasks/current.js';
 
 export type BackupState = { format: 1; repo: string; last?: string; generation?: string; inProgress?: string };
 const stateFile = (paths: Paths, vm: string) => path.join(vmStateDir(paths, vm), 'backup.json');
@@ -41,7 +41,7 @@ export function writeBackupState(paths: Paths, vm: string, s: BackupState): void
 }
 
 /** `netns`: where Ceph is reachable (a stopped VM's RBD volumes are opened there, as its QEMU would). */
-export type CreateOptions = { to?: string; mode?: 'auto' | 'full' | 'incremental'; noFreeze?: boolean; netns?: string; onProgress?: (done: number, total: number) => void };
+export type CreateOptions = { to?: string; mode?: 'auto' | 'full' | 'incremental'; noFreeze?: boolean; netns?: string; onProgress?: (done: number, total: number) => void; /** Bytes per second per disk (QEMU's block job speed); unlimited when absent. */ bwlimit?: number };
 export type CreateResult = { repo: string; dir: string; manifest: Manifest; bytes: number; reason?: string };
 
 /**
@@ -125,7 +125,7 @@ export async function createBackup(paths: Paths, name: string, o: CreateOptions 
         await qemuImg(['create', '-f', 'qcow2', ...(backing ? ['-b', backing, '-F', 'qcow2'] : []), target, String(f.node.virtualSize)], target);
         if ((f.format === 'qcow2' || f.format === 'rbd') && full) await dropStaleBitmaps(q, f.node.node, f.node.bitmaps);
         const mode = incremental ? 'incremental' : f.format === 'qcow2' ? 'full' : f.format === 'rbd' ? 'full-volatile' : 'full-no-bitmap';
-        jobs.push({ id: f.id, node: f.node.node, target: await addTarget(q, f.id, target), mode, bitmap: bitmapName(generation) });
+        jobs.push({ id: f.id, node: f.node.node, target: await addTarget(q, f.id, target), mode, bitmap: bitmapName(generation), ...(o.bwlimit ? { speed: o.bwlimit } : {}) });
         targets.push(f.id);
       }
       // With a guest agent the filesystems are frozen for the instant the jobs start (application-consistent).
@@ -135,7 +135,8 @@ export async function createBackup(paths: Paths, name: string, o: CreateOptions 
       taskLog(`backup ${id}: ${full ? `full (${reason})` : `incremental on ${prev!.id}`}, disks ${facts.map((f) => f.id).join(', ')}${freeze ? ', guest filesystems frozen' : ''}`);
       // Inside an API task: the block jobs' progress is the task's (the first 90 %; checksums follow).
       const onProgress = o.onProgress ?? (currentTask() ? (done: number, total: number) => taskProgress((90 * done) / total) : undefined);
-      await runBackupJobs(q, jobs, { onProgress, started: thaw });
+      // Cancellable from here on (the task's Cancel → block-job-cancel; the partial copy is removed below).
+      await runBackupJobs(q, jobs, { onProgress, started: thaw, signal: taskSignal() });
       const jobMs = Date.now() - tJobs;
       taskLog(`block jobs done in ${jobMs} ms; checking the copies' content sums`);
       for (const t of targets.splice(0)) await removeTarget(q, t);

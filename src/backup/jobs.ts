@@ -44,7 +44,7 @@ export async function diskNodes(q: QmpClient, ids: string[], o: { byDevice: bool
 }
 
 /** full: + a persistent bitmap (qcow2); full-volatile: + a non-persistent one (RBD); full-no-bitmap: raw files. */
-export type DiskJob = { id: string; node: string; target: string; mode: 'full' | 'full-volatile' | 'incremental' | 'full-no-bitmap'; bitmap: string };
+export type DiskJob = { id: string; node: string; target: string; mode: 'full' | 'full-volatile' | 'incremental' | 'full-no-bitmap'; bitmap: string; /** Bytes per second (block job speed). */ speed?: number };
 
 export const jobId = (diskId: string) => `kvbk-${diskId}`;
 export const targetNode = (diskId: string) => `kvbk-t-${diskId}`;
@@ -53,7 +53,7 @@ export const targetNode = (diskId: string) => `kvbk-t-${diskId}`;
 export function backupActions(jobs: DiskJob[]): { type: string; data: Record<string, unknown> }[] {
   const actions: { type: string; data: Record<string, unknown> }[] = [];
   for (const j of jobs) {
-    const base = { 'job-id': jobId(j.id), device: j.node, target: j.target, 'auto-finalize': true, 'auto-dismiss': true };
+    const base = { 'job-id': jobId(j.id), device: j.node, target: j.target, 'auto-finalize': true, 'auto-dismiss': true, ...(j.speed ? { speed: j.speed } : {}) };
     if (j.mode === 'full' || j.mode === 'full-volatile') {
       actions.push({ type: 'block-dirty-bitmap-add', data: { node: j.node, name: j.bitmap, persistent: j.mode === 'full' } });
       actions.push({ type: 'blockdev-backup', data: { ...base, sync: 'full' } });
@@ -72,7 +72,7 @@ type JobInfo = { id: string; status: string; 'current-progress': number; 'total-
 export async function runBackupJobs(
   q: QmpClient,
   jobs: DiskJob[],
-  o: { onProgress?: (done: number, total: number) => void; started?: () => Promise<void>; timeoutMs?: number } = {},
+  o: { onProgress?: (done: number, total: number) => void; started?: () => Promise<void>; timeoutMs?: number; /** Abort: block-job-cancel every job (the task's Cancel). */ signal?: AbortSignal } = {},
 ): Promise<void> {
   const { onProgress } = o;
   const timeoutMs = o.timeoutMs ?? 6 * 3600_000;
@@ -103,6 +103,14 @@ export async function runBackupJobs(
     // The point in time is taken: the guest's filesystems may thaw now (or after a refusal).
     await o.started?.();
   }
+  // Cancelled (from the task list): QEMU stops the jobs; each ends with BLOCK_JOB_CANCELLED.
+  let cancelled = false;
+  const onAbort = () => {
+    cancelled = true;
+    void cancelJobs(q, [...pending]);
+  };
+  if (o.signal?.aborted) onAbort();
+  else o.signal?.addEventListener('abort', onAbort, { once: true });
   let timer: NodeJS.Timeout | undefined;
   const poll = async () => {
     try {
@@ -126,7 +134,9 @@ export async function runBackupJobs(
     throw e;
   } finally {
     if (timer) clearInterval(timer);
+    o.signal?.removeEventListener('abort', onAbort);
   }
+  if (cancelled) throw new KvmError('BACKUP_CANCELLED', `backup cancelled: QEMU stopped the block jobs (${jobs.map((j) => j.id).join(', ')})`, { hint: 'nothing was recorded; the partial copy is removed' });
   if (errors.length) throw new KvmError('BACKUP_FAILED', `backup job failed: ${errors.join('; ')}`, { hint: 'nothing was recorded; check the repository has space. The next backup is full.' });
 }
 

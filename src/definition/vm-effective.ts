@@ -14,6 +14,15 @@ import type { VmSpec } from './vm.js';
 export type FirmwareType = 'bios' | 'uefi' | 'uefi-secure';
 type Profiled = Pick<VmSpec, 'profile' | 'firmware' | 'agent' | 'tpm'>;
 
+/** Spare PCIe root ports for hotplug when the default applies: q35 gets 4 (as libvirt/virt-install give a q35 guest spare ports), the fast profile none (each port is PCI enumeration at boot). */
+export const DEFAULT_HOTPLUG_SLOTS = 4;
+
+/** The hotplug root ports a VM gets on the machine it really runs on (`machineType`, after the fast profile's choice). */
+export function effectiveHotplugSlots(vm: Pick<VmSpec, 'profile' | 'machine'>, machineType: string): number {
+  if (!(machineType === 'q35' || /^pc-q35-/.test(machineType))) return 0;
+  return vm.machine.hotplugSlots ?? (vm.profile === 'fast' ? 0 : DEFAULT_HOTPLUG_SLOTS);
+}
+
 const realGuest = (vm: Profiled) => vm.profile === 'server' || vm.profile === 'desktop';
 
 export function effectiveFirmware(vm: Profiled): FirmwareType {

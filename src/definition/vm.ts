@@ -44,6 +44,12 @@ export const machineSchema = shorthand(
     accel: z.array(z.enum(ACCELS)).min(1).default(['kvm', 'tcg']),
     /** KSM: false adds mem-merge=off so this VM's memory is never merged. */
     memMerge: z.boolean().default(true),
+    /**
+     * Spare PCIe root ports for hotplugged disks and NICs (q35 only: its root bus takes no
+     * hotplug; machine pc hotplugs on its own PCI bus, microvm not at all). Default: 4 on q35,
+     * 0 with profile fast (src/definition/vm-effective.ts). Each is one device and one PCI slot.
+     */
+    hotplugSlots: z.number().int().min(0).max(16).optional(),
   }),
 );
 
@@ -376,7 +382,7 @@ export function vmCrossIssues(raw: unknown): { path: (string | number)[]; messag
       boot: boot && typeof boot === 'object' ? { order: Array.isArray(boot.order) ? boot.order : ['disk'], once: boot.once } : undefined,
       cdroms: arr(r.cdroms),
       kernel: r.kernel,
-      machine: typeof r.machine === 'string' ? { type: r.machine } : r.machine && typeof r.machine === 'object' ? { type: r.machine.type ?? 'q35' } : { type: 'q35' },
+      machine: typeof r.machine === 'string' ? { type: r.machine } : r.machine && typeof r.machine === 'object' ? { type: r.machine.type ?? 'q35', hotplugSlots: r.machine.hotplugSlots } : { type: 'q35' },
       profile: typeof r.profile === 'string' ? r.profile : 'standard',
       firmware: typeof r.firmware === 'string' ? { type: r.firmware } : r.firmware && typeof r.firmware === 'object' ? r.firmware : undefined,
       tpm: r.tpm === false ? undefined : r.tpm,
@@ -395,7 +401,7 @@ function vmCrossChecks(vm: {
   boot?: { order: string[]; once?: string };
   cdroms: unknown[];
   kernel?: unknown;
-  machine: { type: string };
+  machine: { type: string; hotplugSlots?: unknown };
   profile: string;
   firmware?: { type?: unknown };
   tpm?: unknown;
@@ -430,6 +436,13 @@ function vmCrossChecks(vm: {
   seen(vm.shares.map((s) => s.tag), 'shares', 'mount tag', 'tag');
   seen(vm.shares.map((s, i) => s.id ?? `fs${i}`), 'shares', 'share id', 'id');
   firmwareChecks(vm, ctx);
+  const slots = vm.machine.hotplugSlots;
+  if (typeof slots === 'number' && slots > 0 && !isQ35(vm.machine.type))
+    ctx.addIssue({
+      code: 'custom',
+      path: ['machine', 'hotplugSlots'],
+      message: vm.machine.type === 'microvm' ? 'machine microvm has no PCI bus to hotplug into; use machine: q35' : `is for machine q35 (its root bus takes no hotplug); machine ${vm.machine.type} hotplugs on its own PCI bus, so leave it out`,
+    });
   const wants = [...(vm.boot?.order ?? []), ...(vm.boot?.once ? [vm.boot.once] : [])];
   // boot.once is used by `kvmctl install --iso` only (src/vm/start.ts), which puts the ISO in the
   // first CD-ROM drive (adding cd0 when none is defined): once: cdrom has its drive then.

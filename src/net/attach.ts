@@ -78,6 +78,20 @@ export function plannedAttachments(vm: VmSpec, nets: Map<string, NetworkSpec>, f
   });
 }
 
+/** A bridge, host-only or nat network's bridge, brought up when missing (nat: always, which refreshes dnsmasq's static leases). */
+async function ensureBridge(net: Exclude<NetworkSpec, { type: 'macvtap' | 'user' }>, paths: Paths, netns: string | undefined, warnings: string[]): Promise<string> {
+  const br = bridgeIfname(net)!;
+  if (net.type === 'nat') {
+    const { natUp } = await import('./nat/nat.js');
+    const up = await natUp(net, { paths, netns, warn: (m) => warnings.push(m) });
+    warnings.push(...up.steps.filter((s) => !s.startsWith('restarted dnsmasq')).map((s) => `network ${net.name}: ${s}`));
+  } else if (!(await getLink(br, { netns }))) {
+    const up = await bridgeUp(net, { paths, netns, warn: (m) => warnings.push(m) });
+    warnings.push(...up.steps.map((s) => `network ${net.name}: ${s}`));
+  }
+  return br;
+}
+
 type NicRecord = { netns?: string; links: { ifname: string; nic: string }[]; nodes: string[] };
 
 function recordFile(paths: Paths, vmName: string): string {
@@ -205,17 +219,7 @@ export async function prepareNics(
         continue;
       }
       // bridge / host-only / nat
-      const br = bridgeIfname(net)!;
-      const brLink = await getLink(br, ipo);
-      if (net.type === 'nat') {
-        // Always: brings it up, or refreshes dnsmasq's static leases (this VM's MAC/IP) and repairs.
-        const { natUp } = await import('./nat/nat.js');
-        const up = await natUp(net, { paths: opts.paths, netns: opts.netns, warn: (m) => warnings.push(m) });
-        warnings.push(...up.steps.filter((s) => !s.startsWith('restarted dnsmasq')).map((s) => `network ${net.name}: ${s}`));
-      } else if (!brLink) {
-        const up = await bridgeUp(net, { paths: opts.paths, netns: opts.netns, warn: (m) => warnings.push(m) });
-        warnings.push(...up.steps.map((s) => `network ${net.name}: ${s}`));
-      }
+      const br = await ensureBridge(net, opts.paths, opts.netns, warnings);
       if (existing) await deleteLink(ifname, ipo); // leftover of a crash: start clean
       rec.links.push({ ifname, nic: id }); // recorded first, as above
       saveRecord(opts.paths, vm.name, rec);
@@ -249,4 +253,86 @@ export async function releaseNics(vmName: string, paths: Paths, o: { netns?: str
   for (const l of rec?.links ?? []) if (left.has(l.ifname)) await deleteLink(l.ifname, ipo).catch(() => undefined);
   for (const n of rec?.nodes ?? []) fs.rmSync(n, { force: true });
   fs.rmSync(recordFile(paths, vmName), { force: true });
+}
+
+function readRecord(paths: Paths, vmName: string): NicRecord | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(recordFile(paths, vmName), 'utf8')) as NicRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+export type HotNic = { attachment: NicAttachment; mac: string; warnings: string[]; /** Undo (idempotent): the tap made for it, and its record entry. */ release(): Promise<void> };
+
+/**
+ * One NIC of a running VM, for hotplug (src/vm/device-hotplug.ts): what prepareNics does for `vm.nics[i]`,
+ * its tap recorded in the VM's nics.json beside the others (so stop, status and `net gc` release
+ * it like the rest). `netns` must be where the VM's QEMU runs. Macvtaps are refused: QEMU would need
+ * the /dev/tapN fd passed over QMP (getfd), which kvmctl's QMP client does not do.
+ */
+export async function prepareHotNic(vm: VmSpec, i: number, opts: { paths: Paths; facts: HostFacts; runAs?: { uid: number; gid: number }; netns?: string }): Promise<HotNic> {
+  const nic = vm.nics[i]!;
+  const id = nicIdOf(nic, i);
+  const ipo: IpOpts = { netns: opts.netns };
+  const mac = (nic.mac ?? deriveMac(vm.name, id)).toLowerCase();
+  const vhost = vhostFor(nic, opts.facts);
+  const warnings: string[] = [];
+  const none = async () => undefined;
+  if (nic.user !== undefined && nic.user !== false) return { attachment: { kind: 'user', forwards: typeof nic.user === 'object' ? nic.user.forwards : [] }, mac, warnings, release: none };
+  if (nic.tap !== undefined) {
+    const l = await getLink(nic.tap, ipo);
+    if (!l) throw new KvmError('TAP_NOT_FOUND', `VM "${vm.name}" nics[${i}]: tap "${nic.tap}" does not exist${opts.netns ? ` in namespace ${opts.netns}` : ''}`, { hint: 'create it first, or attach the NIC to a network', exit: 2 });
+    if (l.linkinfo?.info_kind !== 'tun') throw new KvmError('HOTPLUG_UNSUPPORTED', `VM "${vm.name}" nics[${i}]: "${nic.tap}" is a ${l.linkinfo?.info_kind ?? 'plain'} interface; only a tap can be hotplugged by name`, { exit: 2, hint: 'add it to the definition; it is opened at the next start' });
+    return { attachment: { kind: 'tap', ifname: nic.tap, vhost }, mac, warnings, release: none };
+  }
+  const nets = readAllNetworks(opts.paths);
+  const net = networkOf(vm, nic, i, nets);
+  if (net.type === 'user') return { attachment: { kind: 'user', forwards: net.forwards }, mac, warnings, release: none };
+  if (net.type === 'macvtap') {
+    throw new KvmError('HOTPLUG_UNSUPPORTED', `VM "${vm.name}" nics[${i}]: a macvtap NIC cannot be hotplugged (QEMU would need its /dev/tapN passed over QMP)`, { exit: 2, hint: 'it is in the definition for the next start; or use a bridge network' });
+  }
+  // A name no link has: while the VM runs, its other NICs' taps keep the names of the indexes they
+  // started with, which a NIC removed before them no longer matches.
+  let k = i;
+  while (await getLink(vmLinkName(vm.name, k, 'tap'), ipo)) k++;
+  const ifname = vmLinkName(vm.name, k, 'tap');
+  const br = await ensureBridge(net, opts.paths, opts.netns, warnings);
+  const rec: NicRecord = readRecord(opts.paths, vm.name) ?? { netns: opts.netns, links: [], nodes: [] };
+  rec.links = rec.links.filter((l) => l.ifname !== ifname);
+  rec.links.push({ ifname, nic: id }); // recorded before it exists, as at start
+  saveRecord(opts.paths, vm.name, rec);
+  let released = false;
+  const release = async () => {
+    if (released) return;
+    released = true;
+    await releaseHotNic(vm.name, ifname, opts.paths, { netns: opts.netns });
+  };
+  try {
+    await createTap(ifname, { owner: { kind: 'vm', vm: vm.name, nic: id }, user: opts.runAs, master: br, mtu: net.mtu, queues: nic.queues }, ipo);
+  } catch (e) {
+    await release();
+    throw e;
+  }
+  return { attachment: { kind: 'tap', ifname, vhost }, mac, warnings, release };
+}
+
+/** Remove one link kvmctl made for a VM's NIC (hot-unplugged, or a hotplug undone) and its record entry. */
+export async function releaseHotNic(vmName: string, ifname: string, paths: Paths, o: { netns?: string } = {}): Promise<void> {
+  const rec = readRecord(paths, vmName);
+  const ipo: IpOpts = { netns: rec?.netns ?? o.netns };
+  const l = await getLink(ifname, ipo);
+  const owner = l ? parseOwner(l.ifalias) : undefined;
+  // Only a link this VM's record or alias says kvmctl made for it.
+  if (l && ((owner?.kind === 'vm' && owner.vm === vmName) || rec?.links.some((x) => x.ifname === ifname))) await deleteLink(ifname, ipo).catch(() => undefined);
+  if (rec) {
+    rec.links = rec.links.filter((x) => x.ifname !== ifname);
+    if (rec.links.length || rec.nodes.length) saveRecord(paths, vmName, rec);
+    else fs.rmSync(recordFile(paths, vmName), { force: true });
+  }
+}
+
+/** The link kvmctl made for a VM's NIC id, from its record (undefined: the NIC has none of kvmctl's: user-mode, a static tap). */
+export function recordedLink(paths: Paths, vmName: string, nicId: string): string | undefined {
+  return readRecord(paths, vmName)?.links.find((l) => l.nic === nicId)?.ifname;
 }

@@ -11,9 +11,9 @@ import { formatSize } from '../definition/units.js';
 import type { NicAttachment } from './attachments.js';
 import { qemuEscape, qemuOpts } from './escape.js';
 import { deriveMac } from '../net/mac.js';
-import { effectiveAgent, effectiveFirmware, effectiveTpm } from '../definition/vm-effective.js';
+import { effectiveAgent, effectiveFirmware, effectiveHotplugSlots, effectiveTpm } from '../definition/vm-effective.js';
 import { pickFirmware } from './firmware.js';
-import { agentArgs, firmwareArgs, tpmArgs, uefiBootIndexes } from './platform.js';
+import { agentArgs, firmwareArgs, hotplugPortArgs, tpmArgs, uefiBootIndexes } from './platform.js';
 import { rbdBlockdevArgs, rbdSecretArgs, type RbdVolumeArg } from './argv-rbd.js';
 import { balloonArgs, blkDeviceOpts, cpuArg, diskNeedsDevice, iothreadArgs, memoryArgs, nicQueueOpts, passthroughArgs } from './argv-tuning.js';
 
@@ -286,6 +286,7 @@ export function buildArgv(vm: VmSpec, facts: HostFacts, ctx: ArgvContext): Built
 
   add(...passthroughArgs(vm)); // vfio-pci, usb-host
   add(...balloonArgs(vm, dev)); // memory.balloon
+  if (!layout.mmio) add(...hotplugPortArgs(effectiveHotplugSlots(vm, machineType))); // spare ports, last (src/vm/device-hotplug.ts)
 
   // Process: pidfile, privilege drop, sandbox.
   add('-pidfile', ctx.runtime.pidfile);
@@ -336,6 +337,7 @@ export function microvmBlockers(vm: VmSpec, hasKernel: boolean): string[] {
   if (vm.pci?.length) why.push('it passes PCI devices through (vfio-pci needs a PCI bus)');
   if (vm.usb?.length || vm.usbController) why.push('it passes USB devices through (microvm has no USB controller)');
   if (vm.cpu.maxCount !== undefined && vm.cpu.maxCount > vm.cpu.count) why.push('it has vCPU hotplug slots (cpu.maxCount; microvm has no ACPI CPU hotplug)');
+  if ((vm.machine.hotplugSlots ?? 0) > 0) why.push(`it asks for ${vm.machine.hotplugSlots} hotplug slots (machine.hotplugSlots; microvm has no PCI)`);
   return why;
 }
 

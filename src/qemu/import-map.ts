@@ -12,6 +12,8 @@ import type { ImportResult } from '../import/types.js';
 import { validateNetwork, validateVm } from '../definition/load.js';
 import { NAME_RE } from '../definition/names.js';
 import type { VmSpec } from '../definition/vm.js';
+import { effectiveHotplugSlots } from '../definition/vm-effective.js';
+import { HOTPLUG_PORT_PREFIX } from './platform.js';
 import { consoleDefaults, mapConsoleOption } from './import-console.js';
 import { mapDiskDevice, mapDriveOption, mapScsiControllers, mapShareDevice } from './import-drives.js';
 import { bootFixups, machineDefaults, mapKernelParts, mapMachineOption, mapMemoryDevices } from './import-machine.js';
@@ -60,6 +62,8 @@ export function mapArgv(words: Word[], redirects: Redirect[], ctx: Ctx): Omit<Im
 
   // 5. QEMU's defaults where kvmctl's differ.
   const type = machineDefaults(s);
+  // kvmctl's own hotplug ports (kvhp0…): machine.hotplugSlots, left out when it is the default.
+  if (s.hotplugPorts > 0 && s.hotplugPorts !== effectiveHotplugSlots({ profile: 'standard', machine: { type } as VmSpec['machine'] }, type)) vm.machine.hotplugSlots = s.hotplugPorts;
   netDefaults(s, type);
   consoleDefaults(s);
   bootFixups(s);
@@ -150,6 +154,11 @@ function mapDevice(s: ImportState, o: Opt): void {
   }
   if (mapDiskDevice(s, o, p, drv, dropPlacement)) return;
   if (mapShareDevice(s, o, p, drv, dropPlacement)) return;
+  if (drv === 'pcie-root-port' && new RegExp(`^${HOTPLUG_PORT_PREFIX}\\d+$`).test(p.get('id') ?? '')) {
+    s.hotplugPorts++; // kvmctl's own spare ports (src/qemu/platform.ts hotplugPortArgs)
+    mapped(o);
+    return;
+  }
   if (drv === 'virtio-scsi-pci') return; // the controller: decided once its disks are known (mapScsiControllers)
   if (drv === 'VGA' && s.display?.type !== 'none') { dropped(o, 'kvmctl adds the standard VGA adapter itself when the display is not none'); return; }
   extra(o, /^usb-|xhci|ehci|uhci/.test(drv) ? 'USB devices have no field in the definition' : `device ${drv} has no field in the definition`);

@@ -98,6 +98,8 @@ export class ImportState {
   readonly accels: string[] = [];
   readonly emittedNetworks: Record<string, unknown>[] = [];
   machineType: string | undefined;
+  /** kvmctl's own hotplug root ports seen (-device pcie-root-port,id=kvhpN). */
+  hotplugPorts = 0;
   memMerge: boolean | undefined;
   rng: boolean | { source: string } = false;
   display: Record<string, unknown> | undefined;

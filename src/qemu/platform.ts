@@ -1,7 +1,7 @@
 /**
  * The platform devices of a real guest, for the pure argv builder: UEFI pflash (code read-only,
  * the VM's own vars), the guest agent's virtio-serial channel, the TPM (swtpm's control socket,
- * src/vm/swtpm.ts), and UEFI boot order. Pure.
+ * src/vm/swtpm.ts), UEFI boot order, and the spare PCIe root ports for hotplug. Pure.
  *
  * OVMF ignores `-boot order=` (it only reads the `bootorder` fw_cfg file QEMU makes from the
  * devices' `bootindex`), so under UEFI every bootable device gets a bootindex in the order the
@@ -50,5 +50,18 @@ export function uefiBootIndexes(vm: Pick<VmSpec, 'boot' | 'disks' | 'cdroms' | '
     const list = cls === 'disk' ? out.disks : cls === 'cdrom' ? out.cdroms : out.nics;
     for (let i = 0; i < list.length; i++) list[i] = n++;
   }
+  return out;
+}
+
+/** Root-port ids for hotplug (kvhp0, kvhp1, …): src/vm/device-hotplug.ts finds a free one by this prefix. */
+export const HOTPLUG_PORT_PREFIX = 'kvhp';
+
+/**
+ * Spare pcie-root-ports for hotplug on q35 (machine.hotplugSlots). Placed after every other
+ * device, so the devices of a definition keep the PCI addresses they had without them.
+ */
+export function hotplugPortArgs(n: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) out.push('-device', `pcie-root-port,id=${HOTPLUG_PORT_PREFIX}${i},chassis=${i + 1},port=0x${(0x10 + i).toString(16)}`);
   return out;
 }

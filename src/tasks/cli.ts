@@ -1,7 +1,7 @@
 /**
  * CLI commands that run as tasks (owner "cli"), so `kvmctl tasks` and the web UI's task panel
  * also list what was done from a shell: the long operations — start, stop, disk create/convert/
- * resize, snapshots, backups, restores, migrations, installs, image builds. Imported by the CLI's
+ * resize, snapshots, backups, restores, migrations, installs, image builds, hotplug. Imported by the CLI's
  * action wrapper on every command: nothing here but a set; the registry is loaded only for a
  * task command.
  */
@@ -12,6 +12,7 @@ const TASK_COMMANDS = new Set([
   'disk create', 'disk convert', 'disk resize', 'disk clone', 'disk snapshot create', 'disk snapshot revert', 'disk snapshot delete',
   'backup', 'backup create', 'backup restore', 'backup verify', 'backup prune',
   'cluster migrate', 'image test-guest', 'image debian-12',
+  'attach-disk', 'detach-disk', 'attach-nic', 'detach-nic',
 ]);
 
 type Cmd = { name(): string; parent: Cmd | null };

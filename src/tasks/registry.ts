@@ -199,6 +199,7 @@ export class TaskRegistry {
         if (!rec.cancellable) {
           rec.cancellable = true;
           this.flushSoon(l);
+          this.publish('progress', summarize(rec)); // the UI shows its Cancel button from now on
         }
         return l.abort.signal;
       },

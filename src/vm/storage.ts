@@ -307,8 +307,8 @@ export async function cdromVm(paths: Paths, name: string, op: 'eject' | 'insert'
   if (op === 'insert') {
     if (!o.file) throw badInput('ISO_MISSING', 'insert needs an ISO file');
     file = path.resolve(o.file);
+    confinedPath(paths, o.file, 'ISO'); // first: whether a file outside the roots exists is not told
     if (!fs.existsSync(file)) throw badInput('ISO_NOT_FOUND', `${file} does not exist`);
-    confinedPath(paths, o.file, 'ISO');
   }
   return withQmp(paths, name, async (q) => {
     const blocks = await q.execute<{ device: string; removable: boolean }[]>('query-block');
@@ -320,6 +320,17 @@ export async function cdromVm(paths: Paths, name: string, op: 'eject' | 'insert'
     if (op === 'eject') await q.execute('eject', { device: id, force: o.force ?? false });
     else await q.execute('blockdev-change-medium', { device: id, filename: file, format: 'raw', 'read-only-mode': 'read-only' });
     return cdromState(q, id);
+  });
+}
+
+/** A VM's CD-ROM drives: the definition's (file), and while it runs the medium in each removable drive QEMU has. */
+export async function cdromStates(paths: Paths, vm: VmSpec): Promise<{ running: boolean; drives: (CdromState & { defined?: string })[] }> {
+  const defined = vm.cdroms.map((c, i) => ({ id: c.id ?? `cd${i}`, defined: path.resolve(paths.images, c.file) }));
+  if (!isUp((await vmStatus(paths, vm.name)).state)) return { running: false, drives: defined };
+  return withQmp(paths, vm.name, async (q) => {
+    const blocks = await q.execute<{ device: string; removable: boolean; tray_open?: boolean; inserted?: { file: string } }[]>('query-block');
+    const drives = blocks.filter((b) => b.removable && b.device).map((b) => ({ id: b.device, inserted: b.inserted?.file, trayOpen: b.tray_open, defined: defined.find((d) => d.id === b.device)?.defined }));
+    return { running: true, drives };
   });
 }
 

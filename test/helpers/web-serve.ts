@@ -16,11 +16,11 @@ export async function freePort(): Promise<number> {
 
 export type Served = { base: string; child: ChildProcess; log(): string; stop(): Promise<void> };
 
-export async function startServe(home: Home, token: string, ms = 30_000, env: Record<string, string> = {}): Promise<Served> {
+export async function startServe(home: Home, token: string, ms = 30_000, env: Record<string, string> = {}, args: string[] = []): Promise<Served> {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   let log = '';
-  const child = spawn(process.execPath, [BIN, 'serve', '--listen', `127.0.0.1:${port}`], { env: { ...home.env, KVMCTL_TOKEN: token, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'serve', '--listen', `127.0.0.1:${port}`, ...args], { env: { ...home.env, KVMCTL_TOKEN: token, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (d) => (log += d));
   child.stderr!.on('data', (d) => (log += d));
   const t0 = Date.now();

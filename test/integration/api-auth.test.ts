@@ -9,7 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authorize, requiredRole } from '../../src/api/auth.js';
+import { authorize, requiredRole, scopePayload } from '../../src/api/auth.js';
+import type { KvmEvent, ServerMessage } from '../../src/api/contract.js';
 import { buildServer, type KvmServer } from '../../src/api/server.js';
 import { addToken, globToRegExp, readTokens, tokensFile } from '../../src/api/users.js';
 import { resolvePaths, type Paths } from '../../src/host/paths.js';
@@ -169,6 +170,100 @@ describe('VM hardware through the definition', () => {
     const det = await as(MAIN, 'DELETE', '/api/vms/db-1/disks/disk0?deleteImage=true');
     expect(det.json()).toMatchObject({ id: 'disk0', deleted: path.join(paths.images, 'db.qcow2') });
     expect(fs.existsSync(path.join(paths.images, 'db.qcow2'))).toBe(false);
+  });
+});
+
+describe('a scoped token: events, tasks and metrics of its VMs only', () => {
+  /** One event-stream client over TCP with a token in ?token=, as the browser opens it. */
+  const openStream = async (token: string, since?: number) => {
+    if (!s.app.server.listening) await s.app.listen({ host: '127.0.0.1', port: 0 });
+    const port = (s.app.server.address() as { port: number }).port;
+    const { default: WebSocket } = await import('ws');
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/api/events?token=${token}${since !== undefined ? `&since=${since}` : ''}`);
+    const msgs: ServerMessage[] = [];
+    let closed: number | undefined;
+    const waiters: (() => void)[] = [];
+    const poke = () => waiters.splice(0).forEach((w) => w());
+    ws.on('message', (d: Buffer) => (msgs.push(JSON.parse(d.toString()) as ServerMessage), poke()));
+    ws.on('close', (code: number) => ((closed = code), poke()));
+    ws.on('error', () => undefined);
+    await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('unexpected-response', (_q, r) => reject(new Error(`HTTP ${r.statusCode}`)))));
+    const events = () => msgs.flatMap((m) => (m.type === 'event' ? [m.event] : []));
+    const until = async (what: string, pred: () => boolean, ms = 15_000) => {
+      const end = Date.now() + ms;
+      while (!pred()) {
+        if (Date.now() > end) throw new Error(`no ${what} within ${ms} ms; got ${JSON.stringify(events().slice(-8))}, closed ${closed}`);
+        await new Promise<void>((r) => (waiters.push(r), setTimeout(r, 250)));
+      }
+    };
+    return { ws, msgs, events, until, closed: () => closed };
+  };
+  const ended = (vm: string) => (e: KvmEvent) => e.kind === 'task' && e.action === 'ended' && e.vm === vm;
+
+  it('streams (live and replayed) only the events of its VMs, lists only their tasks, and /metrics only their series', async () => {
+    const sally = addToken(paths, 'sally', 'viewer', 'web-*').token;
+    const full = await openStream(MAIN);
+    const scopedLive = await openStream(sally);
+    const first = (full.msgs[0] as { lastId: number }).lastId;
+    // Tasks of three targets through the API (db-1, a disk path, web-1), and state/QMP events as the watcher publishes them.
+    expect((await as(MAIN, 'POST', '/api/vms/db-1/autostart', { enabled: true })).statusCode).toBe(200);
+    expect((await as(MAIN, 'POST', '/api/disks', { path: 'scoped-test.qcow2', size: '1M', format: 'qcow2' })).statusCode).toBe(200);
+    s.ctx.bus.publish({ kind: 'state', vm: 'db-1', state: 'running', previous: 'stopped', pid: 1 });
+    s.ctx.bus.publish({ kind: 'qmp', vm: 'db-1', event: 'RESET' });
+    s.ctx.bus.publish({ kind: 'state', vm: 'web-1', state: 'running', previous: 'stopped', pid: 2 });
+    expect((await as(MAIN, 'POST', '/api/vms/web-1/autostart', { enabled: true })).statusCode).toBe(200);
+    // The unscoped stream sees everything; the scoped one, in order, web-1's only (its last event arrives after all the others were sent).
+    await full.until('web-1 task end (main token)', () => full.events().some(ended('web-1')));
+    expect(new Set(full.events().map((e) => e.vm))).toEqual(new Set(['db-1', 'web-1', 'scoped-test.qcow2']));
+    await scopedLive.until('web-1 task end (scoped)', () => scopedLive.events().some(ended('web-1')));
+    const seen = scopedLive.events();
+    expect(seen.length).toBeGreaterThanOrEqual(3); // state + task started + ended
+    expect(seen.every((e) => e.vm === 'web-1')).toBe(true);
+    expect(seen.map((e) => e.kind)).toContain('state');
+    // Replayed from the ring buffer: filtered the same way.
+    const replay = await openStream(sally, first);
+    await replay.until('replayed web-1 task end', () => replay.events().some(ended('web-1')));
+    expect(replay.events().map((e) => e.id)).toEqual(seen.map((e) => e.id));
+    for (const c of [full, scopedLive, replay]) c.ws.terminate();
+
+    // Tasks: the list and the task itself.
+    const tasks = (await as(sally, 'GET', '/api/tasks?limit=200')).json() as { id: string; target?: string }[];
+    expect(tasks.length).toBeGreaterThan(0);
+    expect(tasks.every((t) => t.target?.startsWith('web-'))).toBe(true);
+    const all = (await as(MAIN, 'GET', '/api/tasks?limit=200')).json() as { id: string; target?: string }[];
+    const dbTask = all.find((t) => t.target === 'db-1')!;
+    expect((await as(sally, 'GET', `/api/tasks/${dbTask.id}`)).statusCode).toBe(404);
+    expect((await as(sally, 'GET', `/api/tasks/${dbTask.id}/log`)).statusCode).toBe(404);
+    expect((await as(sally, 'GET', '/api/vms/db-1/metrics')).statusCode).toBe(403);
+    // Prometheus: every defined VM has kvmctl_vm_up; the scoped token's text names web-1 only.
+    const promAll = (await as(MAIN, 'GET', '/metrics')).body;
+    expect(promAll).toContain('kvmctl_vm_up{vm="db-1"}');
+    const prom = await as(sally, 'GET', '/metrics');
+    expect(prom.statusCode).toBe(200);
+    expect(prom.body).toContain('kvmctl_vm_up{vm="web-1"}');
+    expect(prom.body).not.toContain('db-1');
+  });
+
+  it('closes a stream (4401) whose token is revoked, before sending it anything more', async () => {
+    const tmp = addToken(paths, 'tmp-viewer', 'viewer', 'web-*').token;
+    const c = await openStream(tmp);
+    expect((await as(MAIN, 'DELETE', '/api/tokens/tmp-viewer')).statusCode).toBe(200);
+    const before = c.events().length;
+    expect((await as(MAIN, 'POST', '/api/vms/web-1/autostart', { enabled: false })).statusCode).toBe(200);
+    await c.until('the close', () => c.closed() !== undefined);
+    expect(c.closed()).toBe(4401);
+    expect(c.events().length).toBe(before);
+  });
+
+  it('scopes the backup schedule and the cluster view (pure), and lets a scoped operator migrate its own VM only', () => {
+    const id = { user: 'w', role: 'operator' as const, vms: 'web-*' };
+    expect(scopePayload(id, '/api/backups/tasks', [{ vm: 'web-1' }, { vm: 'db-1' }])).toEqual([{ vm: 'web-1' }]);
+    expect(
+      scopePayload(id, '/api/cluster', { prefix: '/k', etcd: [], hosts: [{ name: 'h1', alive: true, vms: ['web-1', 'db-1'] }], vms: [{ name: 'db-1' }, { name: 'web-2' }] }),
+    ).toEqual({ prefix: '/k', etcd: [], hosts: [{ name: 'h1', alive: true, vms: ['web-1'] }], vms: [{ name: 'web-2' }] });
+    expect(scopePayload(id, '/api/disks', [{ path: 'x' }])).toEqual([{ path: 'x' }]);
+    expect(() => authorize(id, 'POST', '/api/cluster/vms/:name/migrate', 'web-1')).not.toThrow();
+    expect(() => authorize(id, 'POST', '/api/cluster/vms/:name/migrate', 'db-1')).toThrow(/web-\*/);
   });
 });
 

@@ -5,7 +5,8 @@
  * the root namespace to that socket, since the browser lives there), the Cluster page lists both
  * hosts alive with their lease and memory, and the guest on h1; Migrate to h2 runs as a task whose
  * row appears in the task panel while it runs, the VM's owner becomes h2 (the CLI's cluster status
- * agrees, the guest keeps its boot) and the task keeps the migration's steps in its log.
+ * agrees, the guest keeps its boot) and the task keeps the migration's steps in its log. Before
+ * that, a migration asked at 1 MiB/s is cancelled from the task panel: the VM stays on h1.
  * Screenshots: test-output/web-ui-cluster/.
  */
 import fs from 'node:fs';
@@ -85,6 +86,45 @@ describe.skipIf(!!why)(`cluster view in Chromium${why ? ` (skipped: ${why})` : '
     await c?.destroy();
   }, 60_000);
 
+  it('cancels a migration from the task panel: the VM stays on h1, running the same boot, and nothing is left on h2', async () => {
+    const page = b.page;
+    await page.goto(`${base}/#/cluster`);
+    await page.locator('tr[data-vm=mv][data-owner=h1]').waitFor();
+    const h1 = c.hosts[0]!;
+    const uptime0 = Number((await serialExec(h1.paths, 'mv', 'cat /proc/uptime', 30_000)).output.trim().split(' ')[0]);
+    // Asked through the API at 1 MiB/s (bwlimit), so it is still copying when the cancel comes.
+    const asked = fetch(`${base}/api/cluster/vms/mv/migrate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ to: 'h2', bwlimit: 1024 * 1024 }) });
+    const fresh = page.locator('[data-testid=task-panel] tr[data-state=running]', { hasText: 'migrateVm' }).first();
+    await fresh.waitFor();
+    const task = page.locator(`[data-testid=task-panel] tr[data-task="${await fresh.getAttribute('data-task')}"]`);
+    const cancel = task.getByRole('button', { name: 'Cancel this task' });
+    await cancel.waitFor({ timeout: 30_000 });
+    // Let QEMU get going first (the agent reports its progress; it holds qmp.sock meanwhile).
+    await expect
+      .poll(async () => ((await (await fetch(`${base}/api/tasks?vm=mv&state=running`)).json()) as { kind: string; progress: number | null }[]).find((t) => t.kind === 'migrateVm')?.progress ?? 0, { timeout: 60_000, intervals: [250] })
+      .toBeGreaterThan(0);
+    await b.shot('cluster-migration-cancelling');
+    await cancel.click();
+    await expect.poll(() => task.getAttribute('data-state'), { timeout: 60_000, intervals: [250] }).toBe('cancelled');
+    const answer = await asked;
+    expect(answer.status).toBe(422);
+    expect(((await answer.json()) as { code: string }).code).toBe('MIGRATION_FAILED');
+    await task.getByRole('button', { name: /migrateVm/ }).click();
+    const log = (await page.getByTestId('task-log').locator('pre').textContent()) ?? '';
+    expect(log).toMatch(/cancel requested/);
+    expect(log).toMatch(/migrate_cancel/);
+    await b.shot('cluster-migration-cancelled');
+    await task.getByRole('button', { name: /migrateVm/ }).click(); // closes the log again
+    await page.getByTestId('task-log').waitFor({ state: 'detached' });
+    const q = await h1.cli(['--json', 'qmp', 'mv', '{"execute":"query-migrate"}']);
+    expect(q.code, q.stderr).toBe(0);
+    expect((JSON.parse(q.stdout) as { return: { status?: string } }).return.status).toBe('cancelled');
+    expect((await status()).vms.find((v) => v.name === 'mv')?.owner).toBe('h1');
+    await until('no incoming QEMU left on h2', () => c.hosts[1]!.qemus().length === 0, 60_000);
+    expect(Number((await serialExec(h1.paths, 'mv', 'cat /proc/uptime', 30_000)).output.trim().split(' ')[0])).toBeGreaterThan(uptime0);
+    // The cancelled request is cleared: a new migration is accepted (the next test).
+  }, 240_000);
+
   it('lists the hosts with their lease and the VM on h1; Migrate moves it to h2 as a task with progress and log', async () => {
     const page = b.page;
     await page.goto(`${base}/#/cluster`);
@@ -100,9 +140,10 @@ describe.skipIf(!!why)(`cluster view in Chromium${why ? ` (skipped: ${why})` : '
     const uptime0 = await guestUptime(0);
     await page.getByLabel('Migrate mv to').selectOption('h2');
     await row.getByRole('button', { name: 'Migrate' }).click();
-    const task = page.locator('[data-testid=task-panel] tr', { hasText: 'migrateVm' }).first();
-    await task.waitFor();
-    expect(await task.getAttribute('data-state')).toBe('running');
+    // The new task's row (the cancelled one from the test before is in the panel too).
+    const fresh = page.locator('[data-testid=task-panel] tr[data-state=running]', { hasText: 'migrateVm' }).first();
+    await fresh.waitFor();
+    const task = page.locator(`[data-testid=task-panel] tr[data-task="${await fresh.getAttribute('data-task')}"]`);
     await b.shot('cluster-migrating');
     await expect.poll(() => task.getAttribute('data-state'), { timeout: 120_000, intervals: [250] }).toBe('ok');
     await page.locator('tr[data-vm=mv][data-owner=h2]').waitFor({ timeout: 30_000 });

@@ -2,7 +2,8 @@
  * Users, management and polish of the web UI in a real browser (Debian's Chromium through
  * playwright-core) against the real `kvmctl serve` on loopback TCP and a real QEMU test guest
  * with a qcow2 disk: a viewer token sees the VM but gets 403 for start and for the serial
- * console; a snapshot taken in the UI is listed by the CLI; an operator starts the VM from the
+ * console; a snapshot taken in the UI is listed by the CLI; a disk and a NIC attached in the UI are
+ * hotplugged into the running guest, which sees them; an operator starts the VM from the
  * UI; the audit log names both; two serial viewers both see the guest; unsaved YAML asks before
  * it is lost; security headers and compression are there, with no CSP violation in the page;
  * at 390 px no page scrolls sideways; the first load is timed. Screenshots: test-output/web-ui-manage/.
@@ -268,7 +269,7 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI: users, management, polish
     expect(got).toBe('0000');
   }, 240_000);
 
-  it('hardware: a live resize reaches the guest; an attached disk and a new NIC (MAC shown) wait for the next start', async () => {
+  it('hardware: a live resize reaches the guest; a disk attached and a NIC added in the UI are hotplugged (the guest sees them), and unplugged again', async () => {
     const paths = resolvePaths({ KVMCTL_HOME: home.dir });
     await b.page.getByRole('tab', { name: 'Hardware' }).click();
     await b.page.locator('[data-testid=size-disk0]').filter({ hasText: '64 MiB' }).waitFor();
@@ -283,27 +284,47 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI: users, management, polish
       await new Promise((r) => setTimeout(r, 1000));
     }
     expect((await api(admin, 'POST', '/api/disks', { path: 'extra.qcow2', size: '32M', format: 'qcow2' })).status).toBe(200);
+    const guestUntil = async (what: string, cmd: string, want: string) => {
+      const t1 = Date.now();
+      let got = '';
+      while ((got = (await serialExec(paths, VM, cmd)).output.trim()) !== want) {
+        expect(Date.now() - t1, `${what}: the guest says ${got}`).toBeLessThan(60_000);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    };
     await b.page.reload();
+    // Hotplugged into the running VM: the guest gets /dev/vdb at once.
     await b.page.getByLabel('Attach image').selectOption('extra.qcow2');
     await b.page.getByRole('button', { name: 'Attach', exact: true }).click();
-    await b.page.getByText('extra.qcow2 attached as disk1. The running VM gets it at its next start.').waitFor();
+    await b.page.getByText(/extra\.qcow2 attached as disk1\. Live: the running guest has it now \(on kvhp\d\)\./).waitFor();
     await b.page.locator('tr[data-disk=disk1]').waitFor();
+    await guestUntil('vdb', 'cat /sys/block/vdb/size 2>/dev/null || echo none', String((32 * 1024 * 1024) / 512));
+    // A user-mode NIC, hotplugged: the guest's eth0 has the MAC the page shows.
     await b.page.getByRole('button', { name: 'Add NIC' }).click();
+    await b.page.getByText(/NIC net0 added\. Live/).waitFor();
     const nic = b.page.locator('tr[data-nic=net0]');
     await nic.waitFor();
-    expect(await nic.textContent()).toMatch(/user-mode.*virtio.*52:54:00(:[0-9a-f]{2}){3}/);
+    const row = (await nic.textContent()) ?? '';
+    expect(row).toMatch(/user-mode.*virtio.*52:54:00(:[0-9a-f]{2}){3}/);
+    const mac = /52:54:00(:[0-9a-f]{2}){3}/.exec(row)![0];
+    await guestUntil('eth0', 'cat /sys/class/net/eth0/address 2>/dev/null || echo none', mac);
     await b.shot('hardware');
-    const pending = (await (await api(admin, 'GET', `/api/vms/${VM}/pending`)).json()) as { added: string[] };
-    expect(pending.added.join(' ')).toContain('extra.qcow2');
-    // Remove both again; detaching a disk of a running VM keeps its image.
+    // What is live is not pending until restart (the VM was restarted since the memory edit above).
+    const pending = (await (await api(admin, 'GET', `/api/vms/${VM}/pending`)).json()) as { pending: boolean; added: string[]; removed: string[] };
+    expect(pending).toMatchObject({ pending: false, added: [], removed: [] });
+    // Remove both again, live; detaching a disk of a running VM keeps its image.
     b.page.on('dialog', (d) => void d.accept());
     await b.page.getByRole('button', { name: 'Remove net0' }).click();
     await b.page.locator('tr[data-nic=net0]').waitFor({ state: 'detached' });
+    await guestUntil('eth0 gone', 'ls /sys/class/net | grep -c eth || true', '0');
     await b.page.getByRole('button', { name: 'Detach disk1' }).click();
     await b.page.locator('tr[data-disk=disk1]').waitFor({ state: 'detached' });
+    await guestUntil('vdb gone', 'ls /sys/block | grep -c vdb || true', '0');
     b.page.removeAllListeners('dialog');
     expect(fs.existsSync(path.join(home.images, 'extra.qcow2'))).toBe(true);
-  }, 120_000);
+    const after = (await (await api(admin, 'GET', `/api/vms/${VM}/pending`)).json()) as { added: string[]; removed: string[] };
+    expect([...after.added, ...after.removed].join(' ')).not.toMatch(/extra\.qcow2|net0/);
+  }, 180_000);
 
   it('the audit log names who did what; the Users page shows it to an admin', async () => {
     const log = (await (await api(admin, 'GET', '/api/audit')).json()) as { user: string; method: string; route: string; target?: string; status: number }[];
@@ -338,6 +359,9 @@ describe.skipIf(!hasChromium() || !WEB_BUILT)('web UI: users, management, polish
         ['#/networks', 'h1'],
         ['#/disks', 'h1'],
         ['#/users', 'tr[data-token=otto]'],
+        [`#/vms/${VM}/graphs`, '[data-testid=metric-graphs]'],
+        ['#/graphs', '[data-testid=metric-graphs]'],
+        ['#/cluster', 'h1'],
       ] as const) {
         await m.page.evaluate((h) => (location.hash = h), hash);
         await m.page.locator(ready).first().waitFor();

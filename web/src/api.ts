@@ -88,6 +88,44 @@ export async function call<N extends RouteName>(
   return json as Response<N>;
 }
 
+/**
+ * A raw upload (a route with `upload:` in the contract): the file as the body, with upload
+ * progress (XMLHttpRequest: fetch reports none). `abort()` stops it; the server keeps nothing.
+ */
+export function upload<N extends RouteName>(
+  name: N,
+  file: Blob,
+  opts: { params?: Params<N>; query?: Record<string, string>; onProgress?: (sent: number, total: number) => void } = {},
+): { done: Promise<Response<N>>; abort: () => void } {
+  const route = routes[name] as { method: string; path: string; upload?: string };
+  let url = routePath(route.path, (opts.params ?? {}) as Record<string, string>);
+  if (opts.query) url += `?${new URLSearchParams(opts.query)}`;
+  const xhr = new XMLHttpRequest();
+  const done = new Promise<Response<N>>((resolve, reject) => {
+    xhr.open(route.method, url);
+    const token = getToken();
+    if (token) xhr.setRequestHeader('authorization', `Bearer ${token}`);
+    xhr.setRequestHeader('content-type', route.upload ?? 'application/octet-stream');
+    xhr.upload.onprogress = (e) => opts.onProgress?.(e.loaded, e.lengthComputable ? e.total : file.size);
+    xhr.onerror = () => reject(new ApiFailure(0, { code: 'NETWORK', message: 'the upload was cut off', hint: 'is `kvmctl serve` still running? nothing was kept' }));
+    xhr.onabort = () => reject(new ApiFailure(0, { code: 'UPLOAD_CANCELLED', message: 'upload cancelled', hint: 'nothing was kept' }));
+    xhr.onload = () => {
+      let json: unknown;
+      try {
+        json = xhr.responseText ? JSON.parse(xhr.responseText) : undefined;
+      } catch {
+        json = undefined;
+      }
+      if (xhr.status >= 200 && xhr.status < 300) return resolve(json as Response<N>);
+      if (xhr.status === 401) onUnauthorized();
+      const e = apiErrorSchema.safeParse(json);
+      reject(new ApiFailure(xhr.status, e.success ? e.data : { code: `HTTP_${xhr.status}`, message: xhr.responseText.slice(0, 300) || xhr.statusText }));
+    };
+    xhr.send(file);
+  });
+  return { done, abort: () => xhr.abort() };
+}
+
 /** ws(s)://this-host/PATH?token=… for a WebSocket route. */
 export function wsUrl(name: 'serial' | 'vnc' | 'events', params: Record<string, string> = {}, query: Record<string, string> = {}): string {
   const u = new URL(routePath(routes[name].path, params), location.href);

@@ -3,6 +3,15 @@ import type { FastifyInstance } from 'fastify';
 import { routes as R } from '../contract.js';
 import { bind } from '../route.js';
 import type { ServerCtx } from '../context.js';
+import { badInput } from '../../errors.js';
+import { parseSize } from '../../definition/units.js';
+
+const bwlimitOf = (v: string | number | undefined): number | undefined => {
+  if (v === undefined) return undefined;
+  const n = parseSize(v);
+  if (n === undefined || n <= 0) throw badInput('BACKUP_BAD_OPTION', `bwlimit: ${JSON.stringify(v)} is not a size per second`, 'e.g. "50M" (bytes per second)', [{ path: 'body.bwlimit', message: 'a size such as 50M' }]);
+  return n;
+};
 
 export function backupRoutes(app: FastifyInstance, ctx: ServerCtx): void {
   const { paths } = ctx;
@@ -12,7 +21,7 @@ export function backupRoutes(app: FastifyInstance, ctx: ServerCtx): void {
     return r.listBackups(r.resolveRepo(paths), params.name);
   });
   bind(app, R.createBackup, async ({ params, body }) =>
-    (await import('../../backup/create.js')).createBackup(paths, params.name, { mode: body?.mode ?? 'auto', noFreeze: body?.freeze === false, netns: ctx.netns }),
+    (await import('../../backup/create.js')).createBackup(paths, params.name, { mode: body?.mode ?? 'auto', noFreeze: body?.freeze === false, netns: ctx.netns, bwlimit: bwlimitOf(body?.bwlimit) }),
   );
   bind(app, R.pruneBackups, async ({ params, body }) => {
     const rules = { last: body.keepLast, hourly: body.keepHourly, daily: body.keepDaily, weekly: body.keepWeekly, monthly: body.keepMonthly, yearly: body.keepYearly };

@@ -12,40 +12,11 @@ import { vmRuntimeFiles } from '../../host/paths.js';
 import type { ServerCtx } from '../context.js';
 import { routes as R } from '../contract.js';
 import { bind } from '../route.js';
-import { editDefinition } from './vm-devices.js';
+import { editDefinition } from '../../vm/devices.js';
 
 const LOG_BYTES = 64 * 1024;
 
-/** argv → its options, each with its value ("-m 256M", "-device virtio-net-pci,…"). */
-export function argvOptions(argv: string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a.startsWith('-') && i + 1 < argv.length && !argv[i + 1]!.startsWith('-')) out.push(`${a} ${argv[++i]}`);
-    else out.push(a);
-  }
-  return out;
-}
-
-/** What differs between two argvs, option by option (order ignored; the binary and an `ip netns exec` prefix skipped). */
-export function argvDiff(running: string[], planned: string[]): { added: string[]; removed: string[] } {
-  const strip = (a: string[]) => {
-    const k = a.findIndex((x) => /qemu-system/.test(x));
-    return argvOptions(a.slice(k + 1));
-  };
-  const r = strip(running);
-  const p = strip(planned);
-  const minus = (a: string[], b: string[]) => {
-    const left = new Map<string, number>();
-    for (const x of b) left.set(x, (left.get(x) ?? 0) + 1);
-    return a.filter((x) => {
-      const n = left.get(x) ?? 0;
-      if (n > 0) left.set(x, n - 1);
-      return n === 0;
-    });
-  };
-  return { added: minus(p, r), removed: minus(r, p) };
-}
+export { argvDiff, argvOptions } from '../../vm/argv-diff.js';
 
 function tailFile(file: string, bytes: number): { sizeBytes: number; text: string; truncated: boolean } {
   const size = fs.statSync(file).size;
@@ -120,7 +91,9 @@ export function manageRoutes(app: FastifyInstance, ctx: ServerCtx): void {
     if (!running || !fs.existsSync(file)) return { running, pending: false, added: [], removed: [] };
     const [{ planCommandLine }, { probeHost }] = await Promise.all([import('../../vm/plan.js'), import('../../host/probe.js')]);
     const planned = await planCommandLine(paths, params.name, await probeHost(paths));
-    const d = argvDiff(JSON.parse(fs.readFileSync(file, 'utf8')) as string[], planned.argv);
+    // What the VM started with, with what hotplug changed since (src/vm/argv-diff.ts).
+    const { argvDiff, readLiveChanges, runningOptions } = await import('../../vm/argv-diff.js');
+    const d = argvDiff(runningOptions(JSON.parse(fs.readFileSync(file, 'utf8')) as string[], readLiveChanges(paths, params.name, st.pid)), planned.argv);
     return { running, pending: d.added.length + d.removed.length > 0, ...d };
   });
 

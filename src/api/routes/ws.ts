@@ -15,6 +15,7 @@ import { readVm } from '../../definition/store.js';
 import { observe } from '../../vm/state.js';
 import { eventsQuerySchema, nameParam, routes as R, type ServerMessage } from '../contract.js';
 import type { ServerCtx } from '../context.js';
+import { eventInScope } from '../users.js';
 
 /** The part of a `ws` WebSocket used here (no @types/ws in the project). */
 type WebSocket = {
@@ -29,9 +30,12 @@ type WebSocket = {
   on(ev: 'close' | 'error', fn: () => void): void;
 };
 
-/** Close codes: 4400 bad request, 4404 nothing to connect to. */
+/** Close codes: 4400 bad request, 4401 the token no longer holds, 4404 nothing to connect to. */
 const CLOSE_BAD = 4400;
+const CLOSE_REVOKED = 4401;
 const CLOSE_GONE = 4404;
+/** How often an open WebSocket re-checks its token (revoked or rotated: closed). */
+export const REAUTH_MS = 5000;
 const HIGH_WATER = 4 * 1024 * 1024;
 /** What one serial viewer may have unsent before its output is dropped (exported for tests). */
 export const SERIAL_VIEWER_BUFFER = 256 * 1024;
@@ -128,6 +132,23 @@ function bridge(ws: WebSocket, sockPath: string): void {
   ws.on('error', () => end());
 }
 
+/**
+ * Close the socket once the token it was opened with is revoked, rotated or changes role/scope:
+ * the check at the upgrade (src/api/auth.ts) alone would leave a console or event stream open
+ * to a token an admin removed. Returns the check, for the event stream to run before each send.
+ */
+function guardRevocation(ws: WebSocket, req: FastifyRequest): () => boolean {
+  const ok = () => {
+    if (req.stillAuthorized?.() ?? true) return true;
+    if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(CLOSE_REVOKED, 'the token was revoked or changed');
+    return false;
+  };
+  const t = setInterval(() => ok() || clearInterval(t), REAUTH_MS);
+  t.unref();
+  ws.on('close', () => clearInterval(t));
+  return ok;
+}
+
 export function wsRoutes(app: FastifyInstance, ctx: ServerCtx): void {
   const { paths, bus } = ctx;
   const serialHubs = new Map<string, SerialHub>();
@@ -139,8 +160,11 @@ export function wsRoutes(app: FastifyInstance, ctx: ServerCtx): void {
       ws.close(CLOSE_BAD, 'since must be a whole number');
       return;
     }
+    const authorized = guardRevocation(ws, req);
+    // A scoped token gets the events of its VMs only, replayed ones included (src/api/users.ts eventInScope).
     const send = (m: ServerMessage) => {
-      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(m));
+      if (m.type === 'event' && !eventInScope(req.identity, m.event)) return;
+      if (ws.readyState === ws.OPEN && authorized()) ws.send(JSON.stringify(m));
     };
     for (const m of bus.replay(q.data.since)) send(m);
     const unsub = bus.subscribe((event) => send({ type: 'event', event }));
@@ -183,6 +207,7 @@ export function wsRoutes(app: FastifyInstance, ctx: ServerCtx): void {
         ws.close(CLOSE_GONE, `VM "${name}" is not running`);
         return;
       }
+      guardRevocation(ws, req);
       if (which === 'vnc') return bridge(ws, sock);
       let hub = serialHubs.get(sock);
       if (!hub) {

@@ -25,10 +25,13 @@ export function register(program: Command, action: Action): void {
       .option('--full', 'a full backup even when an incremental is possible')
       .option('--incremental', 'an incremental (the default whenever it is safe); falls back to full and says why')
       .option('--no-freeze', 'do not freeze the guest filesystems through the agent')
+      .option('--bwlimit <size>', 'copy at most this much per second and disk (e.g. 50M)')
       .option('-q, --quiet', 'no progress output'),
   ).action(
-    action(async (ctx, vm: string, o: { to?: string; full?: boolean; incremental?: boolean; freeze: boolean; quiet?: boolean }) => {
+    action(async (ctx, vm: string, o: { to?: string; full?: boolean; incremental?: boolean; freeze: boolean; quiet?: boolean; bwlimit?: string }) => {
       if (o.full && o.incremental) throw badInput('BACKUP_BAD_OPTION', '--full and --incremental exclude each other');
+      const bwlimit = o.bwlimit === undefined ? undefined : (await import('../../definition/units.js')).parseSize(o.bwlimit);
+      if (o.bwlimit !== undefined && !(bwlimit && bwlimit > 0)) throw badInput('BACKUP_BAD_OPTION', `--bwlimit: "${o.bwlimit}" is not a size per second`, 'e.g. --bwlimit 50M');
       const { progressRenderer } = await import('../../disk/progress.js');
       const bar = progressRenderer(`backup of ${vm}`, { quiet: !!o.quiet || ctx.json });
       const t0 = Date.now();
@@ -39,6 +42,7 @@ export function register(program: Command, action: Action): void {
           mode: o.full ? 'full' : o.incremental ? 'incremental' : 'auto',
           noFreeze: !o.freeze,
           netns: ctx.netns(),
+          bwlimit,
           onProgress: (done, total) => bar.update((done * 100) / total),
         });
         bar.update(100);

@@ -23,6 +23,7 @@ import { register as backup } from './backup.js';
 import { register as tasks } from './tasks.js';
 import { register as volume } from './volume.js';
 import { register as hotplug } from './hotplug.js';
+import { register as devices } from './devices.js';
 
 export type Register = (program: Command, action: Action) => void;
 
@@ -40,3 +41,4 @@ commands.push(backup);
 commands.push(tasks);
 commands.push(volume);
 commands.push(hotplug);
+commands.push(devices);

@@ -12,13 +12,23 @@ export function register(program: Command, action: Action): void {
     .option('--key <file>', 'TLS private key (PEM), with --cert')
     .option('--no-watch', 'no events, restart policies or QMP connections (API only)')
     .option('--netns <name>', 'every VM start and network action of the API (and restart policies) works in this existing network namespace (default: env KVMCTL_NETNS, read once at start)')
+    .option('--max-upload <size>', 'largest ISO upload through the API (default 16G)')
     .addHelpText('after', '\nExamples:\n  kvmctl serve\n  kvmctl serve --listen 127.0.0.1:8006\n  kvmctl --remote /run/kvmctl/kvmctl.sock list')
     .action(
-      action(async (ctx, opts: { socket?: string; listen?: string; cert?: string; key?: string; watch?: boolean }) => {
+      action(async (ctx, opts: { socket?: string; listen?: string; cert?: string; key?: string; watch?: boolean; maxUpload?: string }) => {
         const netns = ctx.netns();
+        let maxUploadBytes: number | undefined;
+        if (opts.maxUpload !== undefined) {
+          const { parseSize } = await import('../../definition/units.js');
+          maxUploadBytes = parseSize(opts.maxUpload);
+          if (maxUploadBytes === undefined || maxUploadBytes <= 0) {
+            const { badInput } = await import('../../errors.js');
+            throw badInput('BAD_SIZE', `--max-upload: "${opts.maxUpload}" is not a size`, 'e.g. --max-upload 8G');
+          }
+        }
         const { serve: run } = await import('../../api/listen.js');
         const log = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
-        const s = await run({ paths: ctx.paths, socket: opts.socket, listen: opts.listen, cert: opts.cert, key: opts.key, watch: opts.watch, netns, log });
+        const s = await run({ paths: ctx.paths, socket: opts.socket, listen: opts.listen, cert: opts.cert, key: opts.key, watch: opts.watch, netns, log, maxUploadBytes });
         const where = s.url ?? `unix:${s.socket}`;
         log(`kvmctl serve listening on ${where} (pid ${process.pid})${netns ? ` in network namespace ${netns}` : ''}${s.tokenSource ? `; token ${s.tokenSource === 'env' ? 'from KVMCTL_TOKEN' : `in ${ctx.paths.config}/token`}` : ''}`);
         ctx.out({ listening: where, pid: process.pid }, () => '');

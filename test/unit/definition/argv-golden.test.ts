@@ -184,4 +184,27 @@ describe('buildArgv details', () => {
     const r = buildArgv(base({ runAs: { user: 'kvm-admin', group: 'kvm' } }), { ...KVM_HOST_FACTS, runAs: 'run-with' }, c);
     expect(r.argv[r.argv.indexOf('-run-with') + 1]).toBe('user=kvm-admin:kvm');
   });
+
+  it('spare PCIe root ports for hotplug: 4 on q35 by default, machine.hotplugSlots to change, none on pc/microvm/fast', () => {
+    const ports = (argv: string[]) => argv.filter((x) => x.startsWith('pcie-root-port,'));
+    const q35 = buildArgv(base({}), KVM_HOST_FACTS, c).argv;
+    expect(ports(q35)).toEqual([0, 1, 2, 3].map((i) => `pcie-root-port,id=kvhp${i},chassis=${i + 1},port=0x${(16 + i).toString(16)}`));
+    // Last among the devices: the definition's own devices keep the PCI slots they had without them.
+    const after = q35.slice(q35.indexOf(ports(q35)[0]!) - 1);
+    expect(after.flatMap((x, i) => (x === '-device' ? [after[i + 1]] : []))).toEqual(ports(q35));
+    expect(ports(buildArgv(base({ machine: { type: 'q35', hotplugSlots: 2 } }), KVM_HOST_FACTS, c).argv)).toHaveLength(2);
+    expect(ports(buildArgv(base({ machine: { type: 'q35', hotplugSlots: 0 } }), KVM_HOST_FACTS, c).argv)).toHaveLength(0);
+    expect(ports(buildArgv(base({ machine: 'pc' }), KVM_HOST_FACTS, c).argv)).toHaveLength(0);
+    const kernel = { ...c, kernel: { path: '/k' } };
+    expect(ports(buildArgv(base({ profile: 'fast', display: 'none' }), TCG_HOST_FACTS, kernel).argv)).toHaveLength(0); // microvm
+    // Asked for on the fast profile: microvm cannot, so it stays on q35 with them (and says why).
+    const fast = buildArgv(base({ profile: 'fast', display: 'none', machine: { type: 'q35', hotplugSlots: 1 } }), TCG_HOST_FACTS, kernel);
+    expect(ports(fast.argv)).toHaveLength(1);
+    expect(fast.warnings.join('\n')).toMatch(/staying on q35.*hotplug slots/);
+    for (const m of ['pc', 'microvm']) {
+      const d = parseDefinitions(JSON.stringify({ name: 't', machine: { type: m, hotplugSlots: 2 } }))[0]!;
+      expect(d.issues.map((i) => i.path)).toEqual(['machine.hotplugSlots']);
+    }
+    expect(parseDefinitions(JSON.stringify({ name: 't', machine: { hotplugSlots: 17 } }))[0]!.issues.map((i) => i.path)).toEqual(['machine.hotplugSlots']);
+  });
 });

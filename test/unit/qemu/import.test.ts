@@ -232,6 +232,8 @@ describe('import: other real-world styles', () => {
     expect(built).toContain('virtio-scsi-pci,id=scsi0');
     expect(built).toContain('tap,id=n0,ifname=tap5,vhost=off,script=no,downscript=no');
     expectFixedPoint(r.spec);
+    // kvmctl's own hotplug ports come back as machine.hotplugSlots (left out at the default).
+    expectFixedPoint({ ...r.spec, machine: { ...r.spec.machine, hotplugSlots: 2 } });
   });
 
   it('(d) -chardev socket + -mon, -qmp, -serial mon:stdio, -virtfs, direct kernel boot, -runas', () => {

@@ -2,11 +2,14 @@
  * The task log at the bottom of every page, as Proxmox has it: the newest tasks (every mutating
  * API call: starts, stops, disks, backups, …) with owner, state and a progress bar, updated live
  * from the event stream's `task` events; a row opens that task's log, which grows as lines come
- * in and stays after the task ended. Collapsible; its height is reserved so it never covers the page.
+ * in and stays after the task ended. A task whose operation can stop safely (a disk create or
+ * convert, a backup's block jobs, an upload, a migration leaving this host) has a Cancel button in
+ * its row and in its log. Collapsible; its height is reserved so it never covers the page.
  */
 import { useCallback, useEffect, useRef, useState } from 'react';
 import type { TaskDto, TaskSummaryDto } from '../../../src/api/contract-metrics.js';
 import { call } from '../api.js';
+import { ErrorBox } from './ErrorBox.js';
 import { useEvents } from '../live.js';
 
 const KEEP = 50;
@@ -30,6 +33,11 @@ export function TaskPanel() {
   });
   const [tasks, setTasks] = useState<TaskSummaryDto[]>([]);
   const [sel, setSel] = useState<TaskDto | null>(null);
+  const [cancelError, setCancelError] = useState<unknown>(null);
+  const cancel = (id: string) => {
+    setCancelError(null);
+    call('cancelTask', { params: { id } }).catch(setCancelError);
+  };
   const selId = useRef<string | null>(null);
   const logEnd = useRef<HTMLDivElement>(null);
   const reloadTimer = useRef<ReturnType<typeof setTimeout>>(undefined);
@@ -100,6 +108,7 @@ export function TaskPanel() {
         </div>
         {open && (
           <div id="tasks-body" className="tasks-body">
+            <ErrorBox error={cancelError} title="Could not cancel the task" />
             <div className="tasks-list">
               <table>
                 <thead>
@@ -128,6 +137,14 @@ export function TaskPanel() {
                         <span className={`task-state ${t.state}`} title={t.error ? `${t.error.code}: ${t.error.message}` : undefined}>
                           {t.state}
                         </span>
+                        {t.cancellable && t.state === 'running' && (
+                          <>
+                            {' '}
+                            <button type="button" className="link danger" onClick={() => cancel(t.id)} aria-label="Cancel this task" title={`Cancel ${t.kind} ${t.target ?? ''}`.trim()}>
+                              cancel
+                            </button>
+                          </>
+                        )}
                       </td>
                       <td>
                         <Progress t={t} />
@@ -148,7 +165,7 @@ export function TaskPanel() {
                   <Progress t={{ ...sel, logLines: sel.log.length }} />
                   <span className="spacer" />
                   {sel.cancellable && sel.state === 'running' && (
-                    <button type="button" className="danger" onClick={() => call('cancelTask', { params: { id: sel.id } }).catch(() => undefined)}>
+                    <button type="button" className="danger" onClick={() => cancel(sel.id)}>
                       Cancel
                     </button>
                   )}

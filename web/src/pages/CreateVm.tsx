@@ -1,7 +1,9 @@
 /**
  * Create a VM from a form: name, vCPUs, memory, an optional new disk, boot from an ISO or the
- * built-in test guest kernel, a network, a display. The server validates with the same schema as
- * the CLI; each issue is shown next to the field its path belongs to.
+ * built-in test guest kernel, a network, a display, and for real guests the firmware (BIOS, UEFI,
+ * UEFI with Secure Boot), a TPM 2.0, the guest agent channel and a cloud-init seed (user, SSH
+ * keys, host name). The server validates with the same schema as the CLI; each issue is shown
+ * next to the field its path belongs to (fieldOf).
  */
 import { useId, useState, type FormEvent, type ReactNode } from 'react';
 import { ApiFailure, call } from '../api.js';
@@ -9,11 +11,38 @@ import { ErrorBox } from '../components/ErrorBox.js';
 import { go, href } from '../router.js';
 import { useLoad } from '../useLoad.js';
 
-type Form = { name: string; description: string; cpus: string; memory: string; diskSize: string; boot: 'test-guest' | 'iso'; iso: string; network: string; display: 'none' | 'vnc'; start: boolean };
-type FieldKey = 'name' | 'description' | 'cpus' | 'memory' | 'diskSize' | 'iso' | 'network' | 'display';
+export type Form = {
+  name: string;
+  description: string;
+  cpus: string;
+  memory: string;
+  diskSize: string;
+  boot: 'test-guest' | 'iso';
+  iso: string;
+  network: string;
+  display: 'none' | 'vnc';
+  start: boolean;
+  /** '' = the profile's default (BIOS for a standard VM). */
+  firmware: '' | 'bios' | 'uefi' | 'uefi-secure';
+  tpm: boolean;
+  agent: boolean;
+  cloudInit: boolean;
+  ciUser: string;
+  ciKeys: string;
+  ciHostname: string;
+};
+type FieldKey = 'name' | 'description' | 'cpus' | 'memory' | 'diskSize' | 'iso' | 'network' | 'display' | 'firmware' | 'tpm' | 'agent' | 'ciUser' | 'ciKeys' | 'ciHostname';
+
+export const EMPTY_FORM: Form = { name: '', description: '', cpus: '1', memory: '256M', diskSize: '', boot: 'test-guest', iso: '', network: '', display: 'none', start: false, firmware: '', tpm: false, agent: false, cloudInit: false, ciUser: '', ciKeys: '', ciHostname: '' };
 
 /** Which form field a definition path belongs to. */
-function fieldOf(path: string): FieldKey | null {
+export function fieldOf(path: string): FieldKey | null {
+  if (path === 'firmware' || path.startsWith('firmware.') || path === 'profile') return 'firmware';
+  if (path === 'tpm' || path.startsWith('tpm.')) return 'tpm';
+  if (path === 'agent') return 'agent';
+  if (/^cloudInit\.userData\.hostname|^cloudInit\.metaData\.local-hostname/.test(path)) return 'ciHostname';
+  if (/^cloudInit\.userData\.(users\[\d+\]\.)?sshAuthorizedKeys/.test(path)) return 'ciKeys';
+  if (path.startsWith('cloudInit')) return 'ciUser';
   if (path === 'name') return 'name';
   if (path === 'description') return 'description';
   if (path.startsWith('cpu')) return 'cpus';
@@ -38,13 +67,26 @@ export function toDefinition(f: Form): Record<string, unknown> {
   if (f.network === 'user') d.nics = [{ user: true }];
   else if (f.network) d.nics = [{ network: f.network }];
   if (f.display !== 'none') d.display = f.display;
+  if (f.firmware) d.firmware = f.firmware;
+  if (f.tpm) d.tpm = { version: '2.0' };
+  if (f.agent) d.agent = true;
+  if (f.cloudInit) {
+    const keys = f.ciKeys.split('\n').map((k) => k.trim()).filter(Boolean);
+    const user = f.ciUser.trim();
+    const userData: Record<string, unknown> = {};
+    if (f.ciHostname.trim()) userData.hostname = f.ciHostname.trim();
+    // A named user gets the keys and sudo; without one the keys go to the image's default user.
+    if (user) userData.users = [{ name: user, sshAuthorizedKeys: keys, sudo: true }];
+    else if (keys.length) userData.sshAuthorizedKeys = keys;
+    d.cloudInit = { userData };
+  }
   return d;
 }
 
 export function CreateVm() {
   const nets = useLoad(() => call('listNetworks'), []);
   const disks = useLoad(() => call('listDisks'), []);
-  const [f, setF] = useState<Form>({ name: '', description: '', cpus: '1', memory: '256M', diskSize: '', boot: 'test-guest', iso: '', network: '', display: 'none', start: false });
+  const [f, setF] = useState<Form>(EMPTY_FORM);
   const [issues, setIssues] = useState<{ path: string; message: string }[]>([]);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
@@ -66,6 +108,7 @@ export function CreateVm() {
     const local: { path: string; message: string }[] = [];
     if (f.boot === 'iso' && !f.iso.trim()) local.push({ path: 'cdroms[0].file', message: 'choose an ISO image or give its path' });
     if (!/^\d+$/.test(f.cpus.trim())) local.push({ path: 'cpu.count', message: 'must be a whole number of vCPUs' });
+    if (f.cloudInit && !f.ciUser.trim() && !f.ciKeys.trim() && !f.ciHostname.trim()) local.push({ path: 'cloudInit.userData', message: 'give a user, an SSH key or a host name (or switch cloud-init off)' });
     if (local.length) {
       setIssues(local);
       setBusy(false);
@@ -95,6 +138,7 @@ export function CreateVm() {
   };
 
   const isos = (disks.data ?? []).filter((d) => /\.iso$/i.test(d.path));
+  const fwDefault = 'profile default (BIOS)';
   return (
     <>
       <h1>New virtual machine</h1>
@@ -160,6 +204,47 @@ export function CreateVm() {
             </select>
           )}
         </Field>
+        <Field k="firmware" label="Firmware" errors={byField.get('firmware')} hint="UEFI needs the OVMF package on the host; Secure Boot needs machine q35 (the default)">
+          {(p) => (
+            <select {...p} value={f.firmware} onChange={(e) => set('firmware', e.target.value as Form['firmware'])}>
+              <option value="">{fwDefault}</option>
+              <option value="bios">BIOS (SeaBIOS)</option>
+              <option value="uefi">UEFI (OVMF)</option>
+              <option value="uefi-secure">UEFI with Secure Boot</option>
+            </select>
+          )}
+        </Field>
+        <Field k="tpm" label="TPM" errors={byField.get('tpm')} hint="A TPM 2.0 (swtpm, its state kept with the VM): Windows 11, measured boot">
+          {(p) => (
+            <label style={{ fontWeight: 'normal' }}>
+              <input {...p} type="checkbox" checked={f.tpm} onChange={(e) => set('tpm', e.target.checked)} /> Add a TPM 2.0
+            </label>
+          )}
+        </Field>
+        <Field k="agent" label="Guest agent" errors={byField.get('agent')} hint="The virtio-serial channel for qemu-guest-agent (addresses, clean shutdown, consistent snapshots)">
+          {(p) => (
+            <label style={{ fontWeight: 'normal' }}>
+              <input {...p} type="checkbox" checked={f.agent} onChange={(e) => set('agent', e.target.checked)} /> Add the agent channel
+            </label>
+          )}
+        </Field>
+        <span id="ci-label" style={{ fontWeight: 600 }}>Cloud-init</span>
+        <label style={{ fontWeight: 'normal' }}>
+          <input type="checkbox" checked={f.cloudInit} onChange={(e) => set('cloudInit', e.target.checked)} aria-labelledby="ci-label" data-testid="ci-toggle" /> Give a cloud image its user, keys and name (a NoCloud seed, rebuilt at every start)
+        </label>
+        {f.cloudInit && (
+          <>
+            <Field k="ciUser" label="User" errors={byField.get('ciUser')} hint="A Unix user made at first boot, with passwordless sudo; empty: the image's default user">
+              {(p) => <input {...p} value={f.ciUser} onChange={(e) => set('ciUser', e.target.value)} autoComplete="off" placeholder="admin" />}
+            </Field>
+            <Field k="ciKeys" label="SSH public keys" errors={byField.get('ciKeys')} hint="One OpenSSH public key per line (ssh-ed25519 AAAA… you@host)">
+              {(p) => <textarea {...p} rows={3} value={f.ciKeys} onChange={(e) => set('ciKeys', e.target.value)} spellCheck={false} className="mono" />}
+            </Field>
+            <Field k="ciHostname" label="Host name" errors={byField.get('ciHostname')}>
+              {(p) => <input {...p} value={f.ciHostname} onChange={(e) => set('ciHostname', e.target.value)} autoComplete="off" placeholder="web1" />}
+            </Field>
+          </>
+        )}
         <span />
         <label style={{ fontWeight: 'normal' }}>
           <input type="checkbox" checked={f.start} onChange={(e) => set('start', e.target.checked)} /> Start it right away

@@ -1,7 +1,8 @@
-/** Image files in the images dir: list, details (qemu-img info), create. */
+/** Image files in the images dir: list, details (qemu-img info), create; ISO images: upload, delete (components/IsoPanel.tsx). */
 import { useState, type FormEvent } from 'react';
 import { call, fmtBytes } from '../api.js';
 import { ErrorBox } from '../components/ErrorBox.js';
+import { IsoPanel } from '../components/IsoPanel.js';
 import { useLoad } from '../useLoad.js';
 
 export function Disks() {
@@ -101,6 +102,7 @@ export function Disks() {
           </button>
         </div>
       </form>
+      <IsoPanel />
     </>
   );
 }

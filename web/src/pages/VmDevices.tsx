@@ -1,7 +1,8 @@
 /**
  * A VM's hardware: disks (image, active layer, size; resize — live when running —, detach, detach
  * and delete the image, attach another image) and NICs (attachment, model, MAC; add, remove).
- * Adding and removing change the stored definition: a running VM gets them at its next start.
+ * Adding and removing change the stored definition and, while the VM runs, hotplug the device
+ * (src/vm/devices.ts): the message says whether the guest has it now or at its next start, and why.
  */
 import { useAction } from '../useAction.js';
 import { useState, type FormEvent } from 'react';
@@ -16,15 +17,21 @@ export function VmDevices({ name, running, onChanged }: { name: string; running:
   const dev = useLoad(() => call('vmDevices', { params: { name } }), [name]);
   const images = useLoad(() => (admin ? call('listDisks') : Promise.resolve([])), [admin]);
   const nets = useLoad(() => call('listNetworks'), []);
+  const cds = useLoad(() => call('vmCdroms', { params: { name } }), [name, running]);
+  const isos = useLoad(() => call('listIsos'), []);
+  const [iso, setIso] = useState<Record<string, string>>({});
+  const operator = can(me, 'operator');
   const [pick, setPick] = useState('');
   const [net, setNet] = useState('');
 
   const { busy, failure, notice, run } = useAction(() => {
     dev.reload();
+    cds.reload();
     images.reload();
     onChanged();
   });
-  const later = (r: { pendingRestart: boolean }) => (r.pendingRestart ? ' The running VM gets it at its next start.' : '');
+  const later = (r: { pendingRestart: boolean; live?: boolean; why?: string; bus?: string }, verb = 'gets') =>
+    r.live ? ` Live: the running guest ${verb === 'gets' ? 'has it now' : 'let it go'}${r.bus ? ` (on ${r.bus})` : ''}.` : r.pendingRestart ? ` The running VM ${verb} it at its next start${r.why ? `: ${r.why}` : ''}.` : '';
   const resize = (id: string) => {
     const to = window.prompt(`New size of ${name}'s disk ${id} (e.g. 20G, or +1G to grow by 1 GiB)${running ? ' — resized live' : ''}:`, '+1G');
     if (!to) return;
@@ -34,11 +41,11 @@ export function VmDevices({ name, running, onChanged }: { name: string; running:
     });
   };
   const detach = (id: string, file: string) => {
-    if (!window.confirm(`Detach disk ${id} (${file}) from ${name}?`)) return;
+    if (!window.confirm(`Detach disk ${id} (${file}) from ${name}?${running ? ' The running guest is asked to release it (unmount it first).' : ''}`)) return;
     const del = !running && window.confirm(`Also DELETE the image ${file}? Its data is gone for good. (Cancel keeps the image.)`);
     void run(`detach-${id}`, async () => {
       const r = await call('detachVmDisk', { params: { name, id }, query: del ? { deleteImage: 'true' } : {} });
-      return `Disk ${id} detached${r.deleted ? `, ${r.deleted} deleted` : ''}.${later(r)}`;
+      return `Disk ${id} detached${r.deleted ? `, ${r.deleted} deleted` : ''}.${later(r, 'loses')}`;
     });
   };
   const attach = (e: FormEvent) => {
@@ -61,9 +68,23 @@ export function VmDevices({ name, running, onChanged }: { name: string; running:
     if (!window.confirm(`Remove NIC ${id} from ${name}?`)) return;
     void run(`nic-${id}`, async () => {
       const r = await call('removeVmNic', { params: { name, id } });
-      return `NIC ${id} removed.${later(r)}`;
+      return `NIC ${id} removed.${later(r, 'loses')}`;
     });
   };
+
+  const insert = (id: string) => {
+    const file = iso[id];
+    if (!file) return;
+    void run(`cd-${id}`, async () => {
+      const r = await call('vmCdrom', { params: { name }, body: { op: 'insert', file, id } });
+      return `${id}: ${r.inserted ?? 'empty'}.`;
+    });
+  };
+  const eject = (id: string) =>
+    void run(`cd-${id}`, async () => {
+      const r = await call('vmCdrom', { params: { name }, body: { op: 'eject', id, force: true } });
+      return `${r.id} ejected${r.trayOpen ? ' (tray open)' : ''}.`;
+    });
 
   const attached = new Set(dev.data?.disks.map((d) => d.file));
   const free = (images.data ?? []).filter((i) => !attached.has(i.file) && /\.(qcow2|raw|img)$/.test(i.path));
@@ -146,6 +167,55 @@ export function VmDevices({ name, running, onChanged }: { name: string; running:
           </form>
         )}
       </section>
+      {(cds.data?.drives.length ?? 0) > 0 && (
+        <section className="card" aria-labelledby="h-cdroms">
+          <h2 id="h-cdroms" style={{ marginTop: 0 }}>CD-ROM drives</h2>
+          <ErrorBox error={cds.error} title="Could not read the CD-ROM drives" />
+          <div className="scroll-x">
+            <table data-testid="vm-cdroms">
+              <thead>
+                <tr>
+                  <th scope="col">Drive</th>
+                  <th scope="col">{cds.data?.running ? 'Medium' : 'Defined'}</th>
+                  <th scope="col">
+                    <span className="sr-only">Actions</span>
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {cds.data?.drives.map((c) => (
+                  <tr key={c.id} data-cdrom={c.id}>
+                    <th scope="row" className="mono">{c.id}</th>
+                    <td className="mono" data-testid={`medium-${c.id}`}>{cds.data?.running ? (c.inserted ?? 'empty') : (c.defined ?? '–')}</td>
+                    <td>
+                      {cds.data?.running && operator && (
+                        <div className="row">
+                          <label htmlFor={`iso-${c.id}`} className="sr-only">ISO for {c.id}</label>
+                          <select id={`iso-${c.id}`} value={iso[c.id] ?? ''} onChange={(e) => setIso({ ...iso, [c.id]: e.target.value })} style={{ maxWidth: 220 }}>
+                            <option value="">choose an ISO…</option>
+                            {(isos.data?.isos ?? []).map((i) => (
+                              <option key={i.name} value={`iso/${i.name}`}>
+                                {i.name}
+                              </option>
+                            ))}
+                          </select>
+                          <button type="button" disabled={!iso[c.id] || !!busy} onClick={() => insert(c.id)} aria-label={`Insert into ${c.id}`}>
+                            Insert
+                          </button>
+                          <button type="button" disabled={!c.inserted || !!busy} onClick={() => eject(c.id)} aria-label={`Eject ${c.id}`}>
+                            Eject
+                          </button>
+                        </div>
+                      )}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+          {!cds.data?.running && <p className="muted">Media can be changed while the VM runs; upload ISOs on the Disks page.</p>}
+        </section>
+      )}
       <section className="card" aria-labelledby="h-nics">
         <h2 id="h-nics" style={{ marginTop: 0 }}>Network interfaces</h2>
         <div className="scroll-x">
@@ -203,7 +273,11 @@ export function VmDevices({ name, running, onChanged }: { name: string; running:
             </button>
           </form>
         )}
-        <p className="muted">Adding or removing a disk or NIC changes the definition; a running VM gets it at its next start (hotplug is not built yet). Resizing a disk of a running VM is live.</p>
+        <p className="muted">
+          Adding or removing a disk or NIC changes the definition and, while the VM runs, hotplugs it: virtio and SCSI disks and NICs on bridge, host-only, nat and user
+          networks, into a spare PCIe slot (q35: <code>machine.hotplugSlots</code>, 4 by default). On q35, devices the VM started with stay until it restarts. Resizing a disk of a running VM
+          is live.
+        </p>
       </section>
     </>
   );

@@ -136,7 +136,8 @@ export async function exportDisks(paths: Paths, name: string, disks: MigDisk[], 
 
 /** Destination: the guest runs here now; end the NBD server (and its exports). */
 export async function stopExports(paths: Paths, name: string): Promise<void> {
-  await withQmp(paths, name, (c) => c.execute('nbd-server-stop')).catch(() => undefined);
+  const { qmpOnce } = await import('../vm/qmp-once.js');
+  await qmpOnce(vmRuntimeFiles(paths, name).qmp, 'nbd-server-stop').catch(() => undefined);
 }
 
 export type MirrorProgress = { disks: { id: string; offset: number; len: number; ready: boolean }[] };

@@ -127,12 +127,8 @@ export async function migrateOut(paths: Paths, name: string, uri: string, onProg
 
 /** Destination with copied disks: take the source's dirty bitmaps from the stream (both sides must enable it). */
 export async function acceptBitmaps(paths: Paths, name: string): Promise<void> {
-  const c = await QmpClient.connect(vmRuntimeFiles(paths, name).qmp, { timeoutMs: 5000 });
-  try {
-    await c.execute('migrate-set-capabilities', { capabilities: [{ capability: 'dirty-bitmaps', state: true }] });
-  } finally {
-    await c.close();
-  }
+  const { qmpOnce } = await import('../vm/qmp-once.js');
+  await qmpOnce(vmRuntimeFiles(paths, name).qmp, 'migrate-set-capabilities', { capabilities: [{ capability: 'dirty-bitmaps', state: true }] });
 }
 
 /** Whether QEMU left `inmigrate` and runs the guest (the destination may take ownership then). */

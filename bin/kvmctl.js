@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import v8 from 'node:v8';
 import vm from 'node:vm';
 
 const dir = new URL('../dist/bundle/', import.meta.url);
@@ -57,6 +58,9 @@ function loadCached(file) {
   script.runInThisContext()(module.exports, createRequire(file), module, file, file.slice(0, file.lastIndexOf('/')));
   return module.exports;
 }
+
+// `kvmctl serve` idles: no optimizing compiler, set before any of kvmctl's code loads (src/api/lean.ts).
+if (process.argv[2] === 'serve' && process.env.KVMCTL_SERVE_OPTIMIZE !== '1') v8.setFlagsFromString('--no-opt');
 
 const fast = new URL('start.cjs', dir);
 const main = new URL('main.js', dir);

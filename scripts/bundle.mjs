@@ -54,6 +54,29 @@ const common = (root, build) => ({
 });
 
 /**
+ * fastify and ws require node:https and node:http2 when they load, for servers and clients kvmctl
+ * serve mostly never makes (https only with --cert): ≈ 1.1 MiB of an idle server's memory (the
+ * modules and the node binary's pages they touch). In the bundle, npm packages get a stand-in that
+ * loads the real module the first time anything touches it (any property, `in`, keys).
+ */
+const lazyTls = {
+  name: 'lazy-tls',
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?(https|http2)$/ }, (a) => (a.kind === 'require-call' && a.importer.includes(`${path.sep}node_modules${path.sep}`) ? { path: a.path.replace(/^node:/, ''), namespace: 'lazy-builtin' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (a) => ({
+      loader: 'js',
+      contents: `let m; const real = () => (m ??= require('node:${a.path}'));
+module.exports = new Proxy({}, {
+  get: (_, k) => real()[k], has: (_, k) => k in real(), ownKeys: () => Reflect.ownKeys(real()),
+  getOwnPropertyDescriptor: (_, k) => { const d = Reflect.getOwnPropertyDescriptor(real(), k); return d && { ...d, configurable: true }; },
+  set: (_, k, v) => ((real()[k] = v), true),
+});
+`,
+    }));
+  },
+};
+
+/**
  * Build ROOT's sources into OUTDIR (emptied first):
  *  - main.js + chunks: the CLI, code-split at the lazy imports (a command loads only its own code);
  *  - start.cjs: the start fast path (src/cli/start-fast.ts) as ONE file, everything inlined:
@@ -68,7 +91,7 @@ export async function bundle({ outdir = path.join(ROOT, 'dist/bundle'), root = R
   // Chunk names carry content hashes: without this, every build leaves the last one's chunks behind.
   fs.rmSync(outdir, { recursive: true, force: true });
   const build = sourceHash(root);
-  const main = await esbuild({ ...common(root, build), entryPoints: [path.join(root, 'src/cli/main.ts')], splitting: true, outdir });
+  const main = await esbuild({ ...common(root, build), plugins: [lazyTls], entryPoints: [path.join(root, 'src/cli/main.ts')], splitting: true, outdir });
   // The validator's zod + yaml and execa (tools run on a cache miss only) are imported lazily: left
   // out of start.js, they come from node_modules when a start needs them (module-level state-free
   // packages, so a second copy beside main.js's would be harmless).

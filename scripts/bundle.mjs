@@ -130,6 +130,10 @@ export async function bundle({ outdir = path.join(ROOT, 'dist/bundle'), root = R
   const text = fs.readFileSync(path.join(outdir, 'start.cjs'), 'utf8');
   // The code cache's script cannot import(): every lazy import must have been bundled in.
   if (/\bimport\(/.test(text)) throw new Error('dist/bundle/start.cjs calls import(): a dynamic import the bundle could not inline (see src/cli/start-fast.ts)');
+  // What `start` must not carry (it would be parsed, or evaluated, on every start): the API and web
+  // server, the cluster code beyond the "am I in a cluster" check, commander.
+  const stray = Object.keys(start.metafile.inputs).filter((f) => /(^|\/)src\/(api|cluster)\//.test(f) && !f.endsWith('src/cluster/local.ts') || /node_modules\/(commander|fastify|@fastify|ws|etcd3)\//.test(f));
+  if (stray.length) throw new Error(`dist/bundle/start.cjs would carry ${stray.join(', ')}: an import on the start path pulls them in`);
   return { build, main: main.metafile, start: start.metafile };
 }
 

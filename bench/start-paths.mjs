@@ -8,13 +8,17 @@
  * is detached and not counted) — less sensitive to other load on the machine than wall time —
  * and, from KVMCTL_TRACE=1, when QEMU was spawned. Medians over --runs (default 10).
  *
- *   node bench/start-paths.mjs [--runs 10]
+ *   base       with --base PATH: another build's bin/kvmctl.js (e.g. main's, for before/after)
+ *
+ *   node bench/start-paths.mjs [--runs 10] [--base /path/to/bin/kvmctl.js]
  */
 import path from 'node:path';
 import { BIN, line, load1, makeHome, Results, ROOT, stats, timed, tinyVm } from './lib.mjs';
 
 const i = process.argv.indexOf('--runs');
 const RUNS = i > 0 ? Number(process.argv[i + 1]) : 10;
+const b = process.argv.indexOf('--base');
+const BASE = b > 0 ? process.argv[b + 1] : undefined;
 // fork + exec + wait4: the child's wall time and its rusage (user + sys, microseconds), measured
 // around the child alone (not this runner's own start-up).
 const RUNNER = `import os, sys, time
@@ -41,16 +45,25 @@ export async function run(results) {
     { key: 'full', env: { KVMCTL_FAST_START: '0' } },
     { key: 'fast', env: {} },
     { key: 'fastNoCodeCache', env: { KVMCTL_CODE_CACHE: '0' } },
+    ...(BASE ? [{ key: 'base', env: {}, bin: BASE }] : []),
   ];
   const data = Object.fromEntries([...variants.map((v) => v.key), 'node'].map((k) => [k, { ms: [], cpuMs: [], spawnedMs: [] }]));
   const loads = [];
+  // The base build keeps its own home: two builds alternating on one definition cache would make
+  // every start a cache miss (each build's entries are keyed by its own identity).
+  const hb = BASE ? makeHome('pb') : undefined;
+  if (hb) {
+    hb.cli = (args, o = {}) => timed([process.execPath, BASE, ...args], { env: hb.env, ...o });
+  }
   try {
     await h.apply(tinyVm('sp'));
+    if (hb) await hb.apply(tinyVm('sp'));
     for (let r = -1; r < RUNS; r++) {
       loads.push(load1());
       for (const v of variants) {
-        const x = await measure([process.execPath, BIN, 'start', 'sp', '--wait', '--json'], { ...h.env, KVMCTL_TRACE: '1', ...v.env });
-        await h.cliOk(['kill', 'sp']);
+        const home = v.bin ? hb : h;
+        const x = await measure([process.execPath, v.bin ?? BIN, 'start', 'sp', '--wait', '--json'], { ...home.env, KVMCTL_TRACE: '1', ...v.env });
+        await home.cliOk(['kill', 'sp']);
         if (r < 0) continue; // warm-up: page cache, host facts, the code cache written
         for (const k of ['ms', 'cpuMs', 'spawnedMs']) if (x[k] !== undefined) data[v.key][k].push(x[k]);
       }
@@ -59,6 +72,7 @@ export async function run(results) {
     }
   } finally {
     await h.cleanup();
+    await hb?.cleanup();
   }
   const figures = {};
   console.log(`start paths (n=${RUNS} alternating; load ${loads.join(' ')}):`);
@@ -68,7 +82,7 @@ export async function run(results) {
     console.log(line(`${k} CPU (user+sys)`, figures[k].cpu));
     if (data[k].spawnedMs.length) console.log(line(`${k} QEMU spawned at`, figures[k].spawned));
   }
-  results.add({ id: 'start-paths', title: 'kvmctl start --wait: full CLI vs fast path vs fast path without code cache', command: `node bench/start-paths.mjs --runs ${RUNS}`, figures, loads });
+  results.add({ id: 'start-paths', title: 'kvmctl start --wait: full CLI vs fast path vs fast path without code cache', command: `node bench/start-paths.mjs --runs ${RUNS}${BASE ? ` --base ${BASE}` : ''}`, figures, loads });
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -19,7 +19,7 @@ export const taskContext = new AsyncLocalStorage<TaskHooks>();
 /**
  * The task of a process that runs one at a time (a CLI command, src/tasks/cli.ts): a plain
  * variable instead of the AsyncLocalStorage, whose first run() turns on async hooks that tax every
- * promise and callback of the process for good (Node 20; ~8 ms of a `kvmctl start`).
+ * promise and callback of the process for good (Node 20; ≈ 5 ms of a `kvmctl start` on a quiet machine).
  */
 let processTask: TaskHooks | undefined;
 

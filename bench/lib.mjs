@@ -4,8 +4,7 @@
  * ended by PID (never by name). Timing uses spawn directly (not src/host/exec.ts) so that both
  * sides of an A/B comparison pay exactly the same launch cost.
  */
-import { spawn } from 'node:child_process';
-import { buildSync } from 'esbuild';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,17 +23,11 @@ function snapshotCli() {
   fs.cpSync(path.join(ROOT, 'dist'), path.join(dir, 'dist'), { recursive: true, preserveTimestamps: true, filter: (src) => !src.includes(`${path.sep}web`) });
   fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(dir, 'package.json'));
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
-  // A fresh bundle of the current sources (what setup.sh ships), newer than the copied tsc output
-  // so bin/kvmctl.js picks it: dist/bundle in the tree may be stale after someone's `tsc`.
-  try {
-    buildSync({
-      entryPoints: [path.join(ROOT, 'src/cli/main.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', splitting: true,
-      outdir: path.join(dir, 'dist/bundle'), logLevel: 'error',
-      banner: { js: "import { createRequire as __kvmctlRequire } from 'node:module'; const require = __kvmctlRequire(import.meta.url);" },
-    });
-  } catch (e) {
-    console.error(`bench: could not bundle the CLI (${e.message}); using the tsc output`);
-  }
+  // A fresh bundle of the current sources, newer than the copied tsc output so bin/kvmctl.js picks
+  // it (dist/bundle in the tree may be stale after someone's `tsc`): scripts/bundle.mjs's own build,
+  // the one setup.sh ships, run in a child because bundle() is async and BIN is needed at import.
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', `const { bundle } = await import(${JSON.stringify(path.join(ROOT, 'scripts/bundle.mjs'))}); await bundle({ outdir: ${JSON.stringify(path.join(dir, 'dist/bundle'))} });`], { encoding: 'utf8' });
+  if (r.status !== 0) console.error(`bench: could not bundle the CLI (${r.stderr.trim()}); using the tsc output`);
   process.env.KVMCTL_BENCH_BIN = path.join(dir, 'bin/kvmctl.js');
   process.on('exit', () => {
     if (!process.env.BENCH_KEEP && process.env.KVMCTL_BENCH_SNAPSHOT_OWNER === String(process.pid)) fs.rmSync(dir, { recursive: true, force: true });

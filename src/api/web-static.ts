@@ -1,7 +1,8 @@
 /**
  * What every answer of `kvmctl serve` carries, and the web UI's files:
- * - compression (gzip or brotli, whichever the client prefers; @fastify/compress, above 1 KiB, brotli
- *   quality 6 on the fly); the UI's files are also compressed once at brotli's best (quality 11, ≈ 8 %
+ * - compression (gzip or brotli, whichever the client prefers, above 1 KiB, brotli quality 6 on the
+ *   fly, in the onSend hook below: node:zlib directly — @fastify/compress with mime-db and its
+ *   streams cost ≈ 2 MB of an idle server's memory, issue #19); the UI's files are also compressed once at brotli's best (quality 11, ≈ 8 %
  *   smaller than gzip -9, ≈ 0.6 s of a thread-pool thread for the main bundle) in the background
  *   after their first request, and served from memory from then on;
  * - security headers: a Content-Security-Policy (own origin only; inline styles allowed because
@@ -13,8 +14,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import compress from '@fastify/compress';
-import type { FastifyInstance } from 'fastify';
+import { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 
 const MIME: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -53,13 +54,37 @@ export const SECURITY_HEADERS: Record<string, string> = {
 /** A vite output name: `assets/index-BlyWEIhr.js`. */
 const HASHED = /^\/assets\/[^/]+-[A-Za-z0-9_-]{8,}\.[a-z0-9]+$/;
 
+const THRESHOLD = 1024;
+/** What is worth compressing (images, fonts and archives are compressed already). */
+const COMPRESSIBLE = /^(text\/|application\/(json|javascript|xml|yaml|x-yaml|openmetrics-text)|image\/svg\+xml)/;
+
+/** The encoding to answer with: brotli, else gzip, each unless refused (q=0); undefined: identity. */
+const pickEncoding = (ae: string): 'br' | 'gzip' | undefined => (['br', 'gzip'] as const).find((e) => accepts(ae, e));
+
+/** Compress a reply's payload (string, Buffer or stream) when the client takes it and it is worth it. */
+function compressed(reply: FastifyReply, payload: unknown, ae: string): unknown {
+  if (payload === null || payload === undefined || reply.hasHeader('content-encoding') || reply.statusCode === 204 || reply.statusCode === 304) return payload;
+  if (!COMPRESSIBLE.test(String(reply.getHeader('content-type') ?? ''))) return payload;
+  const stream = payload instanceof Readable;
+  if (!stream && typeof payload !== 'string' && !Buffer.isBuffer(payload)) return payload;
+  if (!stream && Buffer.byteLength(payload as string | Buffer) < THRESHOLD) return payload;
+  reply.header('vary', 'accept-encoding');
+  const enc = pickEncoding(ae);
+  if (!enc) return payload;
+  reply.header('content-encoding', enc).removeHeader('content-length');
+  if (enc === 'br') {
+    const params = { [zlib.constants.BROTLI_PARAM_QUALITY]: 6 };
+    return stream ? (payload as Readable).pipe(zlib.createBrotliCompress({ params })) : zlib.brotliCompressSync(payload as string | Buffer, { params });
+  }
+  return stream ? (payload as Readable).pipe(zlib.createGzip()) : zlib.gzipSync(payload as string | Buffer);
+}
+
 export async function webCommon(app: FastifyInstance): Promise<void> {
-  await app.register(compress, { global: true, threshold: 1024, encodings: ['br', 'gzip'], brotliOptions: { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 6 } } });
   app.addHook('onSend', async (req, reply, payload) => {
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) reply.header(k, v);
     const url = req.url.split('?')[0]!;
     if ((url.startsWith('/api/') || url === '/metrics') && !reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
-    return payload;
+    return req.method === 'HEAD' ? payload : compressed(reply, payload, String(req.headers['accept-encoding'] ?? ''));
   });
 }
 

@@ -6,21 +6,15 @@
 import { mark } from '../trace.js';
 mark('main: evaluating');
 import { Command, CommanderError } from 'commander';
-import { deferWrites, discardWrites, flushWrites } from '../definition/definition-cache.js';
-import { prepareDefinitions } from '../definition/store.js';
-import { makeCtx, renderError, type Ctx } from './context.js';
+import { makeCtx, renderError } from './context.js';
 import { commands } from './commands/index.js';
 import type { Action } from './action.js';
-import { asCliTask } from '../tasks/cli.js';
+import { endOnEpipe, guarded, runLocal } from './run.js';
 
 export type { Action } from './action.js';
 
 
-// `kvmctl … | head`: a reader that goes away is the end of the output, not a crash with a stack.
-for (const s of [process.stdout, process.stderr]) s.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code !== 'EPIPE') throw e;
-    process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
-  });
+endOnEpipe();
 
 const program = new Command();
 program
@@ -39,33 +33,17 @@ program
  */
 const LONG_RUNNING = new Set(['serve', 'agent', 'cluster', 'migrate', 'autostart', 'shutdown-all', 'demo']);
 
-/** Wraps a command action: builds the context, maps errors to message + hint + exit status. */
+/** Wraps a command action: builds the context, maps errors to message + hint + exit status (src/cli/run.ts). */
 const action: Action = (fn) => async (...args: any[]) => {
   const cmd = args[args.length - 1] as Command;
   const opts = cmd.optsWithGlobals() as { json?: boolean; remote?: string; netns?: string };
   const ctx = makeCtx(opts);
   let top = cmd;
   while (top.parent && top.parent !== program) top = top.parent;
-  try {
+  await guarded(ctx, async () => {
     if (opts.remote && cmd.name() !== 'serve') await (await import('../api/remote-cli.js')).runRemote(ctx, opts.remote, cmd, args.slice(0, -1));
-    else {
-      const long = LONG_RUNNING.has(top.name());
-      // Cache entries are written only once a short command succeeded: bad input writes nothing.
-      if (!long) deferWrites();
-      mark('action: commander parsed');
-      await prepareDefinitions(ctx.paths, { eager: long });
-      mark('definitions checked');
-      await asCliTask(ctx.paths, cmd, args.slice(0, -1), async () => fn(ctx, ...args)); // long operations are listed by kvmctl tasks
-      mark('action done');
-      if (!process.exitCode) flushWrites();
-    }
-  } catch (e) {
-    discardWrites();
-    const r = renderError(e);
-    if (opts.json) process.stdout.write(`${JSON.stringify({ error: r.json }, null, 2)}\n`);
-    process.stderr.write(`${r.text}\n`);
-    process.exitCode = r.exit;
-  }
+    else await runLocal(ctx, cmd, args.slice(0, -1), LONG_RUNNING.has(top.name()), () => fn(ctx, ...args));
+  });
 };
 
 for (const register of commands) register(program, action);

@@ -32,6 +32,8 @@ export type DefKind = 'vm' | 'network';
 const SCHEMA_MODULES = ['./vm', './network', './load', './units', './names', '../disk/cloud-init-schema', '../net/nat/ipv4'];
 
 let identity: string | undefined;
+/** Set by the bundler (esbuild `define`); undefined in tsc's output and the sources. */
+declare const __KVMCTL_BUILD__: string | undefined;
 
 function fileStamp(u: URL): string | undefined {
   try {
@@ -58,7 +60,10 @@ function kvmctlVersion(): string {
 /** What must not change for an entry to stay valid (computed once per process). */
 export function buildIdentity(): string {
   if (identity !== undefined) return identity;
-  const parts = [`format ${CACHE_FORMAT}`, `kvmctl ${kvmctlVersion()}`, `node ${process.version}`, fileStamp(new URL(import.meta.url)) ?? `code ${import.meta.url}`];
+  // A bundle carries the hash of the sources it was built from (scripts/bundle.mjs): its two
+  // entries (the CLI and the start fast path) are separate files that must share one cache.
+  const code = typeof __KVMCTL_BUILD__ === 'string' ? `build ${__KVMCTL_BUILD__}` : (fileStamp(new URL(import.meta.url)) ?? `code ${import.meta.url}`);
+  const parts = [`format ${CACHE_FORMAT}`, `kvmctl ${kvmctlVersion()}`, `node ${process.version}`, code];
   // They exist beside tsc's output and the sources; from a bundle chunk these paths find nothing
   // (or tsc's output, rebuilt with it), and the chunk's own stamp is what changes.
   for (const m of SCHEMA_MODULES) for (const ext of ['.js', '.ts']) parts.push(fileStamp(new URL(`${m}${ext}`, import.meta.url)) ?? '');

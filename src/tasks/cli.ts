@@ -15,7 +15,7 @@ const TASK_COMMANDS = new Set([
   'attach-disk', 'detach-disk', 'attach-nic', 'detach-nic',
 ]);
 
-type Cmd = { name(): string; parent: Cmd | null };
+export type Cmd = { name(): string; parent: Cmd | null };
 
 /** "disk create" for `kvmctl disk create …`; undefined when that command is not a task. */
 export function cliTaskKind(cmd: Cmd): string | undefined {
@@ -40,7 +40,7 @@ export async function asCliTask(paths: Paths, cmd: Cmd, args: unknown[], fn: () 
   try {
     // Nothing is written in the first second (a refusal is quicker), nor ever for bad input (exit 2).
     const discard = (e: unknown) => (e as { exit?: number }).exit === 2 || process.exitCode === 2;
-    await reg.run({ kind, target, owner: 'cli', quietMs: 1000, discard }, async () => {
+    await reg.run({ kind, target, owner: 'cli', quietMs: 1000, discard, processWide: true }, async () => {
       reg.log(reg.current()!, `kvmctl ${kind}${args.filter((a) => typeof a === 'string' || Array.isArray(a)).map((a) => ` ${a}`).join('')}`);
       await fn();
       if (process.exitCode) throw Object.assign(new Error(`exit status ${process.exitCode}`), { code: 'EXIT' });

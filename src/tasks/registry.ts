@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { KvmError } from '../errors.js';
 import type { Paths } from '../host/paths.js';
-import { taskContext, type TaskHooks } from './current.js';
+import { currentTask, runAsProcessTask, taskContext, type TaskHooks } from './current.js';
 
 export type TaskState = 'running' | 'ok' | 'failed' | 'cancelled';
 export type TaskLine = { at: string; line: string };
@@ -171,7 +171,7 @@ export class TaskRegistry {
    * `quietMs`: write nothing for that long (a CLI command refused at once leaves no file);
    * `discard(e)`: a failure that is no task at all (bad input, exit 2): nothing is kept.
    */
-  async run<T>(meta: { kind: string; target?: string; owner: string; quietMs?: number; discard?: (e: unknown) => boolean }, fn: () => Promise<T>): Promise<T> {
+  async run<T>(meta: { kind: string; target?: string; owner: string; quietMs?: number; discard?: (e: unknown) => boolean; /** the process's only task (a CLI command): no AsyncLocalStorage (src/tasks/current.ts) */ processWide?: boolean }, fn: () => Promise<T>): Promise<T> {
     const rec: TaskRecord = { id: this.newId(), kind: meta.kind, target: meta.target, owner: meta.owner, pid: process.pid, state: 'running', startedAt: new Date().toISOString(), progress: null, cancellable: false, log: [] };
     const l: Live = { rec, abort: new AbortController(), dirty: true, lastWrite: 0, lastProgressEvent: 0, notBefore: Date.now() + (meta.quietMs ?? 0) };
     this.live.set(rec.id, l);
@@ -205,7 +205,7 @@ export class TaskRegistry {
       },
     };
     try {
-      const out = await taskContext.run(hooks, fn);
+      const out = meta.processWide ? await runAsProcessTask(hooks, fn) : await taskContext.run(hooks, fn);
       rec.state = 'ok';
       rec.result = out;
       if (rec.progress !== null) rec.progress = 100;
@@ -249,7 +249,7 @@ export class TaskRegistry {
 
   /** The id of the task the caller runs in, if any. */
   current(): string | undefined {
-    return taskContext.getStore()?.id;
+    return currentTask();
   }
 
   get(id: string): TaskRecord {

@@ -2,7 +2,7 @@
 import { mark } from '../../trace.js';
 import type { Command } from 'commander';
 import { badInput } from '../../errors.js';
-import type { StartResult } from '../../vm/start.js';
+import { startedLine, startOne, startOptions } from '../start-one.js';
 import type { StopResult } from '../../vm/stop.js';
 import type { StartOutcome, StopOutcome } from '../../vm/many.js';
 import type { Action } from '../action.js';
@@ -12,9 +12,6 @@ const seconds = (v: string) => {
   if (!Number.isFinite(n) || n < 0) throw new Error(`"${v}" is not a number of seconds`);
   return n;
 };
-
-const startedLine = (r: StartResult) =>
-  `started ${r.name} (pid ${r.pid}, ${r.accel}) — QMP ready in ${r.qmpReadyMs} ms${r.guestReadyMs !== undefined ? `, guest ready in ${r.guestReadyMs} ms` : ''}`;
 
 const HOW = { agent: 'the guest agent (guest-shutdown)', acpi: 'the guest powered off (ACPI)', quit: 'QMP quit', sigkill: 'SIGKILL' } as const;
 const stoppedLine = (r: StopResult) => `stopped ${r.name} by ${HOW[r.how]} in ${r.tookMs} ms${r.note ? ` (${r.note})` : ''}`;
@@ -35,12 +32,7 @@ export function register(program: Command, action: Action): void {
     )
     .action(
       action(async (ctx, names: string[], opts: { waitForGuest?: string | boolean; timeout?: number; on?: string }) => {
-        const startOpts = {
-          waitForGuest: opts.waitForGuest,
-          timeoutMs: opts.timeout !== undefined ? opts.timeout * 1000 : undefined,
-          netns: ctx.netns(),
-          log: (m: string) => process.stderr.write(`${m}\n`),
-        };
+        const startOpts = startOptions(ctx, opts);
         // In a cluster (this host ran cluster init/join) start means: place it, write the desired state.
         const cluster = !!opts.on || (await import('../../cluster/local.js')).inCluster(ctx.paths);
         if (names.length > 1) {
@@ -54,11 +46,7 @@ export function register(program: Command, action: Action): void {
         const name = names[0]!;
         if (cluster) return (await import('./cluster.js')).clusterStartCmd(ctx, name, opts);
         mark('start: cluster checked');
-        const { startVm } = await import('../../vm/start.js');
-        mark('start: module loaded');
-        const r = await startVm(ctx.paths, name, startOpts);
-        for (const w of r.warnings) ctx.warn(w);
-        ctx.out(r, () => startedLine(r));
+        await startOne(ctx, name, opts);
       }),
     );
 

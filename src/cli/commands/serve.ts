@@ -26,12 +26,14 @@ export function register(program: Command, action: Action): void {
             throw badInput('BAD_SIZE', `--max-upload: "${opts.maxUpload}" is not a size`, 'e.g. --max-upload 8G');
           }
         }
+        const { settleHeap } = await import('../../api/lean.js'); // memory over peak speed (src/api/lean.ts)
         const { serve: run } = await import('../../api/listen.js');
         const log = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
         const s = await run({ paths: ctx.paths, socket: opts.socket, listen: opts.listen, cert: opts.cert, key: opts.key, watch: opts.watch, netns, log, maxUploadBytes });
         const where = s.url ?? `unix:${s.socket}`;
         log(`kvmctl serve listening on ${where} (pid ${process.pid})${netns ? ` in network namespace ${netns}` : ''}${s.tokenSource ? `; token ${s.tokenSource === 'env' ? 'from KVMCTL_TOKEN' : `in ${ctx.paths.config}/token`}` : ''}`);
         ctx.out({ listening: where, pid: process.pid }, () => '');
+        settleHeap();
         await new Promise<void>((resolve) => {
           const stop = (sig: string) => {
             log(`${sig}: closing (running VMs keep running)`);

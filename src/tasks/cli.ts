@@ -33,7 +33,7 @@ export async function asCliTask(paths: Paths, cmd: Cmd, args: unknown[], fn: () 
   const target = typeof first === 'string' ? first : Array.isArray(first) ? first.join(',') : undefined;
   let reg: import('./registry.js').TaskRegistry;
   try {
-    reg = new (await import('./registry.js')).TaskRegistry(paths);
+    reg = new (await import('./registry.js')).TaskRegistry(paths, undefined, undefined, false);
   } catch {
     return fn(); // the data dir is not readable: the command still runs
   }

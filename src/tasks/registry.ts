@@ -83,6 +83,25 @@ export function readTasks(paths: Paths): TaskRecord[] {
   return out.sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
 }
 
+/** Mark tasks whose process is gone while they ran as failed (TASK_INTERRUPTED). */
+export function recoverInterrupted(paths: Paths): void {
+  for (const t of readTasks(paths)) {
+    if (t.state !== 'running' || (t.pid !== undefined && t.pid !== process.pid && alive(t.pid))) continue;
+    t.state = 'failed';
+    t.endedAt = new Date().toISOString();
+    t.error = { code: 'TASK_INTERRUPTED', message: 'the process that ran this task (kvmctl serve or a CLI command) ended before it did', hint: 'check the target and run the operation again if needed' };
+    writeTask(paths, t);
+  }
+}
+
+function writeTask(paths: Paths, t: TaskRecord): void {
+  fs.mkdirSync(tasksDir(paths), { recursive: true, mode: 0o700 });
+  const file = path.join(tasksDir(paths), `${t.id}.json`);
+  const tmp = `${file}.tmp.${process.pid}`;
+  fs.writeFileSync(tmp, JSON.stringify(t), { mode: 0o600 });
+  fs.renameSync(tmp, file);
+}
+
 export function readTask(paths: Paths, id: string): TaskRecord {
   if (!/^[a-z0-9-]{1,40}$/.test(id)) throw new KvmError('TASK_NOT_FOUND', `no task "${id}"`, { hint: 'kvmctl tasks list shows the ids', exit: 2 });
   try {
@@ -103,15 +122,12 @@ export class TaskRegistry {
     private readonly paths: Paths,
     private readonly publish: TaskPublish = () => undefined,
     private readonly keep = 500,
+    recover = true,
   ) {
-    // Tasks a previous server left running were cut off when it stopped.
-    for (const t of readTasks(paths)) {
-      if (t.state !== 'running' || (t.pid !== undefined && t.pid !== process.pid && alive(t.pid))) continue;
-      t.state = 'failed';
-      t.endedAt = new Date().toISOString();
-      t.error = { code: 'TASK_INTERRUPTED', message: 'the process that ran this task (kvmctl serve or a CLI command) ended before it did', hint: 'check the target and run the operation again if needed' };
-      this.write(t);
-    }
+    // Tasks a previous server or CLI command left running were cut off when it stopped. A CLI task
+    // (one per command) skips this scan: reading up to `keep` files cost ~10 ms of every `kvmctl
+    // start` in a full history (issue #19); serve and `kvmctl tasks` do it instead.
+    if (recover) recoverInterrupted(paths);
     this.prune();
   }
 
@@ -121,11 +137,7 @@ export class TaskRegistry {
   }
 
   private write(t: TaskRecord): void {
-    fs.mkdirSync(tasksDir(this.paths), { recursive: true, mode: 0o700 });
-    const file = path.join(tasksDir(this.paths), `${t.id}.json`);
-    const tmp = `${file}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(t), { mode: 0o600 });
-    fs.renameSync(tmp, file);
+    writeTask(this.paths, t);
   }
 
   private prune(): void {

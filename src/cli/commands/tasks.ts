@@ -23,11 +23,12 @@ export function register(program: Command, action: Action): void {
     .option('-n, --limit <n>', 'at most this many', '30')
     .action(
       action(async (ctx, o: { vm?: string; state?: string; limit: string }) => {
-        const { readTasks, summarize } = await import('../../tasks/registry.js');
+        const { readTasks, recoverInterrupted, summarize } = await import('../../tasks/registry.js');
         const { badInput } = await import('../../errors.js');
         if (o.state && !['running', 'ok', 'failed', 'cancelled'].includes(o.state)) throw badInput('BAD_OPTION', `--state ${o.state} is not one of running, ok, failed, cancelled`);
         const n = Number(o.limit);
         if (!Number.isInteger(n) || n < 1) throw badInput('BAD_OPTION', `--limit ${o.limit} is not a positive number`);
+        recoverInterrupted(ctx.paths);
         const rows = readTasks(ctx.paths)
           .filter((t) => (!o.vm || t.target === o.vm) && (!o.state || t.state === o.state))
           .slice(0, n)
@@ -47,7 +48,8 @@ export function register(program: Command, action: Action): void {
     .argument('<id>')
     .action(
       action(async (ctx, id: string) => {
-        const { readTask } = await import('../../tasks/registry.js');
+        const { readTask, recoverInterrupted } = await import('../../tasks/registry.js');
+        recoverInterrupted(ctx.paths);
         const t = readTask(ctx.paths, id);
         ctx.out(t, () =>
           [
@@ -71,7 +73,8 @@ export function register(program: Command, action: Action): void {
     .argument('<id>')
     .action(
       action(async (ctx, id: string) => {
-        const { readTask } = await import('../../tasks/registry.js');
+        const { readTask, recoverInterrupted } = await import('../../tasks/registry.js');
+        recoverInterrupted(ctx.paths);
         const t = readTask(ctx.paths, id);
         ctx.out(t.log, () => t.log.map((l) => `${when(l.at)}  ${l.line}`).join('\n') || '(no lines)');
       }),

@@ -9,15 +9,18 @@
 // the functions a start compiles). A cache that cannot be written (read-only install) is skipped.
 // For measurements: KVMCTL_FAST_START=0 runs `start` through the full CLI, KVMCTL_CODE_CACHE=0
 // compiles the fast path from source (no cache read or written).
-import { createHash } from 'node:crypto';
-import fs from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import v8 from 'node:v8';
-import vm from 'node:vm';
+// This file is CommonJS (bin/package.json): the ES module loader costs ~4 ms before the first line
+// runs, and `start` needs none of it (issue #19); the full CLI is an ES module loaded by import().
+'use strict';
+const { createHash } = require('node:crypto');
+const fs = require('node:fs');
+const { createRequire } = require('node:module');
+const { fileURLToPath, pathToFileURL } = require('node:url');
+const v8 = require('node:v8');
+const vm = require('node:vm');
 
-const dir = new URL('../dist/bundle/', import.meta.url);
-const plain = new URL('../dist/cli/main.js', import.meta.url);
+const dir = new URL('../dist/bundle/', pathToFileURL(__filename));
+const plain = new URL('../dist/cli/main.js', pathToFileURL(__filename));
 const mtime = (u) => {
   try {
     return fs.statSync(u).mtimeMs;
@@ -65,6 +68,11 @@ if (process.argv[2] === 'serve' && process.env.KVMCTL_SERVE_OPTIMIZE !== '1') v8
 const fast = new URL('start.cjs', dir);
 const main = new URL('main.js', dir);
 const bundled = mtime(main) >= mtime(plain);
-if (!(process.argv[2] === 'start' && process.env.KVMCTL_FAST_START !== '0' && bundled && mtime(fast) >= mtime(plain) && (await loadCached(fileURLToPath(fast)).main(process.argv.slice(2))))) {
-  await import(bundled ? main.href : plain.href);
-}
+(async () => {
+  if (!(process.argv[2] === 'start' && process.env.KVMCTL_FAST_START !== '0' && bundled && mtime(fast) >= mtime(plain) && (await loadCached(fileURLToPath(fast)).main(process.argv.slice(2))))) {
+    await import(bundled ? main.href : plain.href);
+  }
+})().catch((e) => {
+  process.stderr.write(`${e && e.stack ? e.stack : e}\n`);
+  process.exitCode = 1;
+});

@@ -105,6 +105,14 @@ export class QmpClient extends EventEmitter {
 
   /** Connect to QEMU's QMP socket, read the greeting and leave negotiation mode. */
   static async connect(socketPath: string, opts: QmpConnectOptions = {}): Promise<QmpClient> {
+    return (await QmpClient.connectThen(socketPath, undefined, opts)).client;
+  }
+
+  /**
+   * Connect and run `first` in the same write as `qmp_capabilities` (QEMU dispatches a monitor's
+   * commands in order): one round trip less, e.g. `query-status` right after a start (issue #19).
+   */
+  static async connectThen<T = unknown>(socketPath: string, first: string | undefined, opts: QmpConnectOptions = {}): Promise<{ client: QmpClient; result: T }> {
     const timeoutMs = opts.timeoutMs ?? 5_000;
     if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH) {
       throw new KvmError('QMP_CONNECT', `QMP socket path is too long (${Buffer.byteLength(socketPath)} bytes > ${MAX_SOCKET_PATH}): ${socketPath}`, {
@@ -124,8 +132,8 @@ export class QmpClient extends EventEmitter {
       }, timeoutMs);
     });
     try {
-      await Promise.race([client.handshake(), deadline]);
-      return client;
+      const result = (await Promise.race([client.handshake(first), deadline])) as T;
+      return { client, result };
     } catch (e) {
       socket.destroy();
       throw e;
@@ -134,7 +142,7 @@ export class QmpClient extends EventEmitter {
     }
   }
 
-  private async handshake(): Promise<void> {
+  private async handshake(first?: string): Promise<unknown> {
     const greeting = await new Promise<Record<string, unknown> | Error>((resolve) => {
       this.greeting = resolve;
       this.socket.once('close', () => resolve(this.connectError()));
@@ -149,14 +157,18 @@ export class QmpClient extends EventEmitter {
     }
     this.version = qmp.version;
     this.capabilities = Array.isArray(qmp.capabilities) ? qmp.capabilities : [];
+    const negotiated = this.execute('qmp_capabilities');
+    const after = first === undefined ? undefined : this.execute(first);
+    after?.catch(() => undefined); // reported below, after the negotiation's own error
     try {
-      await this.execute('qmp_capabilities');
+      await negotiated;
     } catch (e) {
       if (e instanceof KvmError && e.code !== 'QMP_CONNECT') {
         throw new KvmError('QMP_CONNECT', `${this.socketPath}: capabilities negotiation failed: ${e.message}`, { hint: e.hint, cause: e });
       }
       throw e;
     }
+    return after;
   }
 
   /** The error for a socket that closed or failed before the handshake finished. */

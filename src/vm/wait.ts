@@ -38,13 +38,11 @@ export async function waitForQmp(socket: string, exited: Promise<unknown>, timeo
       if (fs.existsSync(socket)) {
         mark('QMP socket there: connecting');
         try {
-          const c = await QmpClient.connect(socket, { timeoutMs: Math.max(1000, end - Date.now()) });
-          mark('QMP greeting + capabilities');
-          try {
-            return await c.execute<{ status: string; running: boolean }>('query-status');
-          } finally {
-            await c.close();
-          }
+          // query-status goes in the capabilities' write: one round trip
+          const { client: c, result } = await QmpClient.connectThen<{ status: string; running: boolean }>(socket, 'query-status', { timeoutMs: Math.max(1000, end - Date.now()) });
+          mark('QMP greeting + capabilities + query-status');
+          c.close().catch(() => undefined); // its end overlaps the start's last writes
+          return result;
         } catch (e) {
           mark(`QMP connect failed: ${(e as Error).message.slice(0, 60)}`);
           if (gone) throw failed();

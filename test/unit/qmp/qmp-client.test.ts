@@ -58,6 +58,15 @@ describe('transcripts', () => {
 });
 
 describe('connect', () => {
+  it('connectThen sends its first command with qmp_capabilities and resolves with its reply', async () => {
+    fake = await FakeQmpServer.start(sock, basic);
+    const { client, result } = await QmpClient.connectThen<{ status: string; running: boolean }>(sock, 'query-status', { timeoutMs: 2000 });
+    clients.push(client);
+    // the transcript's QEMU was recorded with -S: its query-status reply says prelaunch
+    expect(result).toEqual({ status: 'prelaunch', singlestep: false, running: false });
+    expect(client.version?.qemu.major).toBe(7);
+  });
+
   it('reads the greeting, sends qmp_capabilities first and exposes the version', async () => {
     const c = await connect();
     expect(c.version).toEqual({ qemu: { major: 7, minor: 2, micro: 22 }, package: expect.stringContaining('Debian') });

@@ -4,44 +4,12 @@
  * before the sync marker, replies split across chunks, errors, a late reply after a timeout that
  * must not be taken for the next command's answer, no agent at all, and guest-exec polling.
  */
-import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { QgaClient } from '../../../src/qga/client.js';
 import { exec, guestAddresses, ping } from '../../../src/qga/commands.js';
+import { startFakeAgent as fakeAgent, stopFakeAgents } from '../../fixtures/qga/fake-qga.js';
 
-type Handler = (cmd: { execute: string; arguments?: Record<string, unknown> }, reply: (s: string | Buffer) => void, conn: net.Socket) => void;
-const servers: net.Server[] = [];
-const conns: net.Socket[] = [];
 const clients: QgaClient[] = [];
-let n = 0;
-
-async function fakeAgent(handler: Handler, opts: { preamble?: string } = {}): Promise<string> {
-  const sock = path.join(os.tmpdir(), `qga-fake-${process.pid}-${n++}.sock`);
-  fs.rmSync(sock, { force: true });
-  const srv = net.createServer((c) => {
-    conns.push(c);
-    if (opts.preamble) c.write(opts.preamble);
-    let buf = '';
-    c.on('data', (b) => {
-      buf += b.toString('latin1').replace(/\xff/g, '');
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        if (!line.trim()) continue;
-        const cmd = JSON.parse(line);
-        if (cmd.execute === 'guest-sync-delimited') c.write(Buffer.concat([Buffer.from([0xff]), Buffer.from(`{"return": ${cmd.arguments.id}}\n`)]));
-        else handler(cmd, (s) => c.write(s), c);
-      }
-    });
-  });
-  servers.push(srv);
-  await new Promise<void>((r) => srv.listen(sock, r));
-  return sock;
-}
 const connect = async (sock: string, timeoutMs?: number) => {
   const c = await QgaClient.connect(sock, { timeoutMs });
   clients.push(c);
@@ -50,8 +18,7 @@ const connect = async (sock: string, timeoutMs?: number) => {
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close();
-  for (const c of conns.splice(0)) c.destroy();
-  for (const s of servers.splice(0)) await new Promise((r) => s.close(r));
+  await stopFakeAgents();
 });
 
 describe('QgaClient', () => {
@@ -100,11 +67,7 @@ describe('QgaClient', () => {
   });
 
   it('QGA_UNAVAILABLE when the channel is up but no agent answers', async () => {
-    const sock = path.join(os.tmpdir(), `qga-mute-${process.pid}.sock`);
-    fs.rmSync(sock, { force: true });
-    const srv = net.createServer((c) => void conns.push(c));
-    servers.push(srv);
-    await new Promise<void>((r) => srv.listen(sock, r));
+    const sock = await fakeAgent(() => undefined, { mute: true });
     await expect(QgaClient.connect(sock, { timeoutMs: 200 })).rejects.toMatchObject({ code: 'QGA_UNAVAILABLE', hint: expect.stringContaining('qemu-guest-agent') });
   });
 

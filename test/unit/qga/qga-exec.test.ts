@@ -5,49 +5,22 @@
  * and signal, truncation, the timeout and an abort killing the program in the guest and still
  * collecting what it wrote, and input over the limit refused before anything is sent.
  */
-import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { QgaClient } from '../../../src/qga/client.js';
 import { EXEC_MAX_INPUT, exec, execCommandTimeout, execStream, exitStatusOf } from '../../../src/qga/commands.js';
+import { startFakeAgent, stopFakeAgents, type QgaCmd as Cmd } from '../../fixtures/qga/fake-qga.js';
 
-type Cmd = { execute: string; arguments?: Record<string, unknown> };
-const servers: net.Server[] = [];
-const conns: net.Socket[] = [];
 const clients: QgaClient[] = [];
-let n = 0;
 
 class AgentError extends Error {}
-/** A fake agent: answers guest-sync-delimited itself, everything else through `handler` (a JSON `return` value, an AgentError, or undefined for no reply). */
+/** A fake agent whose `handler` returns a JSON `return` value, an AgentError, or undefined for no reply. */
 async function fakeAgent(handler: (cmd: Cmd) => unknown, seen: Cmd[] = []): Promise<{ client: QgaClient; seen: Cmd[] }> {
-  const sock = path.join(os.tmpdir(), `qga-exec-${process.pid}-${n++}.sock`);
-  fs.rmSync(sock, { force: true });
-  const srv = net.createServer((c) => {
-    conns.push(c);
-    let buf = '';
-    c.on('data', (b) => {
-      buf += b.toString('latin1').replace(/\xff/g, '');
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        if (!line.trim()) continue;
-        const cmd = JSON.parse(line) as Cmd;
-        if (cmd.execute === 'guest-sync-delimited') {
-          c.write(Buffer.concat([Buffer.from([0xff]), Buffer.from(`{"return": ${(cmd.arguments as { id: number }).id}}\n`)]));
-          continue;
-        }
-        seen.push(cmd);
-        const r = handler(cmd);
-        if (r instanceof AgentError) c.write(`${JSON.stringify({ error: { class: 'GenericError', desc: r.message } })}\n`);
-        else if (r !== undefined) c.write(`${JSON.stringify({ return: r })}\n`);
-      }
-    });
+  const sock = await startFakeAgent((cmd, reply) => {
+    seen.push(cmd);
+    const r = handler(cmd);
+    if (r instanceof AgentError) reply(`${JSON.stringify({ error: { class: 'GenericError', desc: r.message } })}\n`);
+    else if (r !== undefined) reply(`${JSON.stringify({ return: r })}\n`);
   });
-  servers.push(srv);
-  await new Promise<void>((r) => srv.listen(sock, r));
   const client = await QgaClient.connect(sock);
   clients.push(client);
   return { client, seen };
@@ -56,8 +29,7 @@ const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close();
-  for (const c of conns.splice(0)) c.destroy();
-  for (const s of servers.splice(0)) await new Promise((r) => s.close(r));
+  await stopFakeAgents();
 });
 
 describe('execStream', () => {
@@ -170,26 +142,16 @@ describe('exec (collected)', () => {
 
 describe('big answers', () => {
   it('a reply of megabytes that takes longer than the timeout to arrive, but keeps arriving, is not cut off', async () => {
-    const sock = path.join(os.tmpdir(), `qga-big-${process.pid}.sock`);
-    fs.rmSync(sock, { force: true });
     const data = Buffer.alloc(3 * 1024 * 1024, 7);
-    const srv = net.createServer((c) => {
-      conns.push(c);
-      c.on('data', (b) => {
-        const line = b.toString('latin1').replace(/\xff/g, '').trim();
-        const cmd = JSON.parse(line) as Cmd;
-        if (cmd.execute === 'guest-sync-delimited') return void c.write(Buffer.concat([Buffer.from([0xff]), Buffer.from(`{"return": ${(cmd.arguments as { id: number }).id}}\n`)]));
-        const reply = Buffer.from(`${JSON.stringify({ return: { exited: true, exitcode: 0, 'out-data': data.toString('base64') } })}\n`);
-        let off = 0;
-        const t = setInterval(() => {
-          c.write(reply.subarray(off, off + 128 * 1024));
-          off += 128 * 1024;
-          if (off >= reply.length) clearInterval(t);
-        }, 60); // 32 pieces over ≈ 2 s, each well within the timeout even on a loaded host
-      });
+    const sock = await startFakeAgent((_cmd, send) => {
+      const reply = Buffer.from(`${JSON.stringify({ return: { exited: true, exitcode: 0, 'out-data': data.toString('base64') } })}\n`);
+      let off = 0;
+      const t = setInterval(() => {
+        send(reply.subarray(off, off + 128 * 1024));
+        off += 128 * 1024;
+        if (off >= reply.length) clearInterval(t);
+      }, 60); // 32 pieces over ≈ 2 s, each well within the timeout even on a loaded host
     });
-    servers.push(srv);
-    await new Promise<void>((r) => srv.listen(sock, r));
     const c = await QgaClient.connect(sock);
     clients.push(c);
     const t0 = Date.now();

@@ -7,7 +7,8 @@
  *     running the same two argvs, and bare QEMU with the pre-tuning default (q35, bzImage, no
  *     lpj=/no_timer_check/mitigations=off) that the issue's 6.7 s figure refers to. Alternating.
  *
- *   node bench/start.mjs [--quick] [--latency-only]   (--latency-only: part A alone)
+ *   node bench/start.mjs [--quick] [--latency-only] [--guest-only] [--runs N]
+ *   (--latency-only: part A alone; --guest-only: part B alone; --runs: rounds of part B, default 5)
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -22,7 +23,7 @@ export async function run(results) {
     await h.apply(tinyVm('gf', { profile: 'fast' }));
     await h.apply(tinyVm('gs-bare'));
     await h.apply(tinyVm('gf-bare', { profile: 'fast' }));
-    await startLatency(h, results);
+    if (!process.argv.includes('--guest-only')) await startLatency(h, results);
     if (!process.argv.includes('--latency-only')) await guestReady(h, results);
   } finally {
     await h.cleanup();
@@ -77,7 +78,8 @@ async function startLatency(h, results) {
 }
 
 async function guestReady(h, results) {
-  const runs = QUICK ? 3 : 5;
+  const ri = process.argv.indexOf('--runs');
+  const runs = ri > 0 ? Number(process.argv[ri + 1]) : QUICK ? 3 : 5;
   const argvStd = await cmdlineArgv(h, 'gs-bare');
   const argvFast = await cmdlineArgv(h, 'gf-bare');
   // The pre-tuning default: same q35 argv, the compressed bzImage, no boot-speed kernel options.

@@ -346,6 +346,16 @@ export const FAST_GIVES_UP =
   'no firmware boot (direct kernel boot only), and guest reboot, a panic with panic=-1 or `kvmctl reset` end the VM (-no-reboot)';
 
 /**
+ * Kernel arguments the fast profile adds to a direct-kernel boot (measured, BENCHMARKS.md #19).
+ * `cryptomgr.notests`: skip the boot-time self-tests of the kernel's built-in crypto algorithms
+ * (crypto_algapi_init ran them for ~165 ms of a ~1.8 s TCG boot of the Debian kernel). They
+ * check the kernel's own implementations, not anything the guest configures; a kernel booted
+ * with fips=1 runs them anyway (the kernel ignores notests in FIPS mode). Not added when the
+ * definition's append already has it.
+ */
+export const FAST_KERNEL_ARGS = 'cryptomgr.notests';
+
+/**
  * microvm has no HPET and no ACPI PM timer. Under KVM the guest reads its TSC rate from kvm-clock;
  * under TCG it calibrates the TSC against the PIT, which fails on a loaded host ("Fast TSC
  * calibration failed ... No reference (HPET/PMTIMER) available") and the boot then hangs. So under
@@ -363,13 +373,14 @@ export function machineLayout(vm: VmSpec, facts: HostFacts, ctx: ArgvContext, wa
     if (why.length) throw new KvmError('MICROVM_UNFIT', `${vm.name}: machine type microvm cannot be used: ${why.join('; ')}`, { exit: 2, hint: 'use machine: q35 with profile: fast, or change the devices listed' });
   }
   if (vm.profile !== 'fast') return std;
+  const fastAppend = [tscArg, ctx.kernel && !/\bcryptomgr\.notests\b/.test(userAppend) ? FAST_KERNEL_ARGS : undefined].filter(Boolean).join(' ') || undefined;
   const canMicrovm = facts.machines.length === 0 || facts.machines.includes('microvm');
   const why = microvmBlockers(vm, !!ctx.kernel);
   if (!(accel === 'kvm' || facts.tscKhz || /\btsc_early_khz=/.test(userAppend)))
     why.push('under TCG microvm needs the host TSC rate (it has no HPET/PM timer to calibrate against) and it is unknown here');
   if (vm.machine.type === 'microvm' || (vm.machine.type === 'q35' && canMicrovm && why.length === 0)) {
     warnings.push(`profile fast: microvm machine with virtio-mmio devices; gives up ${FAST_GIVES_UP}`);
-    return { type: 'microvm', mmio: true, machineOpts: { 'x-option-roms': 'off' }, noReboot: true, append: tscArg };
+    return { type: 'microvm', mmio: true, machineOpts: { 'x-option-roms': 'off' }, noReboot: true, append: fastAppend };
   }
   const reason = vm.machine.type !== 'q35' ? `machine ${vm.machine.type} was asked for` : !canMicrovm ? `${facts.qemuBinary} has no microvm machine` : why.join('; ');
   const qboot = ctx.kernel && vm.display.type === 'none' && effectiveFirmware(vm) === 'bios' && (vm.machine.type === 'q35' || vm.machine.type === 'pc');
@@ -377,5 +388,5 @@ export function machineLayout(vm: VmSpec, facts: HostFacts, ctx: ArgvContext, wa
     `profile fast: staying on ${vm.machine.type} (${reason})${qboot ? ' with qboot firmware' : ''} and -no-reboot: ` +
       `guest reboot, a panic with panic=-1 or \`kvmctl reset\` end the VM${qboot ? '; qboot boots only the direct kernel' : ''}`,
   );
-  return { ...std, bios: qboot ? 'qboot.rom' : undefined, noReboot: true };
+  return { ...std, bios: qboot ? 'qboot.rom' : undefined, noReboot: true, append: [std.append, ctx.kernel && !/\bcryptomgr\.notests\b/.test(userAppend) ? FAST_KERNEL_ARGS : undefined].filter(Boolean).join(' ') || undefined };
 }

@@ -56,7 +56,8 @@ describe('profile: fast', () => {
     expect(values(argv, '-netdev')[1]).toBe('tap,id=net1,ifname=kvt-tap1,vhost=off,script=no,downscript=no');
     expect(values(argv, '-kernel')).toEqual(['/g/vmlinux']);
     // Under TCG the kernel is told the TSC rate: microvm has no HPET/PM timer to calibrate against.
-    expect(values(argv, '-append')).toEqual(['console=ttyS0 tsc_early_khz=2596142']);
+    // …and skips the crypto self-tests (FAST_KERNEL_ARGS: ~165 ms of a TCG boot, BENCHMARKS.md #19).
+    expect(values(argv, '-append')).toEqual(['console=ttyS0 tsc_early_khz=2596142 cryptomgr.notests']);
     expect(warnings.find((w) => w.startsWith('profile fast: microvm'))).toMatch(/no PCI.*no VGA.*no CD-ROMs.*-no-reboot/);
   });
 
@@ -72,19 +73,26 @@ describe('profile: fast', () => {
     const { argv, warnings } = buildArgv(vm({ profile: 'fast' }), TCG_HOST_FACTS, ctx());
     expect(values(argv, '-machine')).toEqual(['type=q35,accel=tcg']);
     expect(values(argv, '-bios')).toEqual(['qboot.rom']);
-    expect(values(argv, '-append')).toEqual(['console=ttyS0']);
+    expect(values(argv, '-append')).toEqual(['console=ttyS0 cryptomgr.notests']);
     expect(warnings.join('\n')).toMatch(/TSC rate.*unknown/);
     // A rate given in the definition's own append is enough, and is not given twice.
     const c = ctx();
     c.kernel!.append = 'console=ttyS0 tsc_early_khz=3000000';
     const own = buildArgv(vm({ profile: 'fast' }), TCG, c);
     expect(values(own.argv, '-machine')[0]).toMatch(/^type=microvm/);
-    expect(values(own.argv, '-append')).toEqual(['console=ttyS0 tsc_early_khz=3000000']);
+    expect(values(own.argv, '-append')).toEqual(['console=ttyS0 tsc_early_khz=3000000 cryptomgr.notests']);
+  });
+
+  it('adds cryptomgr.notests only for the fast profile, and not twice', () => {
+    const c = ctx();
+    c.kernel!.append = 'console=ttyS0 cryptomgr.notests';
+    expect(values(buildArgv(vm({ profile: 'fast' }), KVM_HOST_FACTS, c).argv, '-append')).toEqual(['console=ttyS0 cryptomgr.notests']);
+    expect(values(buildArgv(vm({ profile: 'standard' }), TCG, ctx()).argv, '-append')).toEqual(['console=ttyS0']);
   });
 
   it('under KVM no TSC rate is added (kvm-clock gives it)', () => {
     const { argv } = buildArgv(vm({ profile: 'fast' }), KVM_HOST_FACTS, ctx());
-    expect(values(argv, '-append')).toEqual(['console=ttyS0']);
+    expect(values(argv, '-append')).toEqual(['console=ttyS0 cryptomgr.notests']);
   });
 
   it('a cloud-init seed becomes a virtio-blk-device on microvm', () => {

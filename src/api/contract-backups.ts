@@ -61,6 +61,7 @@ export const backupPruneResultSchema = z.object({
   removed: z.array(z.string()),
   merged: z.array(z.object({ into: z.string(), from: z.string(), disks: z.array(z.string()) })),
   dryRun: z.boolean(),
+  anchors: z.object({ removed: z.array(z.string()), failed: z.array(z.string()) }).optional(),
 });
 
 export const backupTasksSchema = z.array(

@@ -11,8 +11,10 @@
  * The VM's record of this (<data>/vms/VM/backup.json) is written before the jobs start (write-ahead)
  * and completed after the backup is in place.
  * RBD volume disks (volumes.ts) go through the same jobs; their bitmap is non-persistent (RBD
- * images cannot hold QEMU's persistent bitmaps), so it exists only in the QEMU that made it and
- * the first backup after that QEMU is gone is full, saying so.
+ * images cannot hold QEMU's persistent bitmaps), so it exists only in the QEMU that made it. Each
+ * backup also leaves an RBD snapshot (an anchor, storage/anchors.ts) taken just before its point in
+ * time; when the bitmap is gone, the next backup rebuilds it from `rbd diff` since that anchor
+ * (rbd-diff.ts). Each disk's manifest entry says which way it went (`via`: bitmap, rbd-diff, full).
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -29,9 +31,12 @@ import { activeDisks, type ActiveDisk } from '../vm/storage.js';
 import { addTarget, bitmapName, diskNodes, dropStaleBitmaps, removeTarget, runBackupJobs, type DiskJob, type DiskNode } from './jobs.js';
 import { backupDir, fileSha256, listBackups, newBackupId, resolveRepo, vmRepoDir, writeManifest, type Manifest, type ManifestDisk } from './repo.js';
 import { contentSha256 } from './sums.js';
-import { daemonVolumes, refuseOpenVolumes, volumeDisks, volumeRef } from './volumes.js';
+import { anchorName } from '../storage/anchors.js';
+import { daemonVolumes, refuseOpenVolumes, volumeDisks, volumeRef, type VolumeDisk } from './volumes.js';
 import { currentTask, taskLog, taskProgress, taskSignal } from '../tasks/current.js';
 
+/** How a disk's changes were found: QEMU's dirty bitmap, RBD's diff since the previous anchor (the bitmap was gone), or none (a full copy). */
+export type Via = 'bitmap' | 'rbd-diff' | 'full';
 export type BackupState = { format: 1; repo: string; last?: string; generation?: string; inProgress?: string };
 const stateFile = (paths: Paths, vm: string) => path.join(vmStateDir(paths, vm), 'backup.json');
 export const readBackupState = (paths: Paths, vm: string) => readJson<BackupState>(stateFile(paths, vm));
@@ -50,7 +55,7 @@ export type CreateResult = { repo: string; dir: string; manifest: Manifest; byte
  */
 export function fullReason(
   o: { mode: 'auto' | 'full' | 'incremental'; repo: string; state?: BackupState; prev?: Manifest },
-  disks: { id: string; format: string; node?: DiskNode }[],
+  disks: { id: string; format: string; node?: DiskNode; /** RBD: the previous backup's anchor snapshot, when the volume still has it. */ anchor?: string }[],
 ): string | undefined {
   if (o.mode === 'full') return 'a full backup was asked for';
   const { state, prev } = o;
@@ -64,8 +69,9 @@ export function fullReason(
     if (d.format !== 'qcow2' && d.format !== 'rbd') continue; // raw files are always copied whole (no persistent bitmap on raw)
     if (!prev.disks.some((x) => x.id === d.id)) return `disk ${d.id} is new since ${prev.id}`;
     const b = d.node?.bitmaps.find((x) => x.name === bm);
+    if (d.format === 'rbd' && !b && d.anchor) continue; // rebuilt from rbd diff since the anchor
     if (d.format === 'rbd' && !b)
-      return `disk ${d.id} is an RBD volume: RBD images cannot hold QEMU's persistent dirty bitmaps, so its bitmap ${bm} lived only in the QEMU that made backup ${prev.id}, and the QEMU running now has none (the VM was started or migrated since, or that backup was of the stopped VM)`;
+      return `disk ${d.id} is an RBD volume: RBD images cannot hold QEMU's persistent dirty bitmaps, so its bitmap ${bm} lived only in the QEMU that made backup ${prev.id}, and the QEMU running now has none (the VM was started or migrated since, or that backup was of the stopped VM); and the volume no longer has the snapshot ${anchorName(prev.id)} that rbd diff would count from (removed, rolled back, or the volume replaced)`;
     if (!b) return `disk ${d.id} carries no dirty bitmap ${bm} (a new image, an external snapshot, or a restore since ${prev.id})`;
     if (b.inconsistent) return `the dirty bitmap of disk ${d.id} is inconsistent: QEMU did not exit cleanly (kill -9, a crash, a host reboot) since ${prev.id}`;
   }
@@ -103,18 +109,41 @@ export async function createBackup(paths: Paths, name: string, o: CreateOptions 
     }
     let q: QmpClient | undefined = daemon?.q;
     const targets: string[] = [];
+    const madeAnchors: VolumeDisk[] = [];
     try {
       q ??= await QmpClient.connect(vmRuntimeFiles(paths, name).qmp, { timeoutMs: 5_000 });
       // File disks of a running VM are -drives (found by device); volume disks are -blockdev nodes named by the disk id.
       const volIds = new Set(vols.map((v) => v.id));
       const nodes = await diskNodes(q, [...chosen.map((a) => a.id), ...vols.map((v) => v.id)], { byDevice: (id) => up && !volIds.has(id) });
-      const facts = [...chosen.map((a) => ({ id: a.id, format: a.topFormat, node: nodes.get(a.id)! })), ...vols.map((v) => ({ id: v.id, format: 'rbd', node: nodes.get(v.id)! }))];
+      const anchors = await import('../storage/anchors.js');
+      const c = { paths, netns: o.netns };
+      // The previous backup's anchor on each volume, when it is still there.
+      const prevAnchor = async (v: (typeof vols)[number]) => (prev && (await anchors.listAnchors(c, v.storage, v.volume)).includes(anchorName(prev.id)) ? anchorName(prev.id) : undefined);
+      const facts: { id: string; format: string; node: DiskNode; anchor?: string; vol?: (typeof vols)[number] }[] = [...chosen.map((a) => ({ id: a.id, format: a.topFormat, node: nodes.get(a.id)! }))];
+      for (const v of vols) {
+        const node = nodes.get(v.id)!;
+        const hasBitmap = !!state?.generation && node.bitmaps.some((b) => b.name === bitmapName(state.generation!));
+        facts.push({ id: v.id, format: 'rbd', node, anchor: hasBitmap ? undefined : await prevAnchor(v), vol: v });
+      }
       const reason = fullReason({ mode: o.mode ?? 'auto', repo, state, prev }, facts);
       const full = reason !== undefined;
       const generation = full ? crypto.randomBytes(6).toString('hex') : state!.generation!;
+      const via = (f: (typeof facts)[number]): Via => (full || (f.format !== 'qcow2' && f.format !== 'rbd') ? 'full' : f.node.bitmaps.some((b) => b.name === bitmapName(generation)) ? 'bitmap' : 'rbd-diff');
       fs.mkdirSync(partial);
       // Write-ahead: until this backup is in place, the next one must not trust the bitmaps.
       writeBackupState(paths, name, { format: 1, repo, ...(state?.repo === repo ? { last: state.last, generation: state.generation } : {}), inProgress: id });
+      // RBD disks: a bitmap rebuilt from rbd diff (rbd-diff.ts; the bitmap first, then the anchor),
+      // and every volume's new anchor, taken before the point in time below.
+      const marked = new Map<string, number>();
+      for (const f of facts.filter((x) => x.vol && via(x) === 'rbd-diff')) await q.execute('block-dirty-bitmap-add', { node: f.node.node, name: bitmapName(generation), persistent: false });
+      for (const f of facts.filter((x) => x.vol)) {
+        await anchors.makeAnchor(c, f.vol!.storage, f.vol!.volume, anchorName(id));
+        madeAnchors.push(f.vol!);
+      }
+      for (const f of facts.filter((x) => x.vol && via(x) === 'rbd-diff')) {
+        const extents = await anchors.changedExtents(c, f.vol!.storage, f.vol!.volume, f.anchor!, anchorName(id));
+        marked.set(f.id, await (await import('./rbd-diff.js')).markExtents(q, { diskId: f.id, node: f.node.node, bitmap: bitmapName(generation), extents, virtualSize: f.node.virtualSize, dir: partial }));
+      }
       const jobs: DiskJob[] = [];
       const { qemuImg } = await import('../disk/qemu-img.js');
       for (const f of facts) {
@@ -132,7 +161,7 @@ export async function createBackup(paths: Paths, name: string, o: CreateOptions 
       const freeze = !up || o.noFreeze ? undefined : await (await import('../vm/guest-agent.js')).freezeIfAgent(vm, vmRuntimeFiles(paths, name).dir);
       const thaw = async () => void (await freeze?.thaw().catch(() => undefined));
       const tJobs = Date.now();
-      taskLog(`backup ${id}: ${full ? `full (${reason})` : `incremental on ${prev!.id}`}, disks ${facts.map((f) => f.id).join(', ')}${freeze ? ', guest filesystems frozen' : ''}`);
+      taskLog(`backup ${id}: ${full ? `full (${reason})` : `incremental on ${prev!.id}`}, disks ${facts.map((f) => `${f.id} (${via(f)}${marked.has(f.id) ? `: ${marked.get(f.id)} bytes changed since ${f.anchor}` : ''})`).join(', ')}${freeze ? ', guest filesystems frozen' : ''}`);
       // Inside an API task: the block jobs' progress is the task's (the first 90 %; checksums follow).
       const onProgress = o.onProgress ?? (currentTask() ? (done: number, total: number) => taskProgress((90 * done) / total) : undefined);
       // Cancellable from here on (the task's Cancel → block-job-cancel; the partial copy is removed below).
@@ -159,6 +188,9 @@ export async function createBackup(paths: Paths, name: string, o: CreateOptions 
           format: a ? a.baseFormat : 'raw',
           ...(v ? { volume: volumeRef(v) } : {}),
           kind: job.mode === 'incremental' ? 'incremental' : 'full',
+          via: via(f),
+          ...(v ? { anchor: anchorName(id) } : {}),
+          ...(marked.has(f.id) ? { diffBytes: marked.get(f.id) } : {}),
           ...(job.mode === 'incremental' ? { backing: `../${prev!.id}/${file}` } : {}),
           virtualSize: f.node.virtualSize,
           fileSize: fs.statSync(target).blocks * 512,
@@ -207,11 +239,15 @@ export async function createBackup(paths: Paths, name: string, o: CreateOptions 
       writeManifest(partial, manifest);
       fs.renameSync(partial, backupDir(repo, name, id));
       writeBackupState(paths, name, { format: 1, repo, last: id, generation });
+      // Only the newest anchor is needed; an older one left behind (a failure here) goes at the next backup, prune or volume rm.
+      for (const v of madeAnchors) await anchors.dropAnchors(c, v.storage, v.volume, { keep: anchorName(id) }).catch((e) => taskLog(`could not remove older backup anchors of ${volumeRef(v)}: ${(e as Error).message}`));
       return { repo, dir: backupDir(repo, name, id), manifest, bytes: disks.reduce((s, d) => s + d.fileSize, 0), ...(reason ? { reason } : {}) };
     } catch (e) {
       if (q) for (const t of targets) await removeTarget(q, t);
       if (daemon && q) await daemon.close().catch(() => undefined); // a running VM's connection closes in finally
       fs.rmSync(partial, { recursive: true, force: true });
+      const { dropAnchors } = await import('../storage/anchors.js');
+      for (const v of madeAnchors) await dropAnchors({ paths, netns: o.netns }, v.storage, v.volume, { only: anchorName(id) }).catch(() => undefined);
       throw e;
     } finally {
       if (q && !daemon) await q.close().catch(() => undefined);

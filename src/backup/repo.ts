@@ -35,6 +35,11 @@ export type ManifestDisk = {
   fileSize: number;
   /** SHA-256 of the disk's whole content as a restore writes it (the chain, flattened to raw). */
   sha256: string;
+  /** How the changes were found: the dirty bitmap, rbd diff since the previous backup's anchor, or a full copy (older manifests: absent). */
+  via?: 'bitmap' | 'rbd-diff' | 'full';
+  /** RBD: the anchor snapshot this backup left on the volume (kvmctl-bk-ID), and for rbd-diff the bytes the diff marked. */
+  anchor?: string;
+  diffBytes?: number;
   /** Why this disk's backup is full although an incremental was asked. */
   fullBecause?: string;
 };

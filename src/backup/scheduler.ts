@@ -89,7 +89,7 @@ export class BackupScheduler {
       last = { at: now.toISOString(), ok: true, id: r.manifest.id, kind: r.manifest.kind, ...(r.reason && r.manifest.kind === 'full' ? { reason: r.reason } : {}) };
       const k = spec.backup!.keep;
       if (k && Object.values(k).some((n) => n)) {
-        const p = await (await import('./verify-prune.js')).pruneBackups(this.paths, vm, k);
+        const p = await (await import('./verify-prune.js')).pruneBackups(this.paths, vm, k, { netns: this.netns });
         last.pruned = p.removed.length;
       }
       this.log(`backup: ${vm}@${last.id} (${last.kind})${last.pruned ? `, pruned ${last.pruned}` : ''}`);

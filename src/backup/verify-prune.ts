@@ -79,7 +79,8 @@ export function verifyFailed(results: VerifyResult[]): KvmError | undefined {
   return new KvmError('BACKUP_CORRUPT', `${bad.map((b) => `${b.backup}: ${b.problems.join('; ')}`).join(' | ')}`, { hint: 'restore from another backup; the next backup of the VM can be made --full' });
 }
 
-export type PruneResult = { vm: string; kept: { id: string; by: string }[]; removed: string[]; merged: { into: string; from: string; disks: string[] }[]; dryRun: boolean };
+/** `anchors`: kvmctl's RBD snapshots (kvmctl-bk-ID) of removed backups that were removed with them (VOLUME@SNAP), and the ones that could not be (left for the next backup or volume rm). */
+export type PruneResult = { vm: string; kept: { id: string; by: string }[]; removed: string[]; merged: { into: string; from: string; disks: string[] }[]; dryRun: boolean; anchors?: { removed: string[]; failed: string[] } };
 
 /**
  * Make each kept backup that builds on a removed one independent of it: every incremental disk is
@@ -136,14 +137,31 @@ async function mergeInto(repo: string, vm: string, all: Manifest[], remove: Set<
   for (const id of remove) fs.rmSync(backupDir(repo, vm, id), { recursive: true, force: true });
 }
 
-export async function pruneBackups(paths: Paths, vm: string, rules: KeepRules, o: { to?: string; dryRun?: boolean } = {}): Promise<PruneResult> {
+export async function pruneBackups(paths: Paths, vm: string, rules: KeepRules, o: { to?: string; dryRun?: boolean; netns?: string } = {}): Promise<PruneResult> {
   const repo = resolveRepo(paths, o.to);
   const all = listBackups(repo, vm);
   const plan = planPrune(all.map((b) => ({ id: b.id, createdAt: b.createdAt })), rules);
   const merged: PruneResult['merged'] = [];
+  const anchors = { removed: [] as string[], failed: [] as string[] };
   if (!o.dryRun && plan.remove.length) {
     // Under the VM's lock: no backup of it meanwhile.
-    await withVmLock(paths, vm, () => mergeInto(repo, vm, listBackups(repo, vm), new Set(plan.remove), merged));
+    await withVmLock(paths, vm, async () => {
+      const now = listBackups(repo, vm);
+      await mergeInto(repo, vm, now, new Set(plan.remove), merged);
+      // The RBD anchors of removed backups (usually none: a newer backup replaced them already).
+      const drop = now.filter((b) => plan.remove.includes(b.id)).flatMap((b) => b.disks.filter((d) => d.volume && d.anchor).map((d) => ({ vol: d.volume!, snap: d.anchor! })));
+      if (drop.length) {
+        const a = await import('../storage/anchors.js');
+        for (const x of drop) {
+          const [storage, volume] = x.vol.split('/') as [string, string];
+          try {
+            if ((await a.dropAnchors({ paths, netns: o.netns }, storage, volume, { only: x.snap })).length) anchors.removed.push(`${x.vol}@${x.snap}`);
+          } catch (e) {
+            anchors.failed.push(`${x.vol}@${x.snap}: ${(e as Error).message}`);
+          }
+        }
+      }
+    });
   }
-  return { vm, kept: plan.keep, removed: plan.remove, merged, dryRun: !!o.dryRun };
+  return { vm, kept: plan.keep, removed: plan.remove, merged, dryRun: !!o.dryRun, ...(anchors.removed.length || anchors.failed.length ? { anchors } : {}) };
 }

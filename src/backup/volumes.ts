@@ -18,6 +18,7 @@ import type { Paths } from '../host/paths.js';
 import type { VmSpec } from '../definition/vm.js';
 import { volumeDisks, type VolumeDisk } from '../storage/attach.js';
 import type { DaemonDisk } from './storage-daemon.js';
+import { isAnchor } from '../storage/anchors.js';
 
 export { volumeDisks, type VolumeDisk };
 
@@ -57,7 +58,9 @@ export async function volumeRestoreProblems(paths: Paths, netns: string | undefi
   if (others.length) problems.push(`disk ${p.id}: volume ${ref} is a disk of ${others.map((u) => `VM "${u.vm}"`).join(', ')} (even --force never writes another VM's disk)`);
   if (st.exists && !force) problems.push(`disk ${p.id}: volume ${ref} exists (kvmctl never overwrites a disk without --force)`);
   if (st.exists && st.watchers.length) problems.push(`disk ${p.id}: volume ${ref} is open by ${st.watchers.join(', ')} (a VM runs it, maybe on another host)`);
-  if (st.exists && st.snapshots.length) problems.push(`disk ${p.id}: volume ${ref} has snapshots (${st.snapshots.join(', ')}); replacing it would drop them (remove them, or restore beside it with --as NEW)`);
+  // kvmctl's own backup anchors go with the replaced volume (the next backup is full).
+  const snaps = st.snapshots.filter((s) => !isAnchor(s));
+  if (st.exists && snaps.length) problems.push(`disk ${p.id}: volume ${ref} has snapshots (${snaps.join(', ')}); replacing it would drop them (remove them, or restore beside it with --as NEW)`);
   return { problems, replaced: st.exists };
 }
 

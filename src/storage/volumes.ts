@@ -22,6 +22,7 @@ import { VOLUME_RE } from '../definition/names.js';
 import { secretId, serverOf } from '../qemu/argv-rbd.js';
 import { readRbdStorage, vmsUsingStorage } from './defs.js';
 import { imageSpec, readKey, rbdRun, type RbdTarget } from './rbd.js';
+import { dropAnchors, isAnchor, refuseAnchorName } from './anchors.js';
 
 export const FEATURES = 'layering,exclusive-lock,object-map,fast-diff';
 
@@ -110,10 +111,12 @@ export async function resizeVolume(c: Ctx, ref: string, size: number, o: { shrin
   return { volume: ref, from, to: size };
 }
 
-export type SnapRow = { name: string; size: number; protected: boolean; at: string };
+/** `backupAnchor`: kvmctl's own kvmctl-bk-ID snapshot of a backup (anchors.ts), not a user's. */
+export type SnapRow = { name: string; size: number; protected: boolean; at: string; backupAnchor?: true };
 
 export async function snapshotCreate(c: Ctx, ref: string): Promise<{ snapshot: string; consistency: string }> {
   const r = parseRef(ref, { snap: 'required' });
+  refuseAnchorName(r.snap);
   const t = await target(c, r.storage);
   const live = (await runningUsers(c, r))[0];
   let consistency = 'VM not running: consistent';
@@ -143,7 +146,7 @@ export async function snapshotList(c: Ctx, ref: string): Promise<SnapRow[]> {
   const r = parseRef(ref);
   const t = await target(c, r.storage);
   const rows = JSON.parse(await rbdRun(t, ['snap', 'ls', '--format', 'json', imageSpec(t.s, r.volume)], { what: `volume ${ref}` })) as { name: string; size: number; protected: string; timestamp: string }[];
-  return rows.map((x) => ({ name: x.name, size: x.size, protected: x.protected === 'true', at: x.timestamp }));
+  return rows.map((x) => ({ name: x.name, size: x.size, protected: x.protected === 'true', at: x.timestamp, ...(isAnchor(x.name) ? { backupAnchor: true as const } : {}) }));
 }
 
 export async function snapshotRollback(c: Ctx, ref: string): Promise<{ volume: string; snapshot: string }> {
@@ -153,6 +156,8 @@ export async function snapshotRollback(c: Ctx, ref: string): Promise<{ volume: s
   const t = await target(c, r.storage);
   await watcherCheck(t, r, 'roll back');
   await rbdRun(t, ['snap', 'rollback', '--no-progress', imageSpec(t.s, r.volume, r.snap)], { what: `snapshot ${ref}`, timeoutMs: 600_000 });
+  // The image is rewritten behind any backup anchor: a diff from one would no longer be what changed since that backup.
+  await dropAnchors(c, r.storage, r.volume);
   return { volume: `${r.storage}/${r.volume}`, snapshot: r.snap! };
 }
 
@@ -202,8 +207,10 @@ export async function removeVolume(c: Ctx, ref: string): Promise<{ removed: stri
   if (users.length) throw badInput('VOLUME_IN_USE', `volume ${ref} is a disk of ${users.map((u) => `VM "${u.vm}" (${u.disk})`).join(', ')}`, 'remove the disk from the definition (or the VM) first; nothing was deleted');
   const t = await target(c, r.storage);
   await watcherCheck(t, r, 'remove');
-  const snaps = await snapshotList(c, ref);
+  const snaps = (await snapshotList(c, ref)).filter((s) => !s.backupAnchor);
   if (snaps.length) throw badInput('VOLUME_HAS_SNAPSHOTS', `volume ${ref} has ${snaps.length} snapshot(s): ${snaps.map((s) => s.name).join(', ')}`, `remove them first (kvmctl volume snapshot rm ${ref}@NAME)`);
+  // kvmctl's backup anchors never block a removal: the backups in the repository do not need them.
+  await dropAnchors(c, r.storage, r.volume);
   await rbdRun(t, ['rm', '--no-progress', imageSpec(t.s, r.volume)], { what: `volume ${ref}` });
   return { removed: ref };
 }

@@ -54,6 +54,7 @@ export async function snapshotVolumeVm(paths: Paths, vm: VmSpec, snap: string, o
   const v = await import('../storage/volumes.js');
   const c = { paths, netns: o.netns };
   const chosen = chosenVolumes(vm, o.disks);
+  (await import('../storage/anchors.js')).refuseAnchorName(snap);
   return withVmLock(paths, vm.name, async () => {
     const st = await vmStatus(paths, vm.name, { lockHeld: true });
     for (const d of chosen) {
@@ -102,7 +103,8 @@ export async function snapshotVolumeVm(paths: Paths, vm: VmSpec, snap: string, o
 export async function listVolumeVmSnapshots(paths: Paths, vm: VmSpec, netns?: string): Promise<{ id: string; base: string; top: string; external: never[]; internal: string[] }[]> {
   const v = await import('../storage/volumes.js');
   const out = [];
-  for (const d of volumeDisks(vm)) out.push({ id: d.id, base: ref(d), top: ref(d), external: [] as never[], internal: (await v.snapshotList({ paths, netns }, ref(d))).map((s) => s.name) });
+  // kvmctl's backup anchors (kvmctl-bk-ID) are no VM snapshots.
+  for (const d of volumeDisks(vm)) out.push({ id: d.id, base: ref(d), top: ref(d), external: [] as never[], internal: (await v.snapshotList({ paths, netns }, ref(d))).filter((s) => !s.backupAnchor).map((s) => s.name) });
   return out;
 }
 
@@ -110,6 +112,7 @@ export async function listVolumeVmSnapshots(paths: Paths, vm: VmSpec, netns?: st
 async function holders(paths: Paths, vm: VmSpec, snap: string, netns?: string): Promise<VolumeDisk[]> {
   const v = await import('../storage/volumes.js');
   const hits: VolumeDisk[] = [];
+  (await import('../storage/anchors.js')).refuseAnchorName(snap);
   for (const d of volumeDisks(vm)) if ((await v.snapshotList({ paths, netns }, ref(d))).some((s) => s.name === snap)) hits.push(d);
   if (!hits.length) throw badInput('SNAPSHOT_NOT_FOUND', `VM "${vm.name}" has no snapshot "${snap}" on any of its volumes`, `kvmctl snapshot ${vm.name} --list`);
   return hits;

@@ -4,8 +4,9 @@
  * test guest under QEMU (TCG). QEMU, qemu-storage-daemon and kvmctl's rbd/qemu-img calls run in the
  * cluster's namespace (KVMCTL_NETNS), as on a host of the cluster.
  *   - backups: full (blockdev-backup of the rbd node into the repository's qcow2), incremental on
- *     the non-persistent bitmap while the same QEMU runs, full (saying why) after a restart, a
- *     stopped-VM backup through qemu-storage-daemon opening the volume, verify, restore over the
+ *     the non-persistent bitmap while the same QEMU runs, incremental via rbd diff after a restart
+ *     (ceph-backup-restart.test.ts has the details), a stopped-VM backup through qemu-storage-daemon
+ *     opening the volume, verify, restore over the
  *     volume (refusals first, nothing changed), --as NEW (a new volume) and --as NEW --as-files;
  *   - VM snapshots: an RBD snapshot of the volume, revert restores what the guest wrote, rm;
  *   - volumes in the HTTP API (kvmctl serve): list, info, create, resize, rm, refusals as statuses.
@@ -31,7 +32,7 @@ const ok = async (args: string[]) => {
   expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
   return r.stdout;
 };
-type Manifest = { id: string; kind: string; parent?: string; vmState: string; note?: string; frozen: boolean; disks: { id: string; kind: string; volume?: string; sha256: string; fileSize: number; virtualSize: number }[] };
+type Manifest = { id: string; kind: string; parent?: string; vmState: string; note?: string; frozen: boolean; disks: { id: string; kind: string; via?: string; volume?: string; sha256: string; fileSize: number; virtualSize: number }[] };
 type Created = { manifest: Manifest; reason?: string; dir: string };
 const backup = async (...extra: string[]) => JSON.parse(await ok(['--json', 'backup', 'create', 'web', '-q', ...extra])) as Created;
 
@@ -73,7 +74,7 @@ afterAll(async () => {
 describe.skipIf(!can.ok)(`backups and VM snapshots of RBD disks on a real Ceph${can.ok ? '' : ` (skipped: ${can.why})`}`, () => {
   const ids: Record<string, string> = {};
 
-  it('a running VM: full backup, then incremental on the in-memory bitmap, then full again after a restart (and says why)', async () => {
+  it('a running VM: full backup, then incremental on the in-memory bitmap, then incremental via rbd diff after a restart', async () => {
     await write('web', 'BACKUP-1');
     let t0 = Date.now();
     const full = await backup();
@@ -96,23 +97,25 @@ describe.skipIf(!can.ok)(`backups and VM snapshots of RBD disks on a real Ceph${
     expect(inc.manifest.disks[0]!.sha256).not.toBe(full.manifest.disks[0]!.sha256);
     ids.inc = inc.manifest.id;
 
-    // A new QEMU has no bitmap: the next backup is full, and the reason names the RBD limit.
+    expect(inc.manifest.disks[0]!.via).toBe('bitmap');
+    // A new QEMU has no bitmap: the changes come from rbd diff since the last backup's anchor snapshot.
     await ok(['stop', 'web']);
     await ok(['start', 'web', '--wait-for-guest']);
     const after = JSON.parse(await ok(['--json', 'backup', 'create', 'web', '-q', '--incremental'])) as Created;
-    expect(after.manifest.kind).toBe('full');
-    expect(after.reason).toMatch(/RBD volume.*persistent dirty bitmaps.*QEMU running now has none/);
+    expect(after.manifest.kind).toBe('incremental');
+    expect(after.manifest.disks[0]!.via).toBe('rbd-diff');
+    expect(after.reason).toBeUndefined();
     expect(after.manifest.disks[0]!.sha256).toBe(inc.manifest.disks[0]!.sha256); // nothing written since
   }, 240_000);
 
-  it('a stopped VM: qemu-storage-daemon opens the volume (in the namespace) and backs it up, full; verify passes', async () => {
+  it('a stopped VM: qemu-storage-daemon opens the volume (in the namespace) and backs it up, incremental via rbd diff; verify passes', async () => {
     await write('web', 'BACKUP-3');
     await ok(['stop', 'web']);
     const t0 = Date.now();
     const b = await backup();
     console.log(`RBD stopped-VM backup (qemu-storage-daemon): ${Date.now() - t0} ms (CLI)`);
-    expect(b.manifest).toMatchObject({ kind: 'full', vmState: 'stopped' });
-    expect(b.reason).toMatch(/RBD volume/);
+    expect(b.manifest).toMatchObject({ kind: 'incremental', vmState: 'stopped' });
+    expect(b.manifest.disks[0]!.via).toBe('rbd-diff');
     ids.stopped = b.manifest.id;
     // The key file the daemon read is gone; no daemon is left.
     expect(fs.readdirSync(path.join(h.dir, 'run/backup/web.keys'))).toEqual([]);

@@ -29,7 +29,7 @@ export function backupRoutes(app: FastifyInstance, ctx: ServerCtx): void {
       const { badInput } = await import('../../errors.js');
       throw badInput('BACKUP_BAD_OPTION', 'prune needs at least one keep rule', 'e.g. {"keepLast": 3, "keepDaily": 7}');
     }
-    return (await import('../../backup/verify-prune.js')).pruneBackups(paths, params.name, rules, { dryRun: body.dryRun });
+    return (await import('../../backup/verify-prune.js')).pruneBackups(paths, params.name, rules, { dryRun: body.dryRun, netns: ctx.netns });
   });
   bind(app, R.verifyBackup, async ({ params }) => (await import('../../backup/verify-prune.js')).verifyBackup(paths, `${params.name}@${params.id}`));
   bind(app, R.restoreBackup, async ({ params, body }) =>

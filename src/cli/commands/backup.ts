@@ -56,7 +56,7 @@ export function register(program: Command, action: Action): void {
         [
           `${vm}@${m.id}: ${m.kind} backup in ${r.dir} (${mib(r.bytes)} written, ${secs.toFixed(1)} s, ${mib(r.bytes / secs)}/s)`,
           ...(m.kind === 'full' && r.reason ? [`full because ${r.reason}`] : []),
-          ...m.disks.map((d) => `  ${d.id.padEnd(8)} ${d.kind.padEnd(11)} ${mib(d.virtualSize).padStart(11)} disk, ${mib(d.fileSize).padStart(10)} in backup  sha256 ${d.sha256.slice(0, 16)}…${d.fullBecause ? `  (${d.fullBecause})` : ''}`),
+          ...m.disks.map((d) => `  ${d.id.padEnd(8)} ${`${d.kind}${d.via && d.via !== 'full' ? ` (${d.via})` : ''}`.padEnd(22)} ${mib(d.virtualSize).padStart(11)} disk, ${mib(d.fileSize).padStart(10)} in backup  sha256 ${d.sha256.slice(0, 16)}…${d.fullBecause ? `  (${d.fullBecause})` : ''}`),
           ...m.skipped.map((s) => `  ${s.id.padEnd(8)} skipped (${s.why})`),
           `  ${m.frozen ? 'filesystems frozen (application-consistent)' : m.note ?? 'not frozen'}`,
           ...(m.nvram ? ['  NVRAM kept'] : []),
@@ -167,12 +167,14 @@ export function register(program: Command, action: Action): void {
     action(async (ctx, vm: string, o: { to?: string; dryRun?: boolean; keepLast?: number; keepHourly?: number; keepDaily?: number; keepWeekly?: number; keepMonthly?: number; keepYearly?: number }) => {
       const rules = { last: o.keepLast, hourly: o.keepHourly, daily: o.keepDaily, weekly: o.keepWeekly, monthly: o.keepMonthly, yearly: o.keepYearly };
       if (!Object.values(rules).some((n) => n)) throw badInput('BACKUP_BAD_OPTION', 'prune needs at least one --keep-* rule', 'e.g. --keep-last 3 --keep-daily 7');
-      const r = await (await import('../../backup/verify-prune.js')).pruneBackups(ctx.paths, vm, rules, o);
+      const r = await (await import('../../backup/verify-prune.js')).pruneBackups(ctx.paths, vm, rules, { ...o, netns: ctx.netns() });
       ctx.out(r, () =>
         [
           ...r.kept.map((k) => `keep    ${vm}@${k.id} (${k.by})`),
           ...r.removed.map((id) => `${r.dryRun ? 'would remove' : 'removed'} ${vm}@${id}`),
           ...r.merged.map((m) => `merged  ${m.from} into ${m.into} (${m.disks.join(', ') || 'no disk'})`),
+          ...(r.anchors?.removed ?? []).map((a) => `removed backup anchor ${a}`),
+          ...(r.anchors?.failed ?? []).map((a) => `could not remove backup anchor ${a}`),
         ].join('\n'),
       );
     }),

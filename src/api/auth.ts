@@ -145,6 +145,7 @@ export function scopePayload(id: Identity, routeUrl: string | undefined, payload
     return {
       ...payload,
       vms: Array.isArray(payload.vms) ? payload.vms.filter(byName) : payload.vms,
+      events: Array.isArray(payload.events) ? payload.events.filter((e) => vmInScope(id, String((e as { vm?: unknown }).vm ?? ''))) : payload.events,
       hosts: Array.isArray(payload.hosts) ? payload.hosts.map((h) => (isObj(h) && Array.isArray(h.vms) ? { ...h, vms: h.vms.filter((v) => vmInScope(id, String(v))) } : h)) : payload.hosts,
     };
   }

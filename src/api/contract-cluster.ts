@@ -30,6 +30,9 @@ export const clusterStatusSchema = z.object({
   etcd: z.array(z.looseObject({ endpoint: z.string(), ok: z.boolean(), leader: z.boolean().optional(), version: z.string().optional(), error: z.string().optional() })),
   hosts: z.array(clusterHostSchema),
   vms: z.array(clusterVmSchema),
+  /** Recent failovers and migrations, newest first (src/cluster/events.ts; the same records come live on the event stream as kind "cluster"). */
+  events: z.array(z.looseObject({ type: z.enum(['failover', 'migration']), vm: z.string(), from: z.string(), to: z.string(), at: z.string(), state: z.string().optional(), message: z.string().optional(), by: z.string() })).optional(),
 });
 export const migrateBodySchema = z.strictObject({ to: name, timeoutSec: z.number().positive().max(3600).optional(), bwlimit: z.number().int().min(1024 * 1024).optional().describe('bytes/s cap for the memory stream and each disk copy') });
 export const migrateResultSchema = z.looseObject({ name: z.string(), from: z.string(), to: z.string(), totalMs: z.number(), state: z.string(), stats: z.record(z.string(), z.unknown()).optional(), disks: z.array(z.string()).optional(), leftBehind: z.array(z.string()).optional() });
+export const cancelMigrationResultSchema = z.object({ name: z.string(), id: z.string(), from: z.string(), to: z.string() });

@@ -30,14 +30,18 @@ export const devicesSchema = z.object({
 export const diskResizeBodySchema = z.strictObject({ size: z.union([z.string().min(1), z.number()]), shrink: z.boolean().optional() });
 export const diskResizeResultSchema = z.object({ path: z.string(), from: z.number(), to: z.number(), warnings: z.array(z.string()), live: z.string().optional() });
 
-export const diskAttachBodySchema = z.strictObject({
-  /** An image in a storage root (relative: the images dir). */
-  file: z.string().min(1),
+const diskAttachCommon = {
   id: name.optional(),
   interface: z.enum(['virtio', 'scsi', 'ide', 'sata', 'nvme']).optional(),
   readOnly: z.boolean().optional(),
   live: z.boolean().optional(),
-});
+};
+export const diskAttachBodySchema = z.union([
+  /** An image in a storage root (relative: the images dir). */
+  z.strictObject({ file: z.string().min(1), ...diskAttachCommon }),
+  /** An RBD volume, STORAGE/VOLUME (kvmctl volume list). */
+  z.strictObject({ volume: z.string().min(1), ...diskAttachCommon }),
+]);
 const liveQuery = z.enum(['true', 'false']).optional();
 export const diskDetachQuerySchema = z.object({ deleteImage: z.enum(['true', 'false']).optional(), live: liveQuery });
 export const nicRemoveQuerySchema = z.object({ live: liveQuery });

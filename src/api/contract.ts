@@ -322,7 +322,10 @@ export const definitionEventSchema = z.object({ ...eventBase, kind: z.literal('d
 /** A task started, progressed, logged a line or ended (vm: its target, '' when it has none). */
 export const taskEventSchema = z.object({ ...eventBase, kind: z.literal('task'), action: z.enum(['started', 'progress', 'log', 'ended']), task: MH.taskSummarySchema, line: MH.taskLogLineSchema.optional() });
 
-export const eventSchema = z.discriminatedUnion('kind', [stateEventSchema, qmpEventSchema, supervisorEventSchema, definitionEventSchema, taskEventSchema]);
+/** A cluster agent failed a VM over from a dead host, or a live migration ended — on any host of the cluster (src/cluster/events.ts, read from etcd); `happenedAt` is when the agent acted. */
+export const clusterEventSchema = z.object({ ...eventBase, kind: z.literal('cluster'), type: z.enum(['failover', 'migration']), from: z.string(), to: z.string(), happenedAt: z.string(), state: z.string().optional(), message: z.string().optional(), by: z.string() });
+
+export const eventSchema = z.discriminatedUnion('kind', [stateEventSchema, qmpEventSchema, supervisorEventSchema, definitionEventSchema, taskEventSchema, clusterEventSchema]);
 export type KvmEvent = z.infer<typeof eventSchema>;
 /** An event before the bus numbers it. */
 export type KvmEventInput = KvmEvent extends infer E ? (E extends KvmEvent ? Omit<E, 'id' | 'at'> : never) : never;
@@ -430,6 +433,7 @@ export const routes = {
   taskLog: { method: 'GET', path: '/api/tasks/:id/log', summary: "a task's log lines from ?since=N on", params: MH.taskParams, query: MH.taskLogQuerySchema, response: MH.taskLogSchema },
   clusterStatus: { method: 'GET', path: '/api/cluster', summary: "this host's cluster: hosts (alive, lease TTL left, CPUs, memory, VMs), VMs (desired, owner, observed, migration), etcd members (400 NOT_IN_CLUSTER when the host is in none)", response: C.clusterStatusSchema },
   migrateVm: { method: 'POST', path: '/api/cluster/vms/:name/migrate', summary: 'live-migrate a running cluster VM to another host (a task, with QEMU\'s progress)', params: P, body: C.migrateBodySchema, response: C.migrateResultSchema, role: 'operator' },
+  cancelMigration: { method: 'POST', path: '/api/cluster/vms/:name/migrate/cancel', summary: "cancel a cluster VM's migration in progress, from any host (the source agent cancels it; the VM keeps running on its source; 400 NO_MIGRATION when none runs)", params: P, response: C.cancelMigrationResultSchema, role: 'operator' },
   cancelTask: { method: 'POST', path: '/api/tasks/:id/cancel', summary: 'cancel a running task (409 TASK_NOT_CANCELLABLE when its operation cannot stop safely)', params: MH.taskParams, response: MH.taskSummarySchema, role: 'operator' },
   listIsos: { method: 'GET', path: '/api/isos', summary: "the ISO images in the images root's iso/ folder, and the upload limit", response: ISO.isoListSchema },
   uploadIso: { method: 'PUT', path: '/api/isos/:file', summary: 'upload an ISO into the iso/ folder: the raw file as the body (application/octet-stream), streamed to disk, refused over the size limit (413) or the free space (507); ?replace=true to overwrite', role: 'admin', params: ISO.isoParams, query: ISO.isoUploadQuerySchema, upload: 'application/octet-stream', response: ISO.isoSchema },

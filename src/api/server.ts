@@ -103,6 +103,19 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
       log,
     }, opts.metricsIntervalMs);
   }
+  // In a cluster: failovers and migrations recorded by any host's agent, onto this bus (src/cluster/events.ts).
+  let clusterFeed: { close(): Promise<void> } | undefined;
+  if (opts.watch !== false) {
+    const { readLocalCluster } = await import('../cluster/local.js');
+    const cl = readLocalCluster(opts.paths);
+    if (cl) {
+      const { ClusterEventFeed } = await import('../cluster/events.js');
+      const { keys } = await import('../cluster/etcd.js');
+      const feed = new ClusterEventFeed(cl, keys(cl.prefix), ({ at, ...e }) => bus.publish({ kind: 'cluster', ...e, happenedAt: at }), opts.log);
+      feed.start();
+      clusterFeed = feed;
+    }
+  }
   ctx.tasks = new TaskRegistry(opts.paths, (action, task, line) => bus.publish({ kind: 'task', vm: task.target ?? '', action, task, line }));
 
   await webCommon(app);
@@ -174,6 +187,7 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
     ctx,
     async close() {
       ctx.supervisor?.close();
+      await clusterFeed?.close();
       await ctx.backups?.stop();
       await ctx.recorder?.close();
       ctx.tasks?.close();

@@ -21,6 +21,7 @@ import type { VmSpec } from '../definition/vm.js';
 import { effectiveAgent, effectiveTpm } from '../definition/vm-effective.js';
 import { getJson, withTimeout, type ClusterConfig, type Desired, type Keys, type Migration } from './etcd.js';
 import { localDisks } from './placement.js';
+import { cancelKey, recordEvent } from './events.js';
 
 export type MigrationCtx = {
   c: Etcd3;
@@ -133,6 +134,7 @@ export async function incoming(x: MigrationCtx, n: string, text: string, spec: V
   } catch (e) {
     await cleanupIncoming(x, n, `the incoming side failed: ${(e as Error).message}`);
     await putMigration(x, n, { ...m, state: 'failed', error: `destination ${x.host}: ${(e as Error).message}` });
+    await recordEvent(x.c, x.k, { type: 'migration', vm: n, from: m.from, to: m.to, at: new Date().toISOString(), state: 'failed', message: `destination ${x.host}: ${(e as Error).message}`, by: x.host }, x.log);
   }
 }
 
@@ -163,6 +165,14 @@ export async function migrateOut(x: MigrationCtx, n: string, m: Migration): Prom
   let chain: Promise<unknown> = Promise.resolve();
   const putProgress = (p: Pick<Migration, 'progress' | 'stats'>) =>
     (chain = chain.then(() => withTimeout(x.c.put(x.k.progress(n)).value(JSON.stringify({ id: m.id, ...p })).exec(), 2000, 'migration progress')).catch(() => undefined));
+  // A cancel asked on any host's serve (src/cluster/events.ts cancelKey), read every 250 ms.
+  let cancelledBy: string | undefined;
+  const poll = setInterval(() => {
+    void getJson<{ id: string; by: string }>(x.c, cancelKey(x.k, n), 1000).then(
+      (r) => void (r?.id === m.id && !cancelledBy && (cancelledBy = r.by) && x.log(`${n}: cancel asked by ${r.by}`)),
+      () => undefined,
+    );
+  }, 250);
   let stats: NonNullable<Migration['stats']>;
   try {
     stats = await run(
@@ -176,13 +186,16 @@ export async function migrateOut(x: MigrationCtx, n: string, m: Migration): Prom
           void putProgress({ progress: p });
         }
       },
-      { disks: m.disks, nbd: m.nbd, bwlimit: m.bwlimit },
+      { disks: m.disks, nbd: m.nbd, bwlimit: m.bwlimit, cancelled: () => cancelledBy },
     );
   } catch (e) {
     x.log(`${n}: migration failed: ${(e as Error).message}`);
     await chain;
     await putMigration(x, n, { ...m, state: 'failed', progress, error: (e as Error).message });
+    await recordEvent(x.c, x.k, { type: 'migration', vm: n, from: m.from, to: m.to, at: new Date().toISOString(), state: 'failed', message: (e as Error).message, by: x.host }, x.log);
     return;
+  } finally {
+    clearInterval(poll);
   }
   // The guest runs on the destination now: a slow etcd must not turn this into "failed".
   x.log(`${n}: migrated to ${m.to} in ${stats.totalTimeMs} ms (downtime ${stats.downtimeMs} ms${stats.mirrorMs !== undefined ? `, disks copied in ${stats.mirrorMs} ms` : ''})`);
@@ -253,5 +266,6 @@ export async function finishSource(x: MigrationCtx, n: string, spec: VmSpec | un
   const stats = finalStats.get(m.id);
   finalStats.delete(m.id);
   await putMigration(x, n, { ...cur, state: 'done', leftBehind, ...(stats ? { stats } : {}) });
+  await recordEvent(x.c, x.k, { type: 'migration', vm: n, from: m.from, to: m.to, at: new Date().toISOString(), state: 'done', message: stats?.downtimeMs !== undefined ? `downtime ${stats.downtimeMs} ms, total ${stats.totalTimeMs} ms` : undefined, by: x.host }, x.log);
   x.log(`${n}: source copy cleaned up${leftBehind.length ? `; kept as ${leftBehind.join(', ')}` : ''}`);
 }

@@ -19,6 +19,7 @@ import { connect, getJson, keys, withTimeout, type ClusterConfig, type Desired, 
 import { localDisks, place, type Placed } from './placement.js';
 import { writeFeed, fenceNow, type Feed } from './watchdog.js';
 import type { MigrationCtx } from './agent-migrate.js';
+import { recordEvent } from './events.js';
 
 export type AgentOptions = {
   paths: Paths;
@@ -496,6 +497,8 @@ export class Agent {
       if (!r.succeeded) return;
       this.orphanSince.delete(n);
       this.log(`HA: restarting ${n} here (host ${d.host} lost its lease ${Date.now() - since} ms ago + margin)`);
+      // For every serve of the cluster (src/cluster/events.ts); not awaited: the restart comes first.
+      void recordEvent(this.c, this.k, { type: 'failover', vm: n, from: d.host!, to: this.o.host, at: nd.at, by: this.o.host, message: `host ${d.host} lost its lease; restarted on ${this.o.host}` }, this.log);
       // RBD volumes: break the dead owner's exclusive locks (and blocklist it) first (src/storage/fence.ts).
       if (spec.disks.some((x) => x.storage)) for (const l of await (await import('../storage/fence.js')).fenceVolumes(this.o.paths, spec, this.o.netns)) this.log(`HA: ${n}: ${l}`);
       await this.startHere(n, s.defs.get(n)!.text);

@@ -9,6 +9,10 @@
  * the agent holds the VM's qmp.sock (QEMU serves one client per socket), so the cancel goes over
  * the second socket: through `kvmctl serve`'s own watcher connection when it has one, else a
  * short connection to qmp-events.sock.
+ *
+ * From any other host's serve the cancel goes through etcd (cancelThroughClusterOnAbort): a
+ * migcancel/NAME record for the migration's id, which the source agent reads while it migrates
+ * (src/cluster/agent-migrate.ts) and answers with the same migrate_cancel on its own host.
  */
 import path from 'node:path';
 import { vmRuntimeFiles, type Paths } from '../host/paths.js';
@@ -35,6 +39,38 @@ export function cancelMigrationOnAbort(paths: Paths, name: string, signal: Abort
   if (signal.aborted) onAbort();
   else signal.addEventListener('abort', onAbort, { once: true });
   return () => {
+    signal.removeEventListener('abort', onAbort);
+    if (timer) clearInterval(timer);
+  };
+}
+
+/**
+ * On abort: ask the source agent through etcd (`ask`, e.g. service.ts requestMigrationCancel),
+ * again every 500 ms until it is accepted (the request may not be in etcd yet) or dispose() is called.
+ */
+export function cancelThroughClusterOnAbort(signal: AbortSignal, ask: () => Promise<{ from: string }>, log: (m: string) => void = () => undefined): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  let done = false;
+  const tryAsk = async () => {
+    if (done) return;
+    try {
+      const r = await ask();
+      if (done) return;
+      done = true;
+      clearInterval(timer);
+      log(`cancel: asked the source host ${r.from}'s agent through etcd (migcancel); the VM keeps running there`);
+    } catch {
+      /* not requested yet, or etcd busy: the next try */
+    }
+  };
+  const onAbort = () => {
+    void tryAsk();
+    timer = setInterval(() => void tryAsk(), 500);
+  };
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  return () => {
+    done = true;
     signal.removeEventListener('abort', onAbort);
     if (timer) clearInterval(timer);
   };

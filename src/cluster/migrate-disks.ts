@@ -146,7 +146,7 @@ export type MirrorProgress = { disks: { id: string; offset: number; len: number;
  * Source: start one mirror per disk into the destination's NBD exports and wait until every one is
  * ready (source and target in sync, guest writes mirrored as they happen). `speed`: bytes/s per job.
  */
-export async function mirrorDisks(c: QmpClient, disks: MigDisk[], nbd: { host: string; port: number }, o: { speed?: number; timeoutMs: number; onProgress: (p: MirrorProgress) => void }): Promise<void> {
+export async function mirrorDisks(c: QmpClient, disks: MigDisk[], nbd: { host: string; port: number }, o: { speed?: number; timeoutMs: number; onProgress: (p: MirrorProgress) => void; cancelled?: () => string | undefined }): Promise<void> {
   for (const d of disks) {
     await c.execute('blockdev-add', { driver: 'nbd', 'node-name': NBD_NODE(d.id), server: { type: 'inet', host: nbd.host, port: String(nbd.port) }, export: d.id });
     // 1 MiB dirty granularity and 64 MiB in flight: twice the throughput of QEMU's defaults (the
@@ -161,6 +161,8 @@ export async function mirrorDisks(c: QmpClient, disks: MigDisk[], nbd: { host: s
     const gone = disks.filter((d) => !jobs.has(d.id) || jobs.get(d.id)!.status === 'concluded' || jobs.get(d.id)!.status === 'aborting');
     if (gone.length) throw new KvmError('MIGRATION_FAILED', `copying disk ${gone.map((d) => d.id).join(', ')} to the destination failed${await jobError(c, gone[0]!.id)}`, { hint: 'the VM keeps running here; is the destination host (its QEMU, its network) still up?' });
     if (disks.every((d) => jobs.get(d.id)!.ready)) return;
+    const by = o.cancelled?.();
+    if (by) throw new KvmError('MIGRATION_FAILED', `the disk copy was cancelled (asked by ${by})`, { hint: 'the VM keeps running here on its own disks' });
     if (Date.now() > end) throw new KvmError('MIGRATION_TIMEOUT', `the disk copy was not in sync within ${Math.round(o.timeoutMs / 1000)} s`, { hint: 'the guest writes faster than the link copies, or the link is slow; --bwlimit caps the copy, --timeout gives it longer' });
     await sleep(200);
   }

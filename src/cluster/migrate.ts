@@ -46,6 +46,8 @@ export type MigrateOutOptions = {
   nbd?: { host: string; port: number };
   /** Bytes/s for the memory stream and for each disk copy; unlimited when absent (QEMU's own default is 32 MiB/s). */
   bwlimit?: number;
+  /** Who asked to cancel (a serve on any host, through etcd: src/cluster/events.ts), or undefined; polled with the progress. */
+  cancelled?: () => string | undefined;
 };
 
 const UNLIMITED = 1e12; // bytes/s: what "no limit" means to QEMU's max-bandwidth (as libvirt does)
@@ -69,6 +71,7 @@ export async function migrateOut(paths: Paths, name: string, uri: string, onProg
       const t0 = Date.now();
       await mirrorDisks(c, disks, o.nbd, {
         speed: o.bwlimit,
+        cancelled: o.cancelled,
         timeoutMs,
         onProgress: (p) => onProgress({ status: 'mirroring', transferred: p.disks.reduce((a, d) => a + d.offset, 0), total: p.disks.reduce((a, d) => a + d.len, 0), disks: p.disks }),
       });
@@ -82,6 +85,12 @@ export async function migrateOut(paths: Paths, name: string, uri: string, onProg
       ],
     });
     await c.execute('migrate-set-parameters', { 'max-bandwidth': o.bwlimit ?? UNLIMITED });
+    const cancelledBy = () => {
+      const by = o.cancelled?.();
+      return by ? new KvmError('MIGRATION_FAILED', `VM "${name}": migration to ${uri} cancelled (asked by ${by})`, { hint: 'the VM keeps running here' }) : undefined;
+    };
+    const early = cancelledBy();
+    if (early) throw early;
     await c.execute('migrate', { uri }, { timeoutMs: 5000 });
     started = true;
     const end = Date.now() + timeoutMs;
@@ -89,6 +98,8 @@ export async function migrateOut(paths: Paths, name: string, uri: string, onProg
     for (;;) {
       const q = await c.execute<QueryMigrate>('query-migrate', undefined, { timeoutMs: 5000 });
       const status = q.status ?? 'none';
+      const cancel = status !== 'completed' ? cancelledBy() : undefined;
+      if (cancel) throw cancel; // the catch below sends migrate_cancel
       if (Date.now() - last > 200 || status === 'completed') {
         onProgress({ status, transferred: q.ram?.transferred, remaining: q.ram?.remaining, total: q.ram?.total });
         last = Date.now();

@@ -13,6 +13,7 @@ import type { VmSpec } from '../definition/vm.js';
 import { connect, getJson, keys, listJson, listStrings, withTimeout, type ClusterConfig, type Desired, type HostInfo, type Keys, type Member, type Migration, type Observed } from './etcd.js';
 import type { LocalCluster } from './local.js';
 import { place, storageProblem, type Placed } from './placement.js';
+import { cancelKey, recentEvents, type ClusterEvent } from './events.js';
 
 export type Session = { c: Etcd3; k: Keys; close(): void };
 
@@ -48,10 +49,10 @@ export async function leaveCluster(s: Session, host: string, force: boolean): Pr
 
 export type VmRow = { name: string; desired?: Desired; owner?: string; observed?: Observed; ha: boolean; memory?: number; migration?: Migration };
 export type HostRow = { name: string; alive: boolean; addr?: string; leaseId?: string; leaseTtlLeft?: number; memTotal?: number; memFree?: number; cpus?: number; vms: string[]; storages?: HostInfo['storages'] };
-export type ClusterStatus = { prefix: string; config?: ClusterConfig; etcd: { endpoint: string; ok: boolean; leader?: boolean; version?: string; error?: string }[]; hosts: HostRow[]; vms: VmRow[] };
+export type ClusterStatus = { prefix: string; config?: ClusterConfig; etcd: { endpoint: string; ok: boolean; leader?: boolean; version?: string; error?: string }[]; hosts: HostRow[]; vms: VmRow[]; /** Recent failovers and migrations, newest first (src/cluster/events.ts). */ events: ClusterEvent[] };
 
 export async function clusterStatus(s: Session, urls: string[]): Promise<ClusterStatus> {
-  const [config, members, hosts, desired, owners, observed, defs, migrations] = await Promise.all([
+  const [config, members, hosts, desired, owners, observed, defs, migrations, events] = await Promise.all([
     getJson<ClusterConfig>(s.c, s.k.config),
     listJson<Member>(s.c, s.k.members),
     listJson<HostInfo>(s.c, s.k.hosts),
@@ -60,6 +61,7 @@ export async function clusterStatus(s: Session, urls: string[]): Promise<Cluster
     listJson<Observed>(s.c, s.k.observedAll),
     listStrings(s.c, s.k.defs('vm')),
     listJson<Migration>(s.c, s.k.migrations),
+    recentEvents(s.c, s.k).catch(() => [] as ClusterEvent[]),
   ]);
   const specs = new Map([...defs].map(([n, t]) => [n, parseDefinitions(t)[0]?.spec as VmSpec | undefined]));
   const names = [...new Set([...members.keys(), ...hosts.keys()])].sort();
@@ -94,7 +96,7 @@ export async function clusterStatus(s: Session, urls: string[]): Promise<Cluster
     memory: specs.get(n)?.memory,
     migration: migrations.get(n),
   }));
-  return { prefix: s.k.prefix, config, etcd, hosts: rows, vms };
+  return { prefix: s.k.prefix, config, etcd, hosts: rows, vms, events };
 }
 
 async function leaseTtl(c: Etcd3, id: string): Promise<number | undefined> {
@@ -254,7 +256,19 @@ export async function clusterMigrate(s: Session, name: string, to: string, opts:
       await new Promise((r) => setTimeout(r, 100));
     }
   } finally {
-    await withTimeout(s.c.if(key, 'Mod', '<', Number.MAX_SAFE_INTEGER).then(s.c.delete().key(key), s.c.delete().key(s.k.progress(name))).commit(), 3000, 'migration cleanup').catch(() => undefined);
+    await withTimeout(s.c.if(key, 'Mod', '<', Number.MAX_SAFE_INTEGER).then(s.c.delete().key(key), s.c.delete().key(s.k.progress(name)), s.c.delete().key(cancelKey(s.k, name))).commit(), 3000, 'migration cleanup').catch(() => undefined);
   }
   return { name, from: owner, to, totalMs: Date.now() - t0, stats: last.stats, state: last.state, ...(last.disks?.length ? { disks: last.disks.map((d) => d.id) } : {}), ...(last.leftBehind?.length ? { leftBehind: last.leftBehind } : {}) };
+}
+
+/**
+ * Ask the source agent to cancel VM `name`'s migration in progress, from any host: a record under
+ * migcancel/NAME that the source reads while it migrates (src/cluster/agent-migrate.ts migrateOut).
+ * The migration then fails and the VM keeps running on its source.
+ */
+export async function requestMigrationCancel(s: Session, name: string, by: string): Promise<{ name: string; id: string; from: string; to: string }> {
+  const m = await getJson<Migration>(s.c, s.k.migrate(name));
+  if (!m || m.state === 'done' || m.state === 'failed' || m.state === 'switched') throw badInput('NO_MIGRATION', `VM "${name}" has no migration in progress${m ? ` (the last one is ${m.state})` : ''}`, 'kvmctl cluster status shows the migrations');
+  await withTimeout(s.c.put(cancelKey(s.k, name)).value(JSON.stringify({ id: m.id, by, at: new Date().toISOString() })).exec(), 3000, 'migration cancel');
+  return { name, id: m.id, from: m.from, to: m.to };
 }

@@ -3,7 +3,9 @@
  * routes and `kvmctl attach-disk|detach-disk|attach-nic|detach-nic`; src/vm/devices.ts decides
  * when, this module does it).
  *
- *   disk in:  blockdev-add (format node named by the disk id, over a file node) → device_add
+ *   disk in:  blockdev-add (format node named by the disk id, over a file node; an RBD volume: the
+ *             storage's secret object-add from a 0600 key file, then the rbd node and a raw node
+ *             over it, as at start) → device_add
  *             virtio-blk-pci on a free spare root port (q35: `kvhpN`, machine.hotplugSlots; pc:
  *             its own PCI bus) or scsi-hd on the VM's virtio-scsi controller. A failed device_add
  *             deletes the node again.
@@ -14,7 +16,7 @@
  *   NIC out:  device_del → DEVICE_DELETED → netdev_del → the tap removed.
  *
  * Why a device cannot be hotplugged (microvm, no free port, a device on q35's root bus, a
- * macvtap) is a `HotplugImpossible`: devices.ts then changes only the definition when the caller
+ * macvtap, an IDE/SATA disk) is a `HotplugImpossible`: devices.ts then changes only the definition when the caller
  * allowed that. The caller holds the VM's lock.
  */
 import path from 'node:path';
@@ -25,6 +27,7 @@ import type { DiskSpec, VmSpec } from '../definition/vm.js';
 import { diskFormat, nicId } from '../qemu/argv.js';
 import type { NicAttachment } from '../qemu/attachments.js';
 import { HOTPLUG_PORT_PREFIX } from '../qemu/platform.js';
+import { rbdBlockdevArgs, secretId, type RbdVolumeArg } from '../qemu/argv-rbd.js';
 import { QmpClient } from '../qmp/client.js';
 
 /** How long a guest gets to release a device it was asked to give up (TCG guests on a loaded host are slow). */
@@ -123,18 +126,43 @@ export function blockdevOptions(d: DiskSpec, id: string, file: string, format: s
   };
 }
 
-/** Plug disk `i` of `vm` (already in the spec) into the running QEMU. */
-export async function plugDisk(q: QmpClient, vm: VmSpec, i: number, imagesDir: string): Promise<{ device: string; bus?: string }> {
+/**
+ * The storage's secret object (once per storage: a VM started with a volume of it has it already)
+ * and the rbd protocol node: the same JSON as the start path's -object/-blockdev (argv-rbd.ts).
+ */
+async function addRbdNodes(q: QmpClient, id: string, v: RbdVolumeArg, d: DiskSpec): Promise<'on' | 'off'> {
+  const objects = (await q.execute('qom-list', { path: '/objects' })) as { name: string }[];
+  if (!objects.some((o) => o.name === secretId(v.storage))) await q.execute('object-add', { 'qom-type': 'secret', id: secretId(v.storage), file: v.keyFile, format: 'base64' });
+  const { args, writeCache } = rbdBlockdevArgs(id, v, d);
+  const [proto, fmt] = [JSON.parse(args[1]!) as Record<string, unknown>, JSON.parse(args[3]!) as Record<string, unknown>];
+  await q.execute('blockdev-add', proto, { timeoutMs: 60_000 }); // librbd connects to the monitors here
+  try {
+    await q.execute('blockdev-add', fmt, { timeoutMs: 30_000 });
+  } catch (e) {
+    await q.execute('blockdev-del', { 'node-name': `${id}-rbd` }).catch(() => undefined);
+    throw e;
+  }
+  return writeCache;
+}
+
+const IF_NO_HOTPLUG = (id: string, iface: string) =>
+  new HotplugImpossible(`disk ${id} uses interface ${iface}, which QEMU cannot hotplug (IDE and SATA controllers take no hotplug; nvme is not offered here)`, 'use interface virtio or scsi for a disk added while the VM runs, or add it to the definition: it is there from the next start');
+
+/** Plug disk `i` of `vm` (already in the spec) into the running QEMU; a volume disk needs `volume` (src/storage/attach.ts resolveVolumes, its key file written). */
+export async function plugDisk(q: QmpClient, vm: VmSpec, i: number, imagesDir: string, volume?: RbdVolumeArg): Promise<{ device: string; bus?: string }> {
   const d = vm.disks[i]!;
   const id = d.id ?? `disk${i}`;
-  if (d.file === undefined) throw new HotplugImpossible(`disk ${id} is a volume (${d.storage}/${d.volume}): kvmctl hotplugs file disks only`);
-  if (d.interface !== 'virtio' && d.interface !== 'scsi') throw new HotplugImpossible(`disk ${id} uses interface ${d.interface}, which has no hotplug (IDE/SATA cannot; use virtio or scsi)`);
-  const file = path.isAbsolute(d.file) ? d.file : path.join(imagesDir, d.file);
+  if (d.file === undefined && !volume) throw new HotplugImpossible(`disk ${id} is a volume (${d.storage}/${d.volume}) whose storage was not resolved`);
+  if (d.interface !== 'virtio' && d.interface !== 'scsi') throw IF_NO_HOTPLUG(id, d.interface);
   const bus = d.interface === 'virtio' ? await pickPciBus(q, vm.name) : 'scsi0.0';
   const device = hotDiskDevice(id);
-  await q.execute('blockdev-add', blockdevOptions(d, id, file, diskFormat(d)), { timeoutMs: 30_000 });
+  let rbdWriteCache: 'on' | 'off' | undefined;
+  if (d.file !== undefined) {
+    const file = path.isAbsolute(d.file) ? d.file : path.join(imagesDir, d.file);
+    await q.execute('blockdev-add', blockdevOptions(d, id, file, diskFormat(d)), { timeoutMs: 30_000 });
+  } else rbdWriteCache = await addRbdNodes(q, id, volume!, d);
   try {
-    const writeCache = d.cache === 'writethrough' || d.cache === 'directsync' ? 'off' : undefined;
+    const writeCache = rbdWriteCache === 'off' ? 'off' : rbdWriteCache === undefined && (d.cache === 'writethrough' || d.cache === 'directsync') ? 'off' : undefined;
     const props = { drive: id, id: device, ...(d.serial ? { serial: d.serial } : {}), ...(writeCache ? { 'write-cache': writeCache } : {}) };
     if (d.interface === 'virtio') await deviceAdd(q, { driver: 'virtio-blk-pci', ...props, ...(bus ? { bus } : {}) });
     else {
@@ -147,6 +175,7 @@ export async function plugDisk(q: QmpClient, vm: VmSpec, i: number, imagesDir: s
     }
   } catch (e) {
     await q.execute('blockdev-del', { 'node-name': id }).catch(() => undefined); // undone
+    if (d.file === undefined) await q.execute('blockdev-del', { 'node-name': `${id}-rbd` }).catch(() => undefined);
     throw e;
   }
   return { device, ...(bus ? { bus } : {}) };
@@ -164,7 +193,12 @@ export async function unplugDisk(q: QmpClient, id: string, timeoutMs = UNPLUG_TI
   const dev = b.qdev.replace(/\/virtio-backend$/, '');
   await deviceDel(q, dev, `disk ${id}`, timeoutMs);
   // A disk of the command line (-drive, named) is deleted with its device; a node kvmctl added is not.
-  if (!b.device && b.inserted?.['node-name']) await q.execute('blockdev-del', { 'node-name': b.inserted['node-name'] }).catch(() => undefined);
+  if (!b.device && b.inserted?.['node-name']) {
+    const node = b.inserted['node-name'];
+    await q.execute('blockdev-del', { 'node-name': node }).catch(() => undefined);
+    // A volume's rbd protocol node under it (argv-rbd.ts: ID-rbd) goes too: QEMU then closes the image (its watcher and lock).
+    await q.execute('blockdev-del', { 'node-name': `${node}-rbd` }).catch(() => undefined);
+  }
   return { device: dev };
 }
 

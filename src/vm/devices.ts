@@ -153,9 +153,10 @@ function linkNetns(name: string, vmNetns: string | undefined, callerNetns: strin
   return vmNetns;
 }
 
-export type DiskAttach = { file: string; id?: string; interface?: 'virtio' | 'scsi' | 'ide' | 'sata' | 'nvme'; readOnly?: boolean };
+export type DiskAttach = ({ file: string; volume?: undefined } | { volume: string; file?: undefined }) & { id?: string; interface?: 'virtio' | 'scsi' | 'ide' | 'sata' | 'nvme'; readOnly?: boolean };
 
 export async function attachDisk(paths: Paths, name: string, body: DiskAttach, o: { mode?: LiveMode; base?: string } = {}): Promise<DeviceChange> {
+  if (body.volume !== undefined) return attachVolume(paths, name, { ...body, volume: body.volume }, o.mode ?? 'auto');
   const vm = readVm(paths, name);
   const abs = confinedPath(paths, body.file, 'file', { base: o.base ?? paths.images });
   if (!fs.existsSync(abs)) throw badInput('DISK_NOT_FOUND', `${abs} does not exist`, 'create it first (kvmctl disk create, POST /api/disks, the Disks page)', [{ path: 'file', message: 'no such image' }]);
@@ -174,6 +175,41 @@ export async function attachDisk(paths: Paths, name: string, body: DiskAttach, o
       const r = await hp.plugDisk(q, spec, index, paths.images);
       return { ...r, undo: () => hp.withQmp(rt.qmp, (q2) => hp.unplugDisk(q2, id)).then(() => undefined) };
     });
+  });
+}
+
+/**
+ * An RBD volume (STORAGE/VOLUME) as a disk; hotplugged like a file disk, its node built as the
+ * start path builds it (src/qemu/argv-rbd.ts): the storage's secret object from a 0600 key file
+ * in the VM's run dir (removed once QEMU read it), the rbd protocol node, the raw format node.
+ */
+async function attachVolume(paths: Paths, name: string, body: { volume: string; id?: string; interface?: DiskAttach['interface']; readOnly?: boolean }, mode: LiveMode): Promise<DeviceChange> {
+  const vm = readVm(paths, name);
+  const [{ parseRef }, { readRbdStorage }] = await Promise.all([import('../storage/volumes.js'), import('../storage/defs.js')]);
+  const ref = parseRef(body.volume);
+  await readRbdStorage(paths, ref.storage); // STORAGE_NOT_FOUND / STORAGE_NOT_RBD: bad input, nothing changed
+  const taken = vm.disks.findIndex((d) => d.storage === ref.storage && d.volume === ref.volume);
+  if (taken >= 0) throw new KvmError('DISK_IN_USE', `VM "${name}" already has volume ${body.volume} as disk ${diskId(vm.disks[taken]!, taken)}`);
+  const index = vm.disks.length;
+  const id = body.id ?? diskId({} as never, index);
+  const edit = await prepareEdit(paths, name, (doc) =>
+    append(doc, 'disks', { ...(body.id ? { id: body.id } : {}), storage: ref.storage, volume: ref.volume, ...(body.interface ? { interface: body.interface } : {}), ...(body.readOnly ? { readOnly: true } : {}) }),
+  );
+  return change(paths, name, id, mode, edit, async (spec, rt) => {
+    const hp = await import('./device-hotplug.js');
+    const vols = await import('../storage/attach.js');
+    const one = { ...spec, disks: spec.disks.map((d, k) => (k === index ? d : { ...d, storage: undefined, volume: undefined })) } as VmSpec;
+    const runDir = vmRuntimeFiles(paths, name).dir;
+    const resolved = await vols.resolveVolumes(paths, one, runDir);
+    const keys = await vols.writeKeys(resolved, runDir, runAsIds(spec)); // QEMU (maybe runAs) reads it at object-add
+    try {
+      return await hp.withQmp(rt.qmp, async (q) => {
+        const r = await hp.plugDisk(q, spec, index, paths.images, resolved.volumes[id]);
+        return { ...r, undo: () => hp.withQmp(rt.qmp, (q2) => hp.unplugDisk(q2, id)).then(() => undefined) };
+      });
+    } finally {
+      for (const f of keys) fs.rmSync(f, { force: true });
+    }
   });
 }
 

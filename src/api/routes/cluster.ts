@@ -2,7 +2,8 @@
  * Cluster routes: the cluster's status (hosts with lease state and capacity, VMs with owner and
  * migration) and live migration, through src/cluster/service.ts on this host's cluster.json.
  * A migration runs as a task (routes/tasks.ts wraps it): its progress is QEMU's transferred/total;
- * when the VM leaves this host the task can be cancelled (src/cluster/migrate-cancel.ts).
+ * its task can be cancelled on any host's serve, and POST …/migrate/cancel cancels a migration
+ * whoever asked for it (src/cluster/migrate-cancel.ts; the source agent acts through etcd).
  */
 import type { FastifyInstance } from 'fastify';
 import { routes as R } from '../contract.js';
@@ -26,16 +27,20 @@ export function clusterRoutes(app: FastifyInstance, ctx: ServerCtx): void {
     }
   });
   bind(app, R.migrateVm, async ({ params, body }) => {
-    const { s } = await session();
+    const { s, cl } = await session();
     const mc = await import('../../cluster/migrate-cancel.js');
-    const signal = mc.runsHere(ctx.paths, params.name) ? taskSignal() : undefined;
+    const svc = await import('../../cluster/service.js');
+    const signal = taskSignal();
     // The abort comes from the cancel request's call chain: log into this task by its id.
     const tid = currentTask();
     const log = (m: string) => void (tid && ctx.tasks?.log(tid, m));
-    const dispose = signal ? mc.cancelMigrationOnAbort(ctx.paths, params.name, signal, log, () => ctx.watcher?.qmp(params.name)) : () => undefined;
+    // The source QEMU directly when it runs here; else (and as well) the source agent through etcd.
+    const here = signal && mc.runsHere(ctx.paths, params.name) ? mc.cancelMigrationOnAbort(ctx.paths, params.name, signal, log, () => ctx.watcher?.qmp(params.name)) : () => undefined;
+    const viaEtcd = signal ? mc.cancelThroughClusterOnAbort(signal, () => svc.requestMigrationCancel(s, params.name, `the serve on ${cl.host ?? 'another host'}`), log) : () => undefined;
+    const dispose = () => (here(), viaEtcd());
     try {
       let state = '';
-      return await (await import('../../cluster/service.js')).clusterMigrate(s, params.name, body.to, {
+      return await svc.clusterMigrate(s, params.name, body.to, {
         timeoutMs: body.timeoutSec !== undefined ? body.timeoutSec * 1000 : undefined,
         bwlimit: body.bwlimit,
         onProgress: (m) => {
@@ -46,6 +51,14 @@ export function clusterRoutes(app: FastifyInstance, ctx: ServerCtx): void {
       });
     } finally {
       dispose();
+      s.close();
+    }
+  });
+  bind(app, R.cancelMigration, async ({ params }) => {
+    const { s, cl } = await session();
+    try {
+      return await (await import('../../cluster/service.js')).requestMigrationCancel(s, params.name, `the serve on ${cl.host ?? 'another host'}`);
+    } finally {
       s.close();
     }
   });

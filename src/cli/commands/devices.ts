@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import type { Action } from '../action.js';
 import type { DeviceChange, LiveMode } from '../../vm/devices.js';
+import { badInput } from '../../errors.js';
 
 const devices = () => import('../../vm/devices.js');
 
@@ -36,15 +37,18 @@ export function register(program: Command, action: Action): void {
       .command('attach-disk')
       .description('add an image as a disk of a VM: in its definition and, while it runs, hotplugged (virtio on a spare PCIe root port, scsi on its controller)')
       .argument('<name>')
-      .argument('<file>', 'the image (relative: the images dir; inside a storage root)')
+      .argument('[file]', 'the image (relative: the images dir; inside a storage root)')
+      .option('--volume <storage/volume>', 'an RBD volume instead of an image file (kvmctl volume list)')
       .option('--id <id>', 'disk id (default: diskN)')
       .option('--interface <if>', 'virtio (default), scsi, ide, sata, nvme (only virtio and scsi hotplug)')
       .option('--read-only', 'read-only'),
   )
-    .addHelpText('after', '\nExample:\n  kvmctl disk create data.qcow2 --size 10G && kvmctl attach-disk web1 data.qcow2 --live')
+    .addHelpText('after', '\nExamples:\n  kvmctl disk create data.qcow2 --size 10G && kvmctl attach-disk web1 data.qcow2 --live\n  kvmctl volume create ceph1/data 10G && kvmctl attach-disk web1 --volume ceph1/data --live\nIDE and SATA disks cannot be hotplugged (QEMU): they are added for the next start.')
     .action(
-      action(async (ctx, name: string, file: string, o: LiveOpts & { id?: string; interface?: 'virtio' | 'scsi' | 'ide' | 'sata' | 'nvme'; readOnly?: boolean }) => {
-        const r = await (await devices()).attachDisk(ctx.paths, name, { file, id: o.id, interface: o.interface, readOnly: o.readOnly }, { mode: await modeOf(o) });
+      action(async (ctx, name: string, file: string | undefined, o: LiveOpts & { volume?: string; id?: string; interface?: 'virtio' | 'scsi' | 'ide' | 'sata' | 'nvme'; readOnly?: boolean }) => {
+        if ((file === undefined) === (o.volume === undefined)) throw badInput('BAD_ARGS', 'give an image file or --volume STORAGE/VOLUME (one of them)', 'kvmctl attach-disk web1 data.qcow2 --live, or kvmctl attach-disk web1 --volume ceph1/data --live');
+        const what = o.volume !== undefined ? { volume: o.volume } : { file: file! };
+        const r = await (await devices()).attachDisk(ctx.paths, name, { ...what, id: o.id, interface: o.interface, readOnly: o.readOnly }, { mode: await modeOf(o) });
         ctx.out(r, () => describe(r, 'attached disk'));
       }),
     );

@@ -2,7 +2,9 @@
  * The cluster view: hosts with their lease state (alive, seconds left on the lease), CPUs,
  * memory and VMs; the cluster's VMs with desired state, owner and HA; a Migrate button per
  * running VM (target host chosen from the live hosts) whose progress shows inline and in the task
- * panel (the migration is a task). Refreshed every 3 s and on every task end.
+ * panel (the migration is a task). Recent failovers and migrations of the whole cluster (recorded
+ * in etcd by the agents; new ones arrive live on the event stream as kind "cluster"). Refreshed
+ * every 3 s and on every task end.
  */
 import { useCallback, useEffect, useState } from 'react';
 import type { TaskSummaryDto } from '../../../src/api/contract-metrics.js';
@@ -16,6 +18,7 @@ export function Cluster() {
   const [target, setTarget] = useState<Record<string, string>>({});
   const [moving, setMoving] = useState<Record<string, TaskSummaryDto | 'asked'>>({});
   const [actionError, setActionError] = useState<unknown>(null);
+  const [live, setLive] = useState<ClusterEventRow[]>([]);
   useEffect(() => {
     const t = setInterval(reload, 3000);
     return () => clearInterval(t);
@@ -23,6 +26,12 @@ export function Cluster() {
   useEvents(
     useCallback(
       (e) => {
+        if (e.kind === 'cluster') {
+          // A failover or an ended migration on any host (from etcd): show it now, refresh the tables.
+          setLive((l) => [{ type: e.type, vm: e.vm, from: e.from, to: e.to, at: e.happenedAt, state: e.state, message: e.message, by: e.by }, ...l].slice(0, 20));
+          reload();
+          return;
+        }
         if (e.kind !== 'task' || e.task.kind !== 'migrateVm' || !e.task.target) return;
         setMoving((m) => ({ ...m, [e.task.target!]: e.task }));
         if (e.action === 'ended') reload();
@@ -39,9 +48,18 @@ export function Cluster() {
       </>
     );
   }
-  const live = data?.hosts.filter((h) => h.alive).map((h) => h.name) ?? [];
+  const alive = data?.hosts.filter((h) => h.alive).map((h) => h.name) ?? [];
+  // The live ones first (they may not be in the last status read yet), then the recorded ones; newest first.
+  const seen = new Set<string>();
+  const events = [...live, ...(data?.events ?? [])]
+    .filter((e) => {
+      const k = `${e.type} ${e.vm} ${e.at}`;
+      return seen.has(k) ? false : (seen.add(k), true);
+    })
+    .sort((a, b) => b.at.localeCompare(a.at))
+    .slice(0, 20);
   const migrate = async (vm: string, from: string) => {
-    const to = target[vm] ?? live.find((h) => h !== from);
+    const to = target[vm] ?? alive.find((h) => h !== from);
     if (!to) return;
     setActionError(null);
     setMoving((m) => ({ ...m, [vm]: 'asked' }));
@@ -107,7 +125,7 @@ export function Cluster() {
               {data.vms.map((v) => {
                 const m = moving[v.name];
                 const inFlight = m === 'asked' || m?.state === 'running';
-                const others = live.filter((h) => h !== v.owner);
+                const others = alive.filter((h) => h !== v.owner);
                 return (
                   <tr key={v.name} data-vm={v.name} data-owner={v.owner ?? ''}>
                     <th scope="row" className="mono">{v.name}</th>
@@ -142,8 +160,39 @@ export function Cluster() {
               })}
             </tbody>
           </table>
+          <h2>Recent events</h2>
+          {events.length === 0 ? (
+            <p className="muted">No failovers or migrations recorded yet.</p>
+          ) : (
+            <table aria-label="Cluster events">
+              <thead>
+                <tr>
+                  <th scope="col">When</th>
+                  <th scope="col">Event</th>
+                  <th scope="col">VM</th>
+                  <th scope="col">From → to</th>
+                  <th scope="col">Details</th>
+                </tr>
+              </thead>
+              <tbody>
+                {events.map((e) => (
+                  <tr key={`${e.type} ${e.vm} ${e.at}`} data-event={e.type} data-vm={e.vm} data-state={e.state ?? ''}>
+                    <td className="mono">{new Date(e.at).toLocaleString()}</td>
+                    <td>{e.type === 'failover' ? <span className="state crashed">failover</span> : <span className={`state ${e.state === 'done' ? 'running' : 'crashed'}`}>migration {e.state}</span>}</td>
+                    <th scope="row" className="mono">{e.vm}</th>
+                    <td className="mono">
+                      {e.from} → {e.to}
+                    </td>
+                    <td className="muted">{e.message ?? ''}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
         </>
       )}
     </>
   );
 }
+
+type ClusterEventRow = { type: 'failover' | 'migration'; vm: string; from: string; to: string; at: string; state?: string; message?: string; by: string };

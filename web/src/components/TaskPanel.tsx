@@ -59,10 +59,16 @@ export function TaskPanel() {
         }
         if (e.kind !== 'task') return;
         const t = e.task;
-        setTasks((old) => [t, ...old.filter((x) => x.id !== t.id)].sort((a, b) => (a.id < b.id ? 1 : -1)).slice(0, KEEP));
+        // A task never runs again once it ended: an older event (the stream replays its recent ones to a
+        // freshly loaded page) must not turn an ended row back to running.
+        setTasks((old) => {
+          const had = old.find((x) => x.id === t.id);
+          if (had && had.state !== 'running' && t.state === 'running') return old;
+          return [t, ...old.filter((x) => x.id !== t.id)].sort((a, b) => (a.id < b.id ? 1 : -1)).slice(0, KEEP);
+        });
         if (selId.current === t.id) {
           setSel((s) => {
-            if (!s || s.id !== t.id) return s;
+            if (!s || s.id !== t.id || (s.state !== 'running' && t.state === 'running')) return s;
             const log = e.action === 'log' && e.line && s.log.length < t.logLines ? [...s.log, e.line] : s.log;
             return { ...s, ...t, log };
           });

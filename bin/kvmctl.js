@@ -63,12 +63,7 @@ function loadCached(file) {
 }
 
 // `kvmctl serve` idles: no optimizing compiler, set before any of kvmctl's code loads (src/api/lean.ts).
-// --lite-mode (V8's memory-for-speed trade: no optimizing tiers, feedback vectors allocated lazily)
-// is ~1 MiB of an idle serve on top of --no-opt (BENCHMARKS.md).
-if (process.argv[2] === 'serve' && process.env.KVMCTL_SERVE_OPTIMIZE !== '1') {
-  v8.setFlagsFromString('--no-opt');
-  if (process.env.KVMCTL_SERVE_LITE !== '0') v8.setFlagsFromString('--lite-mode');
-}
+if (process.argv[2] === 'serve' && process.env.KVMCTL_SERVE_OPTIMIZE !== '1') v8.setFlagsFromString('--no-opt');
 
 const fast = new URL('start.cjs', dir);
 const main = new URL('main.js', dir);

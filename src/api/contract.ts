@@ -205,7 +205,9 @@ export const netStatusSchema = z.object({
   description: z.string().optional(),
 });
 export const netListSchema = z.array(netStatusSchema);
-export const netDetailSchema = z.object({ spec: z.record(z.string(), z.unknown()), status: netStatusSchema });
+export const netDetailSchema = z.object({ spec: z.record(z.string(), z.unknown()), yaml: z.string(), status: netStatusSchema });
+/** A nat network's DHCP leases (dnsmasq's lease file), with the VM and NIC whose MAC holds each. */
+export const netLeasesSchema = z.array(z.object({ mac: z.string(), ip: z.string(), hostname: z.string().optional(), expires: z.string(), vm: z.string().optional(), nic: z.string().optional() }));
 export const netCreateQuerySchema = z.object({ replace: z.enum(['true', 'false']).optional() });
 export const netCreateResultSchema = z.array(z.object({ name: z.string(), action: z.enum(['created', 'replaced']), file: z.string() }));
 export const netDownBodySchema = z.strictObject({ force: z.boolean().optional() }).default({});
@@ -410,6 +412,7 @@ export const routes = {
   listNetworks: { method: 'GET', path: '/api/networks', summary: 'every network with its live state', response: netListSchema },
   createNetwork: { method: 'POST', path: '/api/networks', summary: 'define a network (?replace=true to overwrite)', query: netCreateQuerySchema, body: definitionBodySchema, response: netCreateResultSchema },
   getNetwork: { method: 'GET', path: '/api/networks/:name', summary: 'a network definition and state', params: P, response: netDetailSchema },
+  networkLeases: { method: 'GET', path: '/api/networks/:name/leases', summary: "a nat network's DHCP leases with the VM and NIC holding each (empty for other types)", params: P, response: netLeasesSchema },
   upNetwork: { method: 'POST', path: '/api/networks/:name/up', summary: 'create the bridge and its addresses', params: P, response: netActionResultSchema },
   downNetwork: { method: 'POST', path: '/api/networks/:name/down', summary: 'take the network down (force even when VMs use it)', params: P, body: netDownBodySchema, response: netActionResultSchema },
   deleteNetwork: { method: 'DELETE', path: '/api/networks/:name', summary: 'remove a network definition (?force=true when in use)', params: P, query: netDeleteQuerySchema, response: netActionResultSchema },

@@ -1,7 +1,8 @@
 /** Network routes: list, get, create, up, down, delete — through src/net/service.ts. */
 import type { FastifyInstance } from 'fastify';
 import { KvmError } from '../../errors.js';
-import { exists } from '../../definition/store.js';
+import fs from 'node:fs';
+import { defPath, exists } from '../../definition/store.js';
 import { routes as R } from '../contract.js';
 import { parseBody } from '../definition-body.js';
 import { bind } from '../route.js';
@@ -12,7 +13,8 @@ export function networkRoutes(app: FastifyInstance, ctx: ServerCtx): void {
   const o = { paths: ctx.paths, netns: ctx.netns };
 
   bind(app, R.listNetworks, async () => (await svc()).listNetworks(o));
-  bind(app, R.getNetwork, async ({ params }) => (await svc()).showNetwork(o, params.name));
+  bind(app, R.getNetwork, async ({ params }) => ({ ...(await (await svc()).showNetwork(o, params.name)), yaml: fs.readFileSync(defPath(ctx.paths, 'network', params.name), 'utf8') }));
+  bind(app, R.networkLeases, async ({ params }) => (await import('../../net/nat/addresses.js')).networkLeases(ctx.paths, params.name));
   bind(app, R.createNetwork, async ({ query, body }) => {
     const defs = parseBody(body, 'network');
     const name = defs[0]!.spec.name;

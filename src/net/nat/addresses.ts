@@ -4,7 +4,7 @@
  * its answer belongs here too.
  */
 import type { Paths } from '../../host/paths.js';
-import { readAllNetworks, readVm } from '../../definition/store.js';
+import { listNames, readAllNetworks, readNetwork, readVm } from '../../definition/store.js';
 import { deriveMac } from '../mac.js';
 import { readLeases } from './dnsmasq.js';
 import { natFiles } from './files.js';
@@ -31,6 +31,29 @@ export function vmAddresses(paths: Paths, vmName: string): VmAddress[] {
     });
   });
   return out;
+}
+
+export type NetworkLease = { mac: string; ip: string; hostname?: string; expires: string; vm?: string; nic?: string };
+
+/** A nat network's DHCP leases, newest expiry first, each with the VM and NIC whose MAC holds it. */
+export function networkLeases(paths: Paths, netName: string): NetworkLease[] {
+  const net = readNetwork(paths, netName); // NOT_FOUND for an unknown network
+  if (net.type !== 'nat') return [];
+  const byMac = new Map<string, { vm: string; nic: string }>();
+  for (const name of listNames(paths, 'vm')) {
+    let vm;
+    try {
+      vm = readVm(paths, name);
+    } catch {
+      continue; // a broken definition owns no lease
+    }
+    vm.nics.forEach((nic, i) => {
+      if (nic.network === netName) byMac.set((nic.mac ?? deriveMac(vm.name, nic.id ?? `net${i}`)).toLowerCase(), { vm: vm.name, nic: nic.id ?? `net${i}` });
+    });
+  }
+  return readLeases(natFiles(paths, net.name).leases)
+    .sort((a, b) => b.expires - a.expires)
+    .map((l) => ({ mac: l.mac, ip: l.ip, ...(l.hostname ? { hostname: l.hostname } : {}), expires: l.expires === 0 ? 'never' : new Date(l.expires * 1000).toISOString(), ...byMac.get(l.mac.toLowerCase()) }));
 }
 
 /** Wait until every NIC on a nat network has a lease, the VM stops running, or the time is up. */

@@ -1,13 +1,25 @@
-/** Networks with their live state; bring one up or take it down. */
+/** Networks with their live state: bring one up or take it down, define a new one, edit one (YAML), a nat network's DHCP leases. */
 import { useState } from 'react';
 import { call } from '../api.js';
 import { ErrorBox } from '../components/ErrorBox.js';
+import { NEW_NETWORK, NetworkEditor, NetworkLeases } from '../components/NetworkEditor.js';
 import { useLoad } from '../useLoad.js';
 
 export function Networks() {
   const { data, error, loading, reload } = useLoad(() => call('listNetworks'), []);
   const [busy, setBusy] = useState('');
   const [actionError, setActionError] = useState<unknown>(null);
+  const [editing, setEditing] = useState<{ name?: string; yaml: string; isUp: boolean } | null>(null);
+  const [leases, setLeases] = useState<string | null>(null);
+  const edit = async (name: string, isUp: boolean) => {
+    setActionError(null);
+    try {
+      const d = await call('getNetwork', { params: { name } });
+      setEditing({ name, yaml: d.yaml, isUp });
+    } catch (e) {
+      setActionError(e);
+    }
+  };
   const act = async (name: string, what: 'upNetwork' | 'downNetwork') => {
     setBusy(name);
     setActionError(null);
@@ -25,9 +37,12 @@ export function Networks() {
       <div className="row">
         <h1>Networks</h1>
         <span className="spacer" />
+        <button type="button" onClick={() => setEditing({ yaml: NEW_NETWORK, isUp: false })}>New network</button>
         <button type="button" onClick={reload} disabled={loading}>Refresh</button>
       </div>
-      <p className="muted">Define networks with <span className="mono">kvmctl apply -f net.yaml</span> (kind: network).</p>
+      <p className="muted">Also from a shell: <span className="mono">kvmctl apply -f net.yaml</span> (kind: network).</p>
+      {editing && <NetworkEditor key={editing.name ?? '(new)'} {...editing} onDone={(saved) => (setEditing(null), saved && reload())} />}
+      {leases && <NetworkLeases name={leases} />}
       <ErrorBox error={error} title="Could not list networks" />
       <ErrorBox error={actionError} title="Action failed" />
       {data && data.length === 0 && <div className="card">No networks are defined.</div>}
@@ -69,8 +84,17 @@ export function Networks() {
                     <button type="button" disabled={busy === n.network} onClick={() => act(n.network, 'upNetwork')} aria-label={`Bring ${n.network} up`}>
                       Up
                     </button>
-                  ) : (
-                    <span className="muted">–</span>
+                  ) : null}{' '}
+                  <button type="button" onClick={() => edit(n.network, n.state === 'up')} aria-label={`Edit ${n.network}`}>
+                    Edit
+                  </button>
+                  {n.type === 'nat' && (
+                    <>
+                      {' '}
+                      <button type="button" onClick={() => setLeases(leases === n.network ? null : n.network)} aria-label={`Leases of ${n.network}`} aria-pressed={leases === n.network}>
+                        Leases
+                      </button>
+                    </>
                   )}
                 </td>
               </tr>

@@ -28,6 +28,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureTestGuest } from '../../src/guest/test-guest.js';
 import { resolvePaths } from '../../src/host/paths.js';
 import { qmpOnce } from '../../src/vm/qmp-once.js';
+import { serialExec } from '../../src/vm/serial-exec.js';
 import { hasChromium, openBrowser, type TestBrowser } from '../helpers/browser.js';
 import { canBootGuest } from '../helpers/guest-vm.js';
 import { ROOT, makeHome, type Home } from '../helpers/kvmctl.js';
@@ -132,6 +133,10 @@ pci: [{ host: "0000:01:00.0" }]
     const rows = await pinRows(b.page);
     expect(rows.find((r) => r.tid === v1)).toEqual({ tid: v1, what: 'vCPU 1', wanted: '0', actual: allowed(pid, v1) });
     for (const r of rows) if (fs.existsSync(`/proc/${pid}/task/${r.tid}`)) expect(r.actual, `${r.what} ${r.tid}`).toBe(allowed(pid, r.tid));
+    // The guest's ACPI CPU hotplug made cpu1.
+    let seen = '';
+    for (let i = 0; i < 30 && !/\bcpu1\b/.test(seen); i++) seen = (await serialExec(resolvePaths(home.env), 'hw', 'ls /sys/devices/system/cpu')).output;
+    expect(seen).toMatch(/\bcpu1\b/);
     await b.shot('vcpus-2');
   }, 60_000);
 
@@ -203,4 +208,69 @@ pci: [{ host: "0000:01:00.0" }]
     expect(seen('setVmCpus', 'failed')).toBe(true);
     expect(tasks.some((t) => t.kind === 'setVmMemory' && t.owner === 'otto')).toBe(true);
   }, 60_000);
+});
+
+// The balloon with a guest that has the driver (kvmctl's Debian 12 image: virtio_balloon loads by itself), set from the card.
+const CAN_DEBIAN = canBootGuest() && process.getuid?.() === 0 && ['/usr/bin/mmdebstrap', '/usr/share/OVMF/OVMF_CODE_4M.fd'].every((f) => fs.existsSync(f));
+describe.skipIf(!hasChromium() || !WEB_BUILT || !CAN_DEBIAN)('web UI: the balloon set from the Hardware card inflates a Debian 12 guest', () => {
+  let home: Home;
+  let srv: Served;
+  let b: TestBrowser;
+  const admin = randomBytes(16).toString('hex');
+
+  beforeAll(async () => {
+    home = makeHome();
+    const img = await home.cli(['image', 'debian-12', '--disk', 'bal.qcow2', '--json'], { timeoutMs: 1_500_000 });
+    expect(img.code, img.stderr).toBe(0);
+    await home.apply(`name: bal
+firmware: uefi
+agent: true
+memory: { size: 768M, balloon: { freePageReporting: true } }
+cpu: 2
+disks: [{ file: bal.qcow2 }]
+stopTimeout: 60
+`);
+    const s = await home.cli(['start', 'bal', '--json'], { timeoutMs: 60_000 });
+    expect(s.code, s.stderr).toBe(0);
+    const p = await home.cli(['guest', 'ping', 'bal', '--wait', '400', '--json'], { timeoutMs: 420_000 });
+    expect(p.code, p.stderr).toBe(0);
+    srv = await startServe(home, admin);
+    b = await openBrowser({ shotsDir: SHOTS, width: 1366, height: 900 });
+    b.page.setDefaultTimeout(30_000);
+  }, 1_900_000);
+
+  afterAll(async () => {
+    if (srv) await fetch(`${srv.base}/api/vms/bal/kill`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: '{}' }).catch(() => undefined);
+    await b?.close();
+    await srv?.stop();
+    await home?.cleanup();
+  }, 120_000);
+
+  it('768M → 384M from the UI: query-balloon falls to the target and the card follows it', async () => {
+    const qmp = path.join(home.dir, 'run/vms/bal/qmp.sock');
+    expect(await qmpOnce(qmp, 'query-balloon')).toEqual({ actual: 768 * MiB });
+    await b.page.goto(`${srv.base}/?token=${admin}#/vms/bal/hardware`);
+    await b.page.locator('[data-testid=hw-mem-actual]').filter({ hasText: '768 MiB' }).waitFor();
+    await b.page.fill('[data-testid=hw-mem-input]', '384M');
+    const t0 = Date.now();
+    await b.page.click('[data-testid=hw-mem-set]');
+    await b.page.locator('[data-testid=hw-notice]').filter({ hasText: 'Balloon target 384 MiB' }).waitFor();
+    let actual = 0;
+    for (let end = Date.now() + 60_000; Date.now() < end; await new Promise((r) => setTimeout(r, 250))) {
+      actual = ((await qmpOnce(qmp, 'query-balloon')) as { actual: number }).actual;
+      if (actual <= 384 * MiB) break;
+    }
+    console.log(`balloon 768M → 384M from the UI: query-balloon actual ${actual / MiB} MiB after ${Date.now() - t0} ms`);
+    expect(actual).toBe(384 * MiB);
+    // The card polls every 3 s.
+    await b.page.locator('[data-testid=hw-mem-actual]').filter({ hasText: '384 MiB' }).waitFor({ timeout: 15_000 });
+    await b.shot('balloon-debian');
+    await b.page.fill('[data-testid=hw-mem-input]', '768M');
+    await b.page.click('[data-testid=hw-mem-set]');
+    for (let end = Date.now() + 60_000; Date.now() < end; await new Promise((r) => setTimeout(r, 250))) {
+      actual = ((await qmpOnce(qmp, 'query-balloon')) as { actual: number }).actual;
+      if (actual >= 768 * MiB) break;
+    }
+    expect(actual).toBe(768 * MiB);
+  }, 180_000);
 });

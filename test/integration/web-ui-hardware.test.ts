@@ -4,7 +4,7 @@
  * QEMU test guest under TCG (one host thread per vCPU), with the API routes under it
  * (src/api/routes/tuning.ts):
  *  - the pinning shown is what /proc/PID/task/TID/status says (Cpus_allowed_list) for every
- *    QEMU thread, next to cpu.pin's wanted lists;
+ *    QEMU thread (vCPUs, the disk's I/O thread, the emulator's), next to cpu.pin's wanted lists;
  *  - vCPUs set from the UI (1 → 2): QMP query-cpus-fast lists two, the new thread has its
  *    cpu.pin entry, the table shows the new thread as /proc has it;
  *  - the balloon set from the UI: the target reaches QEMU (the answer carries it, query-balloon
@@ -65,9 +65,12 @@ describe.skipIf(!hasChromium() || !WEB_BUILT || !canBootGuest() || !/^0-[1-9]/.t
   beforeAll(async () => {
     fs.rmSync(SHOTS, { recursive: true, force: true });
     home = makeHome();
+    const mk = await home.cli(['disk', 'create', path.join(home.images, 'hw.qcow2'), '16M', '--format', 'qcow2']);
+    expect(mk.code, mk.stderr).toBe(0);
     await home.apply(`name: hw
-cpu: { count: 1, maxCount: 2, pin: { vcpus: [1, 0], emulator: 1 } }
+cpu: { count: 1, maxCount: 2, pin: { vcpus: [1, 0], emulator: 1, iothreads: 0 } }
 memory: { size: 256M, balloon: true }
+disks: [{ file: hw.qcow2, iothread: auto }]
 usbController: true
 kernel: { builtin: test-guest }
 stopTimeout: 5
@@ -113,6 +116,8 @@ pci: [{ host: "0000:01:00.0" }]
     const v0 = ((await qmpOnce(qmp, 'query-cpus-fast')) as { 'thread-id': number }[])[0]!['thread-id'];
     expect(rows.find((r) => r.what === 'vCPU 0')).toEqual({ tid: v0, what: 'vCPU 0', wanted: '1', actual: '1' });
     expect(rows.filter((r) => r.what === 'emulator').every((r) => r.wanted === '1')).toBe(true);
+    const io = ((await qmpOnce(qmp, 'query-iothreads')) as { id: string; 'thread-id': number }[])[0]!;
+    expect(rows.find((r) => r.tid === io['thread-id'])).toEqual({ tid: io['thread-id'], what: `iothread ${io.id}`, wanted: '0', actual: '0' });
     expect(await b.page.locator('[data-testid=hw-vcpus-now]').textContent()).toBe('1');
     expect(await b.page.locator('[data-testid=hw-vcpus-max]').textContent()).toBe('2');
     await b.shot('pinning');

@@ -34,6 +34,7 @@ import * as C from './contract-cluster.js';
 import * as V from './contract-volumes.js';
 import * as G from './contract-agent.js';
 import * as ISO from './contract-media.js';
+import * as T from './contract-tuning.js';
 
 /* ------------------------------------------------------------------ errors */
 
@@ -443,6 +444,16 @@ export const routes = {
   deleteIso: { method: 'DELETE', path: '/api/isos/:file', summary: 'delete an ISO from the iso/ folder (409 while a running VM has it in a CD-ROM drive)', role: 'admin', params: ISO.isoParams, response: removedResultSchema },
   vmCdroms: { method: 'GET', path: '/api/vms/:name/cdrom', summary: "a VM's CD-ROM drives: the definition's, and the medium in each while it runs", params: P, response: ISO.cdromListSchema },
   vmCdrom: { method: 'POST', path: '/api/vms/:name/cdrom', summary: "insert an ISO into a running VM's CD-ROM drive, or eject it (the drive must exist since the start: cdroms: in the definition)", role: 'operator', params: P, body: ISO.cdromBodySchema, response: ISO.cdromStateSchema },
+  vmMemory: { method: 'GET', path: '/api/vms/:name/memory', summary: "a running VM's memory balloon: the guest memory it leaves (QMP query-balloon) and the defined size (400 NO_BALLOON without memory.balloon)", params: P, response: T.balloonSchema },
+  setVmMemory: { method: 'POST', path: '/api/vms/:name/memory', summary: "set a running VM's balloon target (64M … memory.size); the guest's driver inflates or deflates towards it. The definition is not changed", role: 'operator', params: P, body: T.balloonBodySchema, response: T.balloonSchema },
+  vmCpus: { method: 'GET', path: '/api/vms/:name/cpus', summary: "a VM's vCPUs: cpu.count (boot), cpu.maxCount (max) and, while it runs, how many it has (QMP query-cpus-fast)", params: P, response: T.cpuInfoSchema },
+  setVmCpus: { method: 'POST', path: '/api/vms/:name/cpus', summary: "hotplug vCPUs into a running VM up to cpu.maxCount (pinned as cpu.pin says), or unplug hotplugged ones; the definition is not changed", role: 'operator', params: P, body: T.cpuSetBodySchema, response: T.cpuSetResultSchema },
+  vmPinning: { method: 'GET', path: '/api/vms/:name/pinning', summary: "the CPU affinity each thread of a running VM's QEMU has (Cpus_allowed_list in /proc/PID/task/TID/status: vCPUs, I/O threads, emulator) next to what cpu.pin asks for", params: P, response: T.pinningSchema },
+  vmPci: { method: 'GET', path: '/api/vms/:name/pci', summary: "a VM's PCI passthrough devices (pci:) with the host driver holding each now and its IOMMU group", params: P, response: T.pciDevicesSchema },
+  hostUsb: { method: 'GET', path: '/api/host/usb', summary: "the host's USB devices (sysfs): what can be attached to a VM, by vendor:product or bus-port", response: T.hostUsbSchema },
+  vmUsb: { method: 'GET', path: '/api/vms/:name/usb', summary: "the usb-host devices plugged into a running VM (from the definition and attached), with what each selects", params: P, response: T.usbPluggedSchema },
+  attachVmUsb: { method: 'POST', path: '/api/vms/:name/usb', summary: "plug a host USB device into a running VM (usb-host on its xHCI controller: usb: entries or usbController: true); gone after a restart. admin: it hands host hardware the definition does not name to the guest", role: 'admin', params: P, body: T.usbAttachBodySchema, response: T.usbAttachResultSchema },
+  detachVmUsb: { method: 'DELETE', path: '/api/vms/:name/usb/:id', summary: 'unplug a usb-host device from a running VM by its id', role: 'operator', params: T.usbParams, response: T.usbDetachResultSchema },
   prometheus: { method: 'GET', path: '/metrics', summary: 'the same metrics in Prometheus text format; every defined VM has kvmctl_vm_up (1 = a QEMU process, running or paused; 0 = stopped or crashed) and kvmctl_vm_state{state="running|paused|stopped|crashed|starting|stopping"} (1 for its state, 0 for the others)', text: 'text/plain; version=0.0.4' },
 } as const satisfies Record<string, Route>;
 

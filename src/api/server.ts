@@ -35,6 +35,7 @@ import { webCommon, webStatic } from './web-static.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { mediaRoutes } from './routes/media.js';
+import { tuningRoutes } from './routes/tuning.js';
 import { installTaskWrapping, taskRoutes } from './routes/tasks.js';
 import { MetricsRecorder } from '../metrics/recorder.js';
 import { TaskRegistry } from '../tasks/registry.js';
@@ -158,6 +159,7 @@ export async function buildServer(opts: ServerOptions): Promise<KvmServer> {
   taskRoutes(app, ctx);
   clusterRoutes(app, ctx);
   mediaRoutes(app, ctx);
+  tuningRoutes(app, ctx);
 
   const states = async () => {
     const { listNames } = await import('../definition/store.js');

@@ -103,7 +103,12 @@ export class QmpClient extends EventEmitter {
     });
   }
 
-  /** Connect to QEMU's QMP socket, read the greeting and leave negotiation mode. */
+  /**
+   * Connect to QEMU's QMP socket, read the greeting and leave negotiation mode. QEMU serves one
+   * client at a time and its listen backlog is tiny: a connect while one client is served and one
+   * waits fails with EAGAIN, which is "busy", not "gone" — tried again (20 ms apart) within the
+   * timeout, so concurrent short requests (the web UI loads several at once) queue instead of failing.
+   */
   static async connect(socketPath: string, opts: QmpConnectOptions = {}): Promise<QmpClient> {
     return (await QmpClient.connectThen(socketPath, undefined, opts)).client;
   }
@@ -111,8 +116,22 @@ export class QmpClient extends EventEmitter {
   /**
    * Connect and run `first` in the same write as `qmp_capabilities` (QEMU dispatches a monitor's
    * commands in order): one round trip less, e.g. `query-status` right after a start (issue #19).
+   * EAGAIN (busy) is tried again within the timeout, as for connect.
    */
   static async connectThen<T = unknown>(socketPath: string, first: string | undefined, opts: QmpConnectOptions = {}): Promise<{ client: QmpClient; result: T }> {
+    const end = Date.now() + (opts.timeoutMs ?? 5_000);
+    for (;;) {
+      try {
+        return await QmpClient.connectThenOnce<T>(socketPath, first, { ...opts, timeoutMs: Math.max(1, end - Date.now()) });
+      } catch (e) {
+        const busy = e instanceof KvmError && (e.cause as NodeJS.ErrnoException | undefined)?.code === 'EAGAIN';
+        if (!busy || Date.now() + 20 >= end) throw e;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+  }
+
+  private static async connectThenOnce<T = unknown>(socketPath: string, first: string | undefined, opts: QmpConnectOptions): Promise<{ client: QmpClient; result: T }> {
     const timeoutMs = opts.timeoutMs ?? 5_000;
     if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH) {
       throw new KvmError('QMP_CONNECT', `QMP socket path is too long (${Buffer.byteLength(socketPath)} bytes > ${MAX_SOCKET_PATH}): ${socketPath}`, {

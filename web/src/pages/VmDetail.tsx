@@ -5,6 +5,7 @@ import { ErrorBox, StateBadge } from '../components/ErrorBox.js';
 import { Sparkline } from '../components/Sparkline.js';
 import { VmManage } from '../components/VmManage.js';
 import { VmAddresses } from '../components/VmAddresses.js';
+import { VmHardware } from '../components/VmHardware.js';
 import { YamlEditor, type Issue } from '../components/YamlEditor.js';
 import { useLeaveGuard } from '../leave-guard.js';
 import { useEvents, useMetrics } from '../live.js';
@@ -161,7 +162,7 @@ export function VmDetail({ name, tab }: { name: string; tab: VmTab }) {
                 <VmManage name={name} spec={data.spec} running={running} onChanged={reload} />
               </>
             )}
-            {tab === 'hardware' && <VmDevices name={name} running={running} onChanged={reload} />}
+            {tab === 'hardware' && <><VmHardware name={name} spec={data.spec} running={running} /><VmDevices name={name} running={running} onChanged={reload} /></>}
             {tab === 'snapshots' && <VmSnapshots name={name} running={running} />}
             {tab === 'logs' && <VmLogs name={name} running={running} />}
             {tab === 'graphs' && <MetricGraphs vm={name} />}

@@ -99,16 +99,23 @@ describe.skipIf(!can)('web UI: the Networks page (Chromium, kvmctl serve in a na
     await page.goto(`${srv.base}/?token=${token}#/networks`);
     await page.getByRole('button', { name: 'New network' }).click();
     const editor = page.getByLabel('New network definition (YAML)');
-    await editor.fill('kind: network\nname: wlan9\ntype: bridge\naddress: 10.79.0.1/33\n');
+    await editor.fill('kind: network\nname: wlan9\ntype: host-only\naddresses: [10.79.0.1/33]\n');
     await page.getByRole('button', { name: 'Save' }).click();
-    await expect.poll(() => page.locator('section[aria-label="New network"]').innerText()).toMatch(/address/);
+    const issue = page.locator('#net-yaml-issues [data-issue-path]').first();
+    await issue.waitFor();
+    expect(await issue.getAttribute('data-issue-path')).toMatch(/addresses/);
+    expect(await editor.getAttribute('aria-invalid')).toBe('true');
+    await b.shot('new-network-issue');
     expect((await home.cli(['net', 'list'])).stdout).not.toContain('wlan9');
-    await editor.fill('kind: network\nname: wlan9\ntype: bridge\ndescription: first\naddress: 10.79.0.1/24\n');
+    await editor.fill('kind: network\nname: wlan9\ntype: host-only\ndescription: first\naddresses: [10.79.0.1/24]\n');
     await page.getByRole('button', { name: 'Save' }).click();
-    await page.locator('tr', { hasText: 'wlan9' }).first().waitFor();
+    await page.locator('tr', { hasText: 'wlan9' }).first().waitFor({ timeout: 10_000 }).catch(async (e) => {
+      await b.shot('new-network-not-listed');
+      throw e;
+    });
     const shown = await home.cli(['net', 'show', 'wlan9', '--json']);
     expect(shown.code, shown.stderr).toBe(0);
-    expect(JSON.parse(shown.stdout).spec).toMatchObject({ name: 'wlan9', type: 'bridge', description: 'first' });
+    expect(JSON.parse(shown.stdout).spec).toMatchObject({ name: 'wlan9', type: 'host-only', description: 'first' });
 
     await page.getByRole('button', { name: 'Edit wlan9' }).click();
     const edit = page.getByLabel('Definition of network wlan9 (YAML)');

@@ -11,9 +11,9 @@ import { YamlEditor, type Issue } from './YamlEditor.js';
 
 export const NEW_NETWORK = `kind: network
 name: lan2
-type: bridge
-description: a bridge for VMs
-address: 10.50.0.1/24
+type: host-only
+description: VMs and this host only
+addresses: [10.50.0.1/24]
 `;
 
 export function NetworkEditor({ name, yaml, isUp, onDone }: { name?: string; yaml: string; isUp: boolean; onDone: (saved: boolean) => void }) {

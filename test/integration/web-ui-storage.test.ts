@@ -86,6 +86,11 @@ describe.skipIf(!!why)(`web UI: Storage page on a real Ceph (Chromium, kvmctl se
       expect(r.text).not.toMatch(/keyring|secret|\[client\./i);
       for (const line of keyringText.split('\n').filter((l) => l.includes('key'))) expect(r.text).not.toContain(line.trim());
     }
+    // kvmctl storage list goes through the same listStorages.
+    const cliList = await ok(['storage', 'list']);
+    expect(cliList).toMatch(new RegExp(`rbd\\tnamed\\tceph1\\tpool ${c!.pool} as client\\.${c!.user}`));
+    expect(cliList).toMatch(/dir\tnamed\tlocal\t/);
+    expect(cliList).not.toContain(key);
     // The check writes a probe image: an operator's, not a viewer's.
     expect((await api('/api/storage/ceph1/check', viewer)).status).toBe(403);
     const chk = await api('/api/storage/ceph1/check');

@@ -1,7 +1,7 @@
 /**
  * The volume routes' schemas (part of the API contract, src/api/contract.ts): RBD volumes of a
  * named storage (src/storage/volumes.ts, docs/storage-ceph.md). Storages themselves are host
- * configuration and have no write routes; volumes are data, like disk images.
+ * configuration and have no write routes (only a read-only list and check); volumes are data, like disk images.
  */
 import { z } from 'zod';
 
@@ -29,3 +29,24 @@ export const volumeCreateResultSchema = z.object({ volume: z.string(), size: z.n
 export const volumeResizeBodySchema = z.strictObject({ size: z.union([z.string(), z.number()]), shrink: z.boolean().optional() });
 export const volumeResizeResultSchema = z.object({ volume: z.string(), from: z.number(), to: z.number(), live: z.string().optional() });
 export const volumeRemoveResultSchema = z.object({ removed: z.string() });
+/** A named storage as listed (src/storage/defs.ts storageSummary): never the key, nor the keyring's path. */
+export const storageListSchema = z.array(z.object({
+  name: z.string(),
+  type: z.enum(['dir', 'rbd']).optional(),
+  description: z.string().optional(),
+  path: z.string().optional(),
+  pool: z.string().optional(),
+  namespace: z.string().optional(),
+  monitors: z.array(z.string()).optional(),
+  conf: z.string().optional(),
+  user: z.string().optional(),
+  /** The definition no longer validates: why. */
+  error: z.string().optional(),
+}));
+export const storageCheckSchema = z.object({
+  storage: z.string(),
+  type: z.string(),
+  ok: z.boolean(),
+  free: z.number().optional(),
+  checks: z.array(z.object({ check: z.string(), ok: z.boolean(), detail: z.string() })),
+});

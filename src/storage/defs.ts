@@ -43,6 +43,42 @@ export async function readStorage(paths: Paths, name: string): Promise<StorageSp
   return s;
 }
 
+/**
+ * A storage as lists show it (`kvmctl storage list`, GET /api/storage): where it is, never the key
+ * (nor the keyring's path: a listing is for any viewer). A definition that no longer validates is
+ * listed with its error instead of failing the whole list.
+ */
+export type StorageSummary = {
+  name: string;
+  type?: 'dir' | 'rbd';
+  description?: string;
+  path?: string;
+  pool?: string;
+  namespace?: string;
+  monitors?: string[];
+  conf?: string;
+  user?: string;
+  error?: string;
+};
+
+export function storageSummary(s: StorageSpec): StorageSummary {
+  const d = s.description !== undefined ? { description: s.description } : {};
+  if (s.type === 'dir') return { name: s.name, type: 'dir', ...d, path: s.path };
+  return { name: s.name, type: 'rbd', ...d, pool: s.pool, ...(s.namespace ? { namespace: s.namespace } : {}), ...(s.monitors ? { monitors: s.monitors } : {}), ...(s.conf ? { conf: s.conf } : {}), user: s.user };
+}
+
+export async function listStorages(paths: Paths): Promise<StorageSummary[]> {
+  const out: StorageSummary[] = [];
+  for (const n of listStorageNames(paths)) {
+    try {
+      out.push(storageSummary(await readStorage(paths, n)));
+    } catch (e) {
+      out.push({ name: n, error: (e as Error).message.split('\n')[0]!.slice(0, 300) });
+    }
+  }
+  return out;
+}
+
 export async function readRbdStorage(paths: Paths, name: string): Promise<RbdStorageSpec> {
   const s = await readStorage(paths, name);
   if (s.type !== 'rbd') throw badInput('STORAGE_NOT_RBD', `storage "${name}" is of type ${s.type}: volumes live in rbd storages`, 'a dir storage holds files: name them with file: in a disk');

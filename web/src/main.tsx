@@ -5,6 +5,7 @@ import { call, getToken, setToken, setUnauthorizedHandler, takeTokenFromUrl } fr
 import { reconnectEvents, useEvents, useEventsConnected } from './live.js';
 import { CreateVm } from './pages/CreateVm.js';
 import { Disks } from './pages/Disks.js';
+import { Storage } from './pages/Storage.js';
 import { HostCheck } from './pages/HostCheck.js';
 import { Users } from './pages/Users.js';
 import { Networks } from './pages/Networks.js';
@@ -27,13 +28,14 @@ const NAV: { label: string; to: string; pages: Route['page'][] }[] = [
   { label: 'New VM', to: href.create(), pages: ['create'] },
   { label: 'Networks', to: href.networks(), pages: ['networks'] },
   { label: 'Disks', to: href.disks(), pages: ['disks'] },
+  { label: 'Storage', to: href.storage(), pages: ['storage'] },
   { label: 'Host', to: href.host(), pages: ['host'] },
   { label: 'Users', to: href.users(), pages: ['users'] },
   { label: 'Graphs', to: href.graphs(), pages: ['graphs'] },
   { label: 'Cluster', to: href.cluster(), pages: ['cluster'] },
 ];
 
-const TITLES: Record<Route['page'], string> = { vms: 'VMs', vm: 'VM', create: 'New VM', networks: 'Networks', disks: 'Disks', host: 'Host check', users: 'Users', graphs: 'Host graphs', cluster: 'Cluster', notfound: 'Not found' };
+const TITLES: Record<Route['page'], string> = { vms: 'VMs', vm: 'VM', create: 'New VM', networks: 'Networks', disks: 'Disks', storage: 'Storage', host: 'Host check', users: 'Users', graphs: 'Host graphs', cluster: 'Cluster', notfound: 'Not found' };
 
 function App() {
   const route = useRoute();
@@ -111,6 +113,8 @@ function Page({ route }: { route: Route }) {
       return <Networks />;
     case 'disks':
       return <Disks />;
+    case 'storage':
+      return <Storage />;
     case 'host':
       return <HostCheck />;
     case 'users':

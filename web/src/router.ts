@@ -8,6 +8,7 @@ export type Route =
   | { page: 'create' }
   | { page: 'networks' }
   | { page: 'disks' }
+  | { page: 'storage' }
   | { page: 'host' }
   | { page: 'users' }
   | { page: 'graphs' }
@@ -24,7 +25,7 @@ export function parseHash(hash: string): Route {
     const tab = (parts[2] ?? 'overview') as VmTab;
     if (VM_TABS.includes(tab)) return { page: 'vm', name: parts[1], tab };
   }
-  if (parts.length === 1 && ['create', 'networks', 'disks', 'host', 'users', 'graphs', 'cluster'].includes(parts[0])) return { page: parts[0] as 'create' };
+  if (parts.length === 1 && ['create', 'networks', 'disks', 'storage', 'host', 'users', 'graphs', 'cluster'].includes(parts[0])) return { page: parts[0] as 'create' };
   return { page: 'notfound', path: parts.join('/') };
 }
 
@@ -34,6 +35,7 @@ export const href = {
   create: () => '#/create',
   networks: () => '#/networks',
   disks: () => '#/disks',
+  storage: () => '#/storage',
   host: () => '#/host',
   users: () => '#/users',
   graphs: () => '#/graphs',

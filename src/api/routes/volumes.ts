@@ -1,4 +1,4 @@
-/** Volume routes (RBD volumes of a named storage): list, info, create, resize, rm — through src/storage/volumes.ts, in the server's namespace. */
+/** Volume routes (RBD volumes of a named storage): list, info, create, resize, rm — through src/storage/volumes.ts, in the server's namespace; the named storages' list and check (src/storage/defs.ts, check.ts), read only. */
 import type { FastifyInstance } from 'fastify';
 import { badInput } from '../../errors.js';
 import { parseSize } from '../../definition/units.js';
@@ -15,6 +15,8 @@ const size = (v: string | number) => {
 export function volumeRoutes(app: FastifyInstance, ctx: ServerCtx): void {
   const v = () => import('../../storage/volumes.js');
   const c = () => ({ paths: ctx.paths, netns: ctx.netns });
+  bind(app, R.listStorages, async () => (await import('../../storage/defs.js')).listStorages(ctx.paths));
+  bind(app, R.checkStorage, async ({ params }) => (await import('../../storage/check.js')).checkStorage(ctx.paths, params.storage, ctx.netns));
   bind(app, R.listVolumes, async ({ params }) => (await v()).listVolumes(c(), params.storage));
   bind(app, R.volumeInfo, async ({ params }) => (await v()).volumeInfo(c(), `${params.storage}/${params.volume}`));
   bind(app, R.createVolume, async ({ params, body }) => (await v()).createVolume(c(), `${params.storage}/${body.volume}`, size(body.size)));

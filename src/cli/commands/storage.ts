@@ -66,15 +66,14 @@ export function register(program: Command, action: Action): void {
     .description('the storage roots, listed block devices and named storages')
     .action(
       action(async (ctx) => {
-        const [{ storageRoots }, { listStorageNames, readStorage }] = await Promise.all([import('../../host/storage-roots.js'), import('../../storage/defs.js')]);
+        const [{ storageRoots }, { listStorages }] = await Promise.all([import('../../host/storage-roots.js'), import('../../storage/defs.js')]);
         const r = storageRoots(ctx.paths);
         const rows: { kind: string; name?: string; source?: string; path: string }[] = [
           ...r.dirs.map((d) => ({ kind: 'dir', source: d.source, path: d.real })),
           ...r.devices.map((d) => ({ kind: 'device', source: 'added', path: d.real })),
         ];
-        for (const n of listStorageNames(ctx.paths)) {
-          const s = await readStorage(ctx.paths, n);
-          rows.push({ kind: s.type === 'rbd' ? 'rbd' : 'dir', name: n, source: 'named', path: s.type === 'rbd' ? `pool ${s.pool}${s.namespace ? `/${s.namespace}` : ''} as client.${s.user}` : s.path });
+        for (const s of await listStorages(ctx.paths)) {
+          rows.push({ kind: s.type ?? '?', name: s.name, source: 'named', path: s.error ? `invalid: ${s.error}` : s.type === 'rbd' ? `pool ${s.pool}${s.namespace ? `/${s.namespace}` : ''} as client.${s.user}` : s.path! });
         }
         ctx.out(rows, () => ['KIND\tSOURCE\tNAME\tPATH', ...rows.map((x) => `${x.kind}\t${x.source}\t${x.name ?? '-'}\t${x.path}`)].join('\n'));
       }),

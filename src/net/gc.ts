@@ -1,10 +1,14 @@
 /**
  * Leftovers after a crash: taps and macvtaps marked `kvmctl:vm=NAME,…` whose VM is not running
- * are removed. Interfaces without a kvmctl mark are never touched.
+ * and not being started or stopped (its lock held) are removed. Interfaces without a kvmctl mark
+ * are never touched. (Without the lock check, one VM's start removed the taps another VM's
+ * concurrent start had just made, before its QEMU wrote a pidfile: QEMU then made a bare tap of
+ * the same name, on no bridge.)
  */
 import fs from 'node:fs';
 import type { Paths } from '../host/paths.js';
 import { vmRuntimeFiles } from '../host/paths.js';
+import { isVmLocked } from '../host/vm-lock-state.js';
 import { deleteLink, listLinks, parseOwner, type IpOpts } from './ip.js';
 
 /**
@@ -34,15 +38,15 @@ export function vmIsRunning(paths: Paths, name: string): boolean {
 
 export type GcResult = { removed: { ifname: string; vm: string; nic: string }[]; kept: { ifname: string; vm: string }[] };
 
-export async function gcLinks(o: IpOpts & { paths: Paths; isRunning?: (vm: string) => boolean; onlyVm?: string }): Promise<GcResult> {
-  const isRunning = o.isRunning ?? ((vm: string) => vmIsRunning(o.paths, vm));
+export async function gcLinks(o: IpOpts & { paths: Paths; isRunning?: (vm: string) => boolean | Promise<boolean>; onlyVm?: string }): Promise<GcResult> {
+  const isRunning = o.isRunning ?? (async (vm: string) => vmIsRunning(o.paths, vm) || (await isVmLocked(o.paths, vm)));
   const out: GcResult = { removed: [], kept: [] };
   const opts: IpOpts = { netns: o.netns };
   for (const l of await listLinks(opts)) {
     const owner = parseOwner(l.ifalias);
     if (owner?.kind !== 'vm') continue;
     if (o.onlyVm !== undefined && owner.vm !== o.onlyVm) continue;
-    if (isRunning(owner.vm)) {
+    if (await isRunning(owner.vm)) {
       out.kept.push({ ifname: l.ifname, vm: owner.vm });
       continue;
     }

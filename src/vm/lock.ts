@@ -29,11 +29,5 @@ export async function withVmLock<T>(paths: Paths, name: string, fn: () => Promis
   }
 }
 
-/** True while some kvmctl holds the VM's lock (used to report "starting"/"stopping"). */
-export async function isVmLocked(paths: Paths, name: string): Promise<boolean> {
-  try {
-    return await lockfile.check(vmRuntimeFiles(paths, name).lock, { realpath: false, stale: 5_000 });
-  } catch {
-    return false;
-  }
-}
+// Below src/net too (network gc asks it): src/host/vm-lock-state.ts.
+export { isVmLocked } from '../host/vm-lock-state.js';

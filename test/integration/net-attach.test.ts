@@ -5,6 +5,7 @@ import { TCG_HOST_FACTS } from '../../src/host/facts.js';
 import { resolvePaths, vmRunDir, type Paths } from '../../src/host/paths.js';
 import { deriveMac, plannedAttachments, prepareNics, releaseNics } from '../../src/net/attach.js';
 import { gcLinks } from '../../src/net/gc.js';
+import { withVmLock } from '../../src/vm/lock.js';
 import { getLink, listLinks } from '../../src/net/ip.js';
 import { makedev, tapDevOf } from '../../src/net/macvtap.js';
 import { vmLinkName } from '../../src/net/tap.js';
@@ -129,6 +130,24 @@ describe.skipIf(!can.ok)('prepareNics / releaseNics in a namespace', () => {
     expect(r.kept.map((x) => x.ifname)).toEqual(['kvlive0']);
     expect(await getLink('kvdead0', { netns: ns.name })).toBeUndefined();
     expect(await getLink('foreign0', { netns: ns.name })).toBeDefined();
+  });
+
+  it('gc leaves the taps of a VM being started (its lock held, no pidfile yet) alone', async () => {
+    // CI saw it: demo-b's start ran gc while demo-a's start had made its taps but not yet its QEMU;
+    // gc took demo-a's br0 tap, and QEMU then made a bare tap of that name on no bridge.
+    const n = nets({ name: 'lan', type: 'host-only', addresses: ['10.7.0.1/24'] });
+    const vm = vmSchema.parse({ name: 'starting', nics: [{ network: 'lan' }] });
+    const tap = vmLinkName('starting', 0, 'tap');
+    await withVmLock(paths, 'starting', async () => {
+      await prepareNics(vm, { paths, facts: TCG_HOST_FACTS, netns: ns.name, nets: n });
+      const r = await gcLinks({ paths, netns: ns.name });
+      expect(r.removed).toEqual([]);
+      expect(r.kept.map((x) => x.ifname)).toEqual([tap]);
+      expect((await getLink(tap, { netns: ns.name }))?.master).toBe('lan');
+    });
+    // Lock released and still no QEMU: now it is a leftover.
+    const r = await gcLinks({ paths, netns: ns.name });
+    expect(r.removed.map((x) => x.ifname)).toEqual([tap]);
   });
 
   it('two namespaces, same macvtap ifindex: the second gets a private node with the right major:minor', async () => {

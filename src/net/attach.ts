@@ -27,6 +27,7 @@ import { bridgeIfname } from '../definition/network-views.js';
 import { readAllNetworks } from '../definition/store.js';
 import type { NicSpec, VmSpec } from '../definition/vm.js';
 import { bridgeUp } from './bridge.js';
+import { withNetLock } from './net-lock.js';
 import { deleteLink, getLink, listLinks, parseOwner, type IpOpts } from './ip.js';
 import { createMacvtap, openMacvtap } from './macvtap.js';
 import { createTap, vmLinkName } from './tap.js';
@@ -86,8 +87,12 @@ async function ensureBridge(net: Exclude<NetworkSpec, { type: 'macvtap' | 'user'
     const up = await natUp(net, { paths, netns, warn: (m) => warnings.push(m) });
     warnings.push(...up.steps.filter((s) => !s.startsWith('restarted dnsmasq')).map((s) => `network ${net.name}: ${s}`));
   } else if (!(await getLink(br, { netns }))) {
-    const up = await bridgeUp(net, { paths, netns, warn: (m) => warnings.push(m) });
-    warnings.push(...up.steps.map((s) => `network ${net.name}: ${s}`));
+    // Under the network's lock, looked at again: another VM's start may be bringing it up now.
+    await withNetLock(paths, net.name, async () => {
+      if (await getLink(br, { netns })) return;
+      const up = await bridgeUp(net, { paths, netns, warn: (m) => warnings.push(m) });
+      warnings.push(...up.steps.map((s) => `network ${net.name}: ${s}`));
+    });
   }
   return br;
 }

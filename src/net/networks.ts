@@ -10,13 +10,14 @@ import { natBridgeView } from '../definition/network-views.js';
 import { bridgeDown, bridgeStatus, bridgeUp, type DownResult, type NetCtx, type NetStatus, type UpResult } from './bridge.js';
 import { vmIsRunning } from './gc.js';
 import { getLink, ip, listLinks, parseOwner, type IpOpts } from './ip.js';
+import { withNetLock } from './net-lock.js';
 import { readNetState } from './state.js';
 
 export type { NetCtx, NetStatus, UpResult, DownResult };
 
 export async function netUp(net: NetworkSpec, ctx: NetCtx): Promise<UpResult> {
   if (net.type === 'nat') return (await import('./nat/nat.js')).natUp(net, ctx);
-  if (net.type === 'bridge' || net.type === 'host-only') return bridgeUp(net, ctx);
+  if (net.type === 'bridge' || net.type === 'host-only') return withNetLock(ctx.paths, net.name, () => bridgeUp(net, ctx));
   if (net.type === 'macvtap') {
     // Per-VM macvtaps are made at start; here only the parent is checked (and brought up: the
     // definition names it).
@@ -34,7 +35,7 @@ export async function netUp(net: NetworkSpec, ctx: NetCtx): Promise<UpResult> {
 
 export async function netDown(net: NetworkSpec, ctx: NetCtx & { force?: boolean; isRunning?: (vm: string) => boolean }): Promise<DownResult> {
   const isRunning = ctx.isRunning ?? ((vm: string) => vmIsRunning(ctx.paths, vm));
-  if (net.type === 'bridge' || net.type === 'host-only') return bridgeDown(net, { ...ctx, isRunning });
+  if (net.type === 'bridge' || net.type === 'host-only') return withNetLock(ctx.paths, net.name, () => bridgeDown(net, { ...ctx, isRunning }));
   if (net.type === 'nat') return (await import('./nat/nat.js')).natDown(net, { ...ctx, isRunning });
   if (net.type === 'macvtap') {
     const users = (await listLinks(ctx)).filter((l) => l.link === net.parent && l.linkinfo?.info_kind === 'macvtap').map((l) => parseOwner(l.ifalias)).flatMap((o) => (o?.kind === 'vm' ? [o.vm] : []));

@@ -150,6 +150,14 @@ describe.skipIf(!can.ok)('prepareNics / releaseNics in a namespace', () => {
     expect(r.removed.map((x) => x.ifname)).toEqual([tap]);
   });
 
+  it('two VMs starting at once on a network not yet up: one bridge, both taps on it', async () => {
+    const n = nets({ name: 'lan', type: 'host-only', addresses: ['10.7.0.1/24'] });
+    const vms = ['one', 'two', 'three'].map((name) => vmSchema.parse({ name, nics: [{ network: 'lan' }] }));
+    const ps = await Promise.all(vms.map((vm) => prepareNics(vm, { paths, facts: TCG_HOST_FACTS, netns: ns.name, nets: n })));
+    expect(ps.map((p) => p.attachments[0]?.kind)).toEqual(['tap', 'tap', 'tap']);
+    for (const vm of vms) expect((await getLink(vmLinkName(vm.name, 0, 'tap'), { netns: ns.name }))?.master).toBe('lan');
+  });
+
   it('two namespaces, same macvtap ifindex: the second gets a private node with the right major:minor', async () => {
     const other = await createNetns();
     try {

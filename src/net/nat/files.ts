@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Paths } from '../../host/paths.js';
 
-export type NatFiles = { dir: string; conf: string; pid: string; leases: string; log: string; state: string; rules: string; lock: string };
+export type NatFiles = { dir: string; conf: string; pid: string; leases: string; log: string; state: string; rules: string };
 
 export function natFiles(paths: Paths, name: string): NatFiles {
   const dir = path.join(paths.run, 'networks', name);
@@ -21,7 +21,6 @@ export function natFiles(paths: Paths, name: string): NatFiles {
     log: path.join(dir, 'dnsmasq.log'),
     state: path.join(dir, 'state.json'),
     rules: path.join(dir, 'rules.nft'),
-    lock: path.join(paths.run, 'networks', `${name}.lock`),
   };
 }
 

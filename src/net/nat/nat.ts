@@ -15,7 +15,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import lockfile from 'proper-lockfile';
 import { KvmError } from '../../errors.js';
 import type { Paths } from '../../host/paths.js';
 import type { NatSpec } from '../../definition/network.js';
@@ -24,6 +23,7 @@ import { listNames, readVm } from '../../definition/store.js';
 import type { VmSpec } from '../../definition/vm.js';
 import { bridgeDown, bridgeStatus, bridgeUp, type DownResult, type NetCtx, type NetStatus, type UpResult } from '../bridge.js';
 import { defaultRouteDevs, deleteLink, getLink, parseOwner } from '../ip.js';
+import { withNetLock } from '../net-lock.js';
 import { dnsmasqConfig, dnsmasqPids, startDnsmasq, staticLeases, stopPids } from './dnsmasq.js';
 import { allNatStates, natFiles, readNatState, writeJsonAtomic, type NatState } from './files.js';
 import { firewalldAddBridge, firewalldRemoveBridge, firewalldRunning, planFirewall } from './firewall.js';
@@ -60,22 +60,6 @@ export function resolveForwards(net: NatSpec, vms: VmSpec[]): ResolvedForward[] 
     }
     return { proto: f.proto, hostAddr: f.hostAddr, hostPort: f.hostPort, ip, port: f.guestPort ?? f.hostPort };
   });
-}
-
-async function withNetLock<T>(paths: Paths, name: string, fn: () => Promise<T>): Promise<T> {
-  const file = natFiles(paths, name).lock;
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  let release: () => Promise<void>;
-  try {
-    release = await lockfile.lock(file, { realpath: false, stale: 5_000, update: 1_000, retries: { retries: 600, factor: 1, minTimeout: 50, maxTimeout: 100 } });
-  } catch (e) {
-    throw new KvmError('NETWORK_LOCKED', `network "${name}" is locked by another kvmctl operation`, { hint: 'wait for it to finish and try again', cause: e });
-  }
-  try {
-    return await fn();
-  } finally {
-    await release().catch(() => undefined);
-  }
 }
 
 function blockedError(net: NatSpec, br: string, plan: ReturnType<typeof planFirewall>): KvmError {

@@ -5,7 +5,7 @@
  * keys, host name). The server validates with the same schema as the CLI; each issue is shown
  * next to the field its path belongs to (fieldOf).
  */
-import { useId, useState, type FormEvent, type ReactNode } from 'react';
+import { useId, useLayoutEffect, useState, type FormEvent, type ReactNode } from 'react';
 import { ApiFailure, call } from '../api.js';
 import { ErrorBox } from '../components/ErrorBox.js';
 import { go, href } from '../router.js';
@@ -90,6 +90,7 @@ export function CreateVm() {
   const [issues, setIssues] = useState<{ path: string; message: string }[]>([]);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
+  useFocusFirstInvalid(issues);
   const set = <K extends keyof Form>(k: K, v: Form[K]) => setF((o) => ({ ...o, [k]: v }));
 
   const byField = new Map<FieldKey, string[]>();
@@ -112,7 +113,6 @@ export function CreateVm() {
     if (local.length) {
       setIssues(local);
       setBusy(false);
-      focusFirstInvalid();
       return;
     }
     try {
@@ -130,7 +130,6 @@ export function CreateVm() {
     } catch (err) {
       if (err instanceof ApiFailure && err.issues?.length) {
         setIssues(err.issues);
-        focusFirstInvalid();
       } else setError(err);
     } finally {
       setBusy(false);
@@ -261,8 +260,12 @@ export function CreateVm() {
   );
 }
 
-function focusFirstInvalid(): void {
-  requestAnimationFrame(() => (document.querySelector('form [aria-invalid="true"]') as HTMLElement | null)?.focus());
+// Focus the first field in error in the same commit that shows the errors, so no one (a
+// keyboard user, a test) ever sees the errors with focus still on the button.
+function useFocusFirstInvalid(issues: readonly unknown[]): void {
+  useLayoutEffect(() => {
+    if (issues.length) (document.querySelector('form [aria-invalid="true"]') as HTMLElement | null)?.focus();
+  }, [issues]);
 }
 
 function Field({

@@ -62,8 +62,9 @@ function loadCached(file) {
   return module.exports;
 }
 
-// `kvmctl serve` idles: no optimizing compiler, set before any of kvmctl's code loads (src/api/lean.ts).
-if (process.argv[2] === 'serve' && process.env.KVMCTL_SERVE_OPTIMIZE !== '1') v8.setFlagsFromString('--no-opt');
+// `kvmctl serve` idles: no optimizing or baseline compiler, V8 tuned for size, set before any of
+// kvmctl's code loads (src/api/lean.ts says why these three and not --lite-mode).
+if (process.argv[2] === 'serve' && process.env.KVMCTL_SERVE_OPTIMIZE !== '1') v8.setFlagsFromString('--no-opt --no-sparkplug --optimize-for-size');
 
 const fast = new URL('start.cjs', dir);
 const main = new URL('main.js', dir);

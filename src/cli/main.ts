@@ -7,7 +7,7 @@ import { mark } from '../trace.js';
 mark('main: evaluating');
 import { Command, CommanderError } from 'commander';
 import { makeCtx, renderError } from './context.js';
-import { commands } from './commands/index.js';
+import { commands, daemons } from './commands/index.js';
 import type { Action } from './action.js';
 import { endOnEpipe, guarded, runLocal } from './run.js';
 
@@ -46,7 +46,9 @@ const action: Action = (fn) => async (...args: any[]) => {
   });
 };
 
-for (const register of commands) register(program, action);
+// `kvmctl serve …` (and the cluster agent) need only their own command: see daemons.
+const daemon = Object.hasOwn(daemons, process.argv[2] ?? '') ? daemons[process.argv[2]!] : undefined;
+for (const register of daemon ? [daemon] : commands) register(program, action);
 mark('commands registered');
 
 program.parseAsync(process.argv).catch((e: unknown) => {

@@ -104,7 +104,9 @@ export async function migrateOut(paths: Paths, name: string, uri: string, onProg
         onProgress({ status, transferred: q.ram?.transferred, remaining: q.ram?.remaining, total: q.ram?.total });
         last = Date.now();
       }
-      if (status === 'pre-switchover') {
+      // After migrate-continue, query-migrate can still say pre-switchover for a moment (the
+      // migration thread moves on by itself): the mirrors are already ended and dismissed then.
+      if (status === 'pre-switchover' && !atSwitchover) {
         atSwitchover = true;
         await completeMirrors(c, disks);
         await c.execute('migrate-continue', { state: 'pre-switchover' });

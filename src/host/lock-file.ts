@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
 
-export const LOCK_STALE_MS = 5_000;
+const LOCK_STALE_MS = 5_000;
 
 export async function withLockFile<T>(
   file: string,
